@@ -1,0 +1,58 @@
+"""s3aads-pandas: S3 as a cheap datastore for pandas and Jupyter.
+
+A database is an S3 bucket, a table its top-level "folder", each further key segment a column
+and the object body the row's payload. Importing this package talks to nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .config import ConnectionSettings, configure, default_settings
+from .database import Database
+from .errors import (
+    AccessDeniedError,
+    BulkOperationError,
+    ColumnError,
+    ColumnsNotSetError,
+    DatabaseNameTakenError,
+    DatabaseNotFoundError,
+    InvalidArgumentError,
+    InvalidNameError,
+    InvalidValueError,
+    PayloadTypeError,
+    S3aadsError,
+    S3RequestError,
+    SchemaMismatchError,
+    SkippedKeysWarning,
+    TableEmptyError,
+)
+from .table import Copy, Table
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "AccessDeniedError",
+    "BulkOperationError",
+    "ColumnError",
+    "ColumnsNotSetError",
+    "ConnectionSettings",
+    "Copy",
+    "Database",
+    "DatabaseNameTakenError",
+    "DatabaseNotFoundError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "InvalidValueError",
+    "PayloadTypeError",
+    "S3RequestError",
+    "S3aadsError",
+    "SchemaMismatchError",
+    "SkippedKeysWarning",
+    "Table",
+    "TableEmptyError",
+    "configure",
+    "default_settings",
+]

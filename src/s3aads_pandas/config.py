@@ -1,0 +1,112 @@
+"""Connection settings: the only place that makes boto3 sessions and clients.
+
+By default everything comes from boto3's own credential chain and environment (``AWS_PROFILE``,
+``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ``~/.aws/config``...). Settings can be given
+process-wide with :func:`configure` or per :class:`~s3aads_pandas.Database`. Clients are made on
+first use, never at import, and one client is shared by all threads of a database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from .errors import InvalidArgumentError
+
+#: Threads that transfer payloads in parallel; the client's connection pool is sized to match.
+DEFAULT_MAX_WORKERS = 16
+
+_DEFAULT_CONFIG = Config(retries={"mode": "standard"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionSettings:
+    """How to reach S3. ``None`` everywhere means: do what boto3 does by default.
+
+    ``session`` or ``client`` hand over a ready boto3 object; ``config`` is merged over the
+    defaults (standard retries, a connection pool as large as ``max_workers``). Credentials given
+    here never appear in the repr.
+    """
+
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    profile_name: str | None = None
+    aws_access_key_id: str | None = dataclasses.field(default=None, repr=False)
+    aws_secret_access_key: str | None = dataclasses.field(default=None, repr=False)
+    aws_session_token: str | None = dataclasses.field(default=None, repr=False)
+    session: boto3.session.Session | None = dataclasses.field(default=None, repr=False)
+    client: Any = dataclasses.field(default=None, repr=False)
+    config: Config | None = dataclasses.field(default=None, repr=False)
+    max_workers: int = DEFAULT_MAX_WORKERS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_workers, int) or self.max_workers < 1:
+            raise InvalidArgumentError(
+                f"max_workers must be a positive integer, got {self.max_workers!r}"
+            )
+        if self.client is not None and self.session is not None:
+            raise InvalidArgumentError("pass either a boto3 client or a boto3 session, not both")
+
+    def replace(self, **changes: Any) -> ConnectionSettings:
+        """A copy with ``changes`` applied; unknown names are refused with the valid ones."""
+        valid = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - valid)
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown connection setting(s) {', '.join(unknown)}; "
+                f"valid settings are: {', '.join(sorted(valid))}"
+            )
+        return dataclasses.replace(self, **changes)
+
+    def botocore_config(self) -> Config:
+        """Standard retries and a pool sized to the workers, under what the caller configured."""
+        pool = Config(max_pool_connections=self.max_workers)
+        merged = _DEFAULT_CONFIG.merge(pool)
+        if self.config is not None:
+            merged = merged.merge(self.config)
+        return merged
+
+    def make_client(self) -> Any:
+        """A new S3 client for these settings (or the client that was handed over)."""
+        if self.client is not None:
+            return self.client
+        session = self.session or boto3.session.Session(
+            profile_name=self.profile_name,
+            region_name=self.region_name,
+            aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
+        )
+        return session.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            config=self.botocore_config(),
+        )
+
+
+_default_settings = ConnectionSettings()
+_default_lock = threading.Lock()
+
+
+def configure(settings: ConnectionSettings | None = None, **changes: Any) -> ConnectionSettings:
+    """Set the process-wide connection defaults and return them.
+
+    ``configure(endpoint_url="http://127.0.0.1:9000")`` changes one setting and keeps the rest;
+    ``configure(ConnectionSettings())`` goes back to boto3's own defaults. Databases made
+    afterwards use the new defaults; existing ones keep the client they have.
+    """
+    global _default_settings
+    with _default_lock:
+        base = settings if settings is not None else _default_settings
+        _default_settings = base.replace(**changes) if changes else base
+        return _default_settings
+
+
+def default_settings() -> ConnectionSettings:
+    """The process-wide defaults set by :func:`configure`."""
+    return _default_settings

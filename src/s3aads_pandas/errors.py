@@ -1,0 +1,94 @@
+"""The project's exceptions.
+
+Every error derives from :class:`S3aadsError`, and each specific one also derives from the builtin
+that callers already catch (``ValueError``, ``KeyError``, ``TypeError``, ``LookupError``, ...), so
+``except ValueError`` keeps working for code that does not know this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class S3aadsError(Exception):
+    """Base class of every error raised by s3aads-pandas."""
+
+
+class _PlainMessage:
+    """Mixin for ``KeyError`` subclasses: show the message, not its repr in quotes."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidNameError(S3aadsError, ValueError):
+    """A database, table or column name that the key layout cannot hold."""
+
+
+class InvalidValueError(S3aadsError, ValueError):
+    """A column value that cannot become a key segment (missing, empty, key too long)."""
+
+
+class ColumnError(_PlainMessage, S3aadsError, KeyError):
+    """A column that is missing, unknown to the table, or given twice."""
+
+
+class ColumnsNotSetError(S3aadsError, ValueError):
+    """The table's columns are neither given nor recorded in the bucket."""
+
+
+class SchemaMismatchError(S3aadsError, ValueError):
+    """The columns given for a table contradict the columns recorded in the bucket."""
+
+
+class PayloadTypeError(S3aadsError, TypeError):
+    """A payload of the wrong type (for example ``str`` where ``bytes`` is needed)."""
+
+
+class InvalidArgumentError(S3aadsError, ValueError):
+    """An argument outside what the call accepts (an unknown ``sort_by``, a bad S3 parameter)."""
+
+
+class DatabaseNotFoundError(_PlainMessage, S3aadsError, LookupError):
+    """The S3 bucket behind a database does not exist."""
+
+
+class DatabaseNameTakenError(S3aadsError, FileExistsError):
+    """The bucket name is already taken by another AWS account."""
+
+
+class TableEmptyError(_PlainMessage, S3aadsError, LookupError):
+    """An operation needs at least one row and the table has none."""
+
+
+class AccessDeniedError(S3aadsError, PermissionError):
+    """S3 refused the request for lack of permission or valid credentials."""
+
+
+class S3RequestError(S3aadsError, OSError):
+    """Any other failure of an S3 request, with the S3 error code when there is one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class BulkOperationError(S3aadsError, RuntimeError):
+    """Some items of a bulk operation failed; ``failures`` maps each failed key to its reason."""
+
+    def __init__(self, action: str, failures: dict[str, str], total: int) -> None:
+        self.failures = dict(failures)
+        self.total = total
+        listing = "\n".join(f"  {key}: {reason}" for key, reason in sorted(self.failures.items()))
+        super().__init__(
+            f"{action} failed for {len(self.failures)} of {total} keys "
+            f"(the others succeeded):\n{listing}"
+        )
+
+    @property
+    def failed_keys(self) -> Sequence[str]:
+        return sorted(self.failures)
+
+
+class SkippedKeysWarning(UserWarning):
+    """Objects under a table prefix whose key depth does not match the table's columns."""

@@ -1,0 +1,236 @@
+"""The key codec: rows to S3 keys and back, name validation, and listing prefixes for filters.
+
+A row of table ``t`` with columns ``(c1, ..., cn)`` is the key ``t/seg(v1)/.../seg(vn)``.
+``seg(v)`` is ``str(v)`` with ``%`` written ``%25`` and ``/`` written ``%2F``, and a whole segment
+``.`` or ``..`` written ``%2E`` / ``%2E%2E``; nothing else changes, so keys of plain values are
+byte-identical to those of s3aads 2.x. This is a storage format: keep it stable.
+"""
+
+from __future__ import annotations
+
+import itertools
+import keyword
+import math
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import ColumnError, InvalidNameError, InvalidValueError
+
+#: S3 refuses keys longer than this many UTF-8 bytes.
+MAX_KEY_BYTES = 1024
+#: Names a column may not take: they are the keyword arguments of ``insert``.
+RESERVED_COLUMNS = frozenset({"data", "metadata"})
+#: At most this many listing prefixes come out of one filter; past it the prefix stops narrowing.
+MAX_PREFIXES = 256
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_ESCAPE = re.compile(r"[%/]")
+_ESCAPES = {"%": "%25", "/": "%2F"}
+_UNESCAPE = re.compile(r"%(25|2F|2E)")
+_UNESCAPES = {"25": "%", "2F": "/", "2E": "."}
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, pandas' NA and NaT: values that have no key segment."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    try:
+        return bool(value != value)  # NaN-likes (numpy.nan, pandas.NA/NaT) are not equal to themselves
+    except (TypeError, ValueError):  # pandas.NA refuses bool(); arrays refuse ambiguity
+        return type(value).__name__ in {"NAType", "NaTType"}
+
+
+def encode_segment(value: Any, column: str) -> str:
+    """``seg(value)``: the key segment of one column value."""
+    if is_missing(value):
+        raise InvalidValueError(
+            f"column {column!r} has a missing value ({value!r}); every key column needs a value"
+        )
+    if isinstance(value, (bytes, bytearray)):
+        raise InvalidValueError(
+            f"column {column!r} got bytes {bytes(value)[:20]!r}; key values must be str or "
+            "numbers (decode the bytes first)"
+        )
+    text = str(value)
+    if text == "":
+        raise InvalidValueError(
+            f"column {column!r} has an empty value; key segments cannot be empty strings"
+        )
+    if text == ".":
+        return "%2E"
+    if text == "..":
+        return "%2E%2E"
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], text)
+
+
+def decode_segment(segment: str) -> str:
+    """The value a key segment stands for (inverse of :func:`encode_segment`)."""
+    return _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], segment)
+
+
+def validate_database_name(name: Any) -> str:
+    """Database names are S3 bucket names; say what the bucket rules are when one breaks them."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"database name must be a str, got {type(name).__name__}")
+    problem = None
+    if not 3 <= len(name) <= 63:
+        problem = f"it is {len(name)} characters long (3 to 63 allowed)"
+    elif not _BUCKET_NAME.match(name):
+        problem = (
+            "only lowercase letters, digits, '.' and '-' are allowed, "
+            "and it must begin and end with a letter or digit"
+        )
+    elif ".." in name:
+        problem = "it contains '..'"
+    elif _IP_ADDRESS.match(name):
+        problem = "it looks like an IP address"
+    elif name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
+        problem = "it uses a prefix or suffix that S3 reserves"
+    if problem:
+        raise InvalidNameError(
+            f"invalid database name {name!r}: a database is an S3 bucket and follows S3 bucket "
+            f"naming rules; {problem}"
+        )
+    return name
+
+
+def validate_table_name(name: Any) -> str:
+    """Table names are the first key segment: non-empty, without '/', not '.' or '..'."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"table name must be a str, got {type(name).__name__}")
+    if name in {"", ".", ".."}:
+        raise InvalidNameError(f"invalid table name {name!r}: give a non-empty name other than '.' and '..'")
+    if "/" in name:
+        raise InvalidNameError(
+            f"invalid table name {name!r}: it contains '/', which separates columns in the key; "
+            "use another character such as '-' or '_'"
+        )
+    return name
+
+
+def validate_columns(columns: Iterable[Any]) -> tuple[str, ...]:
+    """Columns are distinct Python identifiers other than 'data' and 'metadata'."""
+    if isinstance(columns, str):
+        raise InvalidNameError(
+            f"columns must be a list of names, got the string {columns!r}; write [{columns!r}]"
+        )
+    result = tuple(columns)
+    for column in result:
+        if not isinstance(column, str) or not column.isidentifier() or keyword.iskeyword(column):
+            raise InvalidNameError(
+                f"invalid column name {column!r}: column names must be Python identifiers "
+                "(letters, digits and '_', not starting with a digit)"
+            )
+        if column in RESERVED_COLUMNS:
+            raise InvalidNameError(
+                f"invalid column name {column!r}: 'data' and 'metadata' are reserved for the "
+                "payload and the S3 parameters; rename the column"
+            )
+    duplicates = sorted({c for c in result if result.count(c) > 1})
+    if duplicates:
+        raise InvalidNameError(f"column(s) {', '.join(duplicates)} given more than once")
+    return result
+
+
+class KeyCodec:
+    """Maps rows of one table to keys and back, and filters to listing prefixes."""
+
+    def __init__(self, table: str, columns: Sequence[str]) -> None:
+        self.table = validate_table_name(table)
+        self.columns = validate_columns(columns)
+        self.prefix = f"{self.table}/"
+
+    def segments(self, values: Mapping[str, Any]) -> list[str]:
+        """The key segments of a full row, refusing missing and unknown columns."""
+        self.check_known(values)
+        missing = [c for c in self.columns if c not in values]
+        if missing:
+            raise ColumnError(
+                f"missing value for column(s) {', '.join(missing)} of table {self.table!r}; "
+                f"a row needs all of {', '.join(self.columns)}"
+            )
+        return [encode_segment(values[c], c) for c in self.columns]
+
+    def to_key(self, values: Mapping[str, Any]) -> str:
+        """The full S3 key (table prefix included) of a row, checked against S3's size limit."""
+        return self.key_of_segments(self.segments(values))
+
+    def key_of_segments(self, segments: Sequence[str]) -> str:
+        key = self.prefix + "/".join(segments)
+        size = len(key.encode("utf-8"))
+        if size > MAX_KEY_BYTES:
+            raise InvalidValueError(
+                f"the key of this row is {size} bytes long; S3 allows at most {MAX_KEY_BYTES} "
+                "bytes, so shorten the column values"
+            )
+        return key
+
+    def check_known(self, names: Iterable[str]) -> None:
+        unknown = [name for name in names if name not in self.columns]
+        if unknown:
+            raise ColumnError(
+                f"unknown column(s) {', '.join(map(repr, unknown))} for table {self.table!r}; "
+                f"its columns are: {', '.join(self.columns)}"
+            )
+
+    def split(self, key: str) -> list[str] | None:
+        """The raw segments of a key of this table, or None when the key is not a row."""
+        if not key.startswith(self.prefix):
+            return None
+        segments = key[len(self.prefix):].split("/")
+        if len(segments) != len(self.columns) or "" in segments:
+            return None
+        return segments
+
+    def decode(self, segments: Sequence[str]) -> dict[str, str]:
+        return {c: decode_segment(s) for c, s in zip(self.columns, segments)}
+
+    def encode_filters(self, filters: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+        """Filters as sets of accepted segments; a list, tuple or set of values means IN."""
+        self.check_known(filters)
+        encoded = {}
+        for column, value in filters.items():
+            values = value if _is_value_list(value) else [value]
+            encoded[column] = frozenset(encode_segment(v, column) for v in values)
+        return encoded
+
+    def listing_prefixes(self, encoded: Mapping[str, Collection[str]]) -> list[str]:
+        """The narrowest prefixes that hold every row matching the filters.
+
+        Leading columns with filters become part of the prefix (one prefix per combination of
+        their values). A prefix ends with '/' unless it covers every column, so that id=1 never
+        lists id=10.
+        """
+        leading: list[Collection[str]] = []
+        combinations = 1
+        for column in self.columns:
+            values = encoded.get(column)
+            if values is None or combinations * len(values) > MAX_PREFIXES:
+                break
+            leading.append(sorted(values))
+            combinations *= len(values)
+        if not leading:
+            return [self.prefix]
+        complete = len(leading) == len(self.columns)
+        return [
+            self.prefix + "/".join(combo) + ("" if complete else "/")
+            for combo in itertools.product(*leading)
+        ]
+
+    @staticmethod
+    def matches(segments: Sequence[str], positions: Mapping[int, Collection[str]]) -> bool:
+        return all(segments[i] in accepted for i, accepted in positions.items())
+
+    def positions(self, encoded: Mapping[str, Collection[str]]) -> dict[int, Collection[str]]:
+        """Filters keyed by column position, for :meth:`matches`."""
+        return {self.columns.index(c): values for c, values in encoded.items()}
+
+
+def _is_value_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple, set, frozenset)) or (
+        hasattr(value, "__array__") and getattr(value, "ndim", 0) == 1
+    )

@@ -1,0 +1,237 @@
+"""The S3 adapter: the only code that calls boto3, and where botocore errors become ours.
+
+Everything above this module speaks in buckets, keys and bytes, and sees only the exceptions of
+:mod:`s3aads_pandas.errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+)
+
+from .errors import (
+    AccessDeniedError,
+    BulkOperationError,
+    DatabaseNameTakenError,
+    DatabaseNotFoundError,
+    InvalidArgumentError,
+    S3RequestError,
+)
+
+logger = logging.getLogger(__name__)
+
+#: S3 returns at most this many keys per listing page and deletes at most this many per request.
+PAGE_SIZE = 1000
+_MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+_DENIED_CODES = {
+    "AccessDenied",
+    "403",
+    "Forbidden",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+}
+
+
+class ObjectStore:
+    """Thin, typed calls on one boto3 S3 client (thread-safe: boto3 clients are)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.client.meta.endpoint_url)
+
+    @contextlib.contextmanager
+    def _errors(self, bucket: str | None = None, key: str | None = None) -> Iterator[None]:
+        """Translate botocore's exceptions into the project's, naming what was asked for."""
+        where = f"s3://{bucket}/{key}" if key is not None else f"s3://{bucket}" if bucket else "S3"
+        try:
+            yield
+        except ClientError as error:
+            raise self._client_error(error, bucket, where) from None
+        except NoCredentialsError:
+            raise AccessDeniedError(
+                "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or pass a boto3 session"
+            ) from None
+        except ParamValidationError as error:
+            raise InvalidArgumentError(f"invalid S3 parameters for {where}: {error}") from None
+        except EndpointConnectionError:
+            raise S3RequestError(
+                f"could not connect to S3 at {self.endpoint}: check the endpoint URL and network"
+            ) from None
+        except BotoCoreError as error:
+            raise S3RequestError(f"request to {where} failed: {error}") from None
+
+    def _client_error(self, error: ClientError, bucket: str | None, where: str) -> Exception:
+        info = error.response.get("Error", {})
+        code = str(info.get("Code", "Unknown"))
+        message = info.get("Message") or code
+        if code == "NoSuchBucket" and bucket:
+            return DatabaseNotFoundError(
+                f"database {bucket!r} does not exist (no S3 bucket of that name at "
+                f"{self.endpoint}); create it with Database({bucket!r}).create()"
+            )
+        if code in _DENIED_CODES:
+            return AccessDeniedError(f"S3 denied access to {where}: {code}: {message}")
+        return S3RequestError(f"S3 request for {where} failed: {code}: {message}", code=code)
+
+    # -- buckets -------------------------------------------------------------------------------
+
+    def list_buckets(self) -> list[str]:
+        with self._errors():
+            response = self.client.list_buckets()
+        return [bucket["Name"] for bucket in response.get("Buckets", [])]
+
+    def bucket_exists(self, bucket: str) -> bool:
+        try:
+            with self._errors(bucket):
+                self.client.head_bucket(Bucket=bucket)
+        except S3RequestError as error:
+            if error.code in {"404", "NoSuchBucket", "NotFound"}:
+                return False
+            raise
+        except DatabaseNotFoundError:
+            return False
+        return True
+
+    def create_bucket(self, bucket: str) -> bool:
+        """Create the bucket; False when this account already has it."""
+        params: dict[str, Any] = {"Bucket": bucket}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            with self._errors(bucket):
+                self.client.create_bucket(**params)
+        except S3RequestError as error:
+            if error.code == "BucketAlreadyOwnedByYou":
+                return False
+            if error.code == "BucketAlreadyExists":
+                with contextlib.suppress(AccessDeniedError):
+                    if self.bucket_exists(bucket):
+                        return False
+                raise DatabaseNameTakenError(
+                    f"database name {bucket!r} is taken: S3 bucket names are global and another "
+                    "account owns this one; choose another name"
+                ) from None
+            raise
+        logger.info("created bucket %s", bucket)
+        return True
+
+    # -- listing -------------------------------------------------------------------------------
+
+    def iter_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every object under ``prefix``, page by page (1,000 keys a request)."""
+        for page in self._pages(bucket, prefix, delimiter=None):
+            yield from page.get("Contents", [])
+
+    def iter_common_prefixes(self, bucket: str, prefix: str, delimiter: str = "/") -> Iterator[str]:
+        """The distinct next "folders" under ``prefix`` (a Delimiter listing)."""
+        for page in self._pages(bucket, prefix, delimiter=delimiter):
+            for entry in page.get("CommonPrefixes", []):
+                yield entry["Prefix"]
+
+    def _pages(self, bucket: str, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_SIZE}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        while True:
+            with self._errors(bucket, prefix):
+                page = self.client.list_objects_v2(**params)
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            params["ContinuationToken"] = token
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def get(self, bucket: str, key: str) -> bytes | None:
+        """The object's body, or None when there is no such key (one GET, no HEAD)."""
+        try:
+            with self._errors(bucket, key):
+                response = self.client.get_object(Bucket=bucket, Key=key)
+                return response["Body"].read()
+        except S3RequestError as error:
+            if error.code in _MISSING_KEY_CODES:
+                return None
+            raise
+
+    def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        with self._errors(bucket, key):
+            return self.client.put_object(Bucket=bucket, Key=key, Body=body, **(params or {}))
+
+    def delete(self, bucket: str, key: str) -> dict[str, Any]:
+        with self._errors(bucket, key):
+            return self.client.delete_object(Bucket=bucket, Key=key)
+
+    def delete_many(self, bucket: str, keys: Iterable[str]) -> int:
+        """Delete keys with DeleteObjects, 1,000 a request; raise naming every key that failed."""
+        failures: dict[str, str] = {}
+        total = 0
+        batch: list[str] = []
+        for key in keys:
+            batch.append(key)
+            if len(batch) == PAGE_SIZE:
+                failures.update(self._delete_batch(bucket, batch))
+                total += len(batch)
+                batch = []
+        if batch:
+            failures.update(self._delete_batch(bucket, batch))
+            total += len(batch)
+        if failures:
+            raise BulkOperationError("delete", failures, total)
+        return total
+
+    def _delete_batch(self, bucket: str, keys: list[str]) -> dict[str, str]:
+        with self._errors(bucket):
+            response = self.client.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+            )
+        return {
+            error["Key"]: f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+            for error in response.get("Errors", [])
+        }
+
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, **params: Any) -> dict[str, Any]:
+        with self._errors(bucket, key):
+            return self.client.copy_object(
+                CopySource={"Bucket": source_bucket, "Key": source_key},
+                Bucket=bucket,
+                Key=key,
+                **params,
+            )
+
+    def check_put_params(self, params: Mapping[str, Any]) -> None:
+        """Refuse extra PutObject parameters that S3 does not know, before anything is sent."""
+        if not isinstance(params, Mapping):
+            raise InvalidArgumentError(
+                f"metadata must be a dict of S3 PutObject parameters, got {type(params).__name__}"
+            )
+        reserved = sorted({"Bucket", "Key", "Body"} & set(params))
+        if reserved:
+            raise InvalidArgumentError(
+                f"metadata cannot set {', '.join(reserved)}: the table decides them"
+            )
+        members = self.client.meta.service_model.operation_model("PutObject").input_shape.members
+        unknown = sorted(set(params) - set(members))
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown S3 PutObject parameter(s) {', '.join(unknown)} in metadata; use names "
+                "such as ContentType, Metadata, ServerSideEncryption, StorageClass"
+            )

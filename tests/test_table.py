@@ -1,0 +1,187 @@
+"""The s3aads Table API over S3, in memory and over HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from s3aads_pandas import (
+    ColumnsNotSetError,
+    Database,
+    InvalidArgumentError,
+    Table,
+    TableEmptyError,
+)
+
+COLUMNS = ["id", "year", "month", "day"]
+
+
+@pytest.fixture
+def table(db: Database) -> Table:
+    return Table(name="daily-data", database=db, columns=COLUMNS)
+
+
+@pytest.fixture
+def filled(table: Table) -> Table:
+    for id_ in (1, 2, 10):
+        for year in (2020, 2021):
+            table.insert(id=id_, year=year, month="01", day="01", data=f"{id_}-{year}".encode())
+    return table
+
+
+def test_seed_example_from_the_readme(s3: str | None) -> None:
+    db = Database("joeyism-test")
+    db.create()
+    table = Table(name="daily-data", database=db, columns=["id", "year", "month", "day"])
+    table.insert(id=1, year=2020, month="01", day="01", data=b'["a", "b"]')
+    table.insert(id=2, year=2020, month="01", day="01", data=b'["c", "d"]')
+    table.insert(id=3, year=2020, month="01", day="01", data=b'["abk20dj3i"]')
+    assert table.select(id=1, year=2020, month="01", day="01") == b'["a", "b"]'
+    assert table.select(id=2, year=2020, month="01", day="01") == b'["c", "d"]'
+    assert table.select(id=3, year=2020, month="01", day="01") == b'["abk20dj3i"]'
+    for id_ in (1, 2, 3):
+        table.delete(id=id_, year=2020, month="01", day="01")
+    assert table.select(id=1, year=2020, month="01", day="01") is None
+    assert table.count() == 0
+
+
+def test_table_accepts_a_database_name(s3: str | None, db: Database) -> None:
+    table = Table("daily-data", "s3aads-test", COLUMNS)
+    table.insert_string("hi", id=1, year=2020, month="01", day="01")
+    assert table.database.name == "s3aads-test"
+    assert table.select_string(id=1, year=2020, month="01", day="01") == "hi"
+    assert table.select_string(id=9, year=2020, month="01", day="01") is None
+
+
+def test_insert_passes_s3_parameters_through(table: Table) -> None:
+    table.insert(
+        b"{}",
+        metadata={"ContentType": "application/json", "Metadata": {"source": "test"}},
+        id=1, year=2020, month="01", day="01",
+    )
+    head = table.database.store.client.head_object(Bucket="s3aads-test", Key="daily-data/1/2020/01/01")
+    assert head["ContentType"] == "application/json"
+    assert head["Metadata"] == {"source": "test"}
+
+
+def test_query_matches_exactly_on_any_subset_of_columns(filled: Table) -> None:
+    assert filled.query(id=1) == [
+        {"id": "1", "year": "2020", "month": "01", "day": "01"},
+        {"id": "1", "year": "2021", "month": "01", "day": "01"},
+    ]
+    assert {row["id"] for row in filled.query(year=2020)} == {"1", "2", "10"}
+    assert all(row["year"] == "2020" for row in filled.query(year=2020))
+    assert filled.query(id=10, year=2021) == [{"id": "10", "year": "2021", "month": "01", "day": "01"}]
+    assert filled.query(id=[1, 2], year=2021) == [
+        {"id": "1", "year": "2021", "month": "01", "day": "01"},
+        {"id": "2", "year": "2021", "month": "01", "day": "01"},
+    ]
+    assert filled.query(id=3) == []
+    assert len(filled.query()) == 6
+
+
+def test_distinct_on_any_columns(filled: Table) -> None:
+    assert filled.distinct(["year"]) == [("2020",), ("2021",)]
+    assert filled.distinct(["id"]) == [("1",), ("10",), ("2",)]
+    assert filled.distinct(["year", "id"])[:2] == [("2020", "1"), ("2020", "10")]
+    assert len(filled.distinct(["id", "year"])) == 6
+    assert filled.distinct(["month", "day"]) == [("01", "01")]
+    assert filled.distinct(["year"], id=10) == [("2020",), ("2021",)]
+    assert filled.distinct("id", year=2021) == [("1",), ("10",), ("2",)]
+
+
+def test_per_column_helpers(filled: Table) -> None:
+    assert filled.ids() == ["1", "10", "2"]
+    assert filled.years() == ["2020", "2021"]
+    assert filled.days() == ["01"]
+    objects = filled.filter_objects_by_year("2021")
+    assert [o.id for o in objects] == ["1", "10", "2"]
+    assert type(objects[0]).__name__ == "Object" and objects[0]._fields == tuple(COLUMNS)
+    assert "filter_objects_by_month" in dir(filled) and "months" in dir(filled)
+    with pytest.raises(AttributeError):
+        filled.hours()
+
+
+def test_objects_and_filter_objects_by(filled: Table) -> None:
+    assert len(filled.objects) == 6
+    only = filled.filter_objects_by(id="10", year="2020")
+    assert [(o.id, o.year, o.month, o.day) for o in only] == [("10", "2020", "01", "01")]
+
+
+def test_keys_count_and_random(filled: Table) -> None:
+    assert filled.keys[0] == "1/2020/01/01"
+    assert len(filled.keys) == filled.count() == 6
+    assert filled.count(year=2021) == 3
+    assert filled.random_key() in filled.keys
+    row = filled.random()
+    assert row["data"] == f"{row['id']}-{row['year']}".encode()
+
+
+def test_random_of_an_empty_table_says_so(table: Table) -> None:
+    with pytest.raises(TableEmptyError, match="no rows"):
+        table.random_key()
+
+
+def test_key_methods(filled: Table) -> None:
+    key = filled.to_key(id=1, year=2020, month="01", day="01")
+    assert key == "daily-data/1/2020/01/01"
+    assert filled.select_by_key("1/2020/01/01") == b"1-2020"
+    assert filled.select_by_key("1/2020/01/31") is None
+    filled.insert_by_key("7/2020/01/01", b"seven", ContentType="text/plain")
+    assert filled.select(id=7, year=2020, month="01", day="01") == b"seven"
+    filled.delete_by_key("7/2020/01/01")
+    assert filled.select_by_key("7/2020/01/01") is None
+    # query_by_key is the raw prefix match of s3aads: "1" also finds "10"
+    assert filled.query_by_key("1") == ["1/2020/01/01", "1/2021/01/01", "10/2020/01/01", "10/2021/01/01"]
+    assert filled.query_by_key("1/") == ["1/2020/01/01", "1/2021/01/01"]
+    assert len(filled.query_by_key()) == 6
+
+
+def test_query_by_key_sorts(filled: Table) -> None:
+    time.sleep(1.1)  # S3 reports LastModified to the second
+    filled.insert_by_key("2/2019/01/01", b"a much longer payload than the others")
+    assert filled.query_by_key(sort_by="Size")[-1] == "2/2019/01/01"
+    assert filled.query_by_key(sort_by="LastModified")[-1] == "2/2019/01/01"
+    assert filled.query_by_key(sort_by="Key") == sorted(filled.query_by_key())
+    with pytest.raises(InvalidArgumentError, match="sort_by must be one of"):
+        filled.query_by_key(sort_by="Colour")
+
+
+def test_copy_to_another_table_and_database(filled: Table) -> None:
+    other_db = Database("s3aads-test-2")
+    other_db.create()
+    backup = Table("backup", other_db, COLUMNS)
+    filled.copy("1/2020/01/01").to(backup, "1/2020/01/01")
+    filled.copy("2/2020/01/01").to(backup)
+    assert backup.select(id=1, year=2020, month="01", day="01") == b"1-2020"
+    assert backup.keys == ["1/2020/01/01", "2/2020/01/01"]
+
+
+def test_unicode_and_slashes_round_trip(table: Table) -> None:
+    table.insert(b"x", id="a/b", year="ünï cødé", month="%", day="..")
+    assert table.to_key(id="a/b", year="ünï cødé", month="%", day="..") == "daily-data/a%2Fb/ünï cødé/%25/%2E%2E"
+    assert table.query(id="a/b") == [{"id": "a/b", "year": "ünï cødé", "month": "%", "day": ".."}]
+    assert table.select(id="a/b", year="ünï cødé", month="%", day="..") == b"x"
+    assert table.ids() == ["a/b"]
+
+
+def test_table_without_columns_uses_the_record(filled: Table) -> None:
+    again = Table("daily-data", Database("s3aads-test"))
+    assert again.columns == COLUMNS
+    assert again.count() == 6
+
+
+def test_table_without_columns_or_record_explains_what_to_do(db: Database) -> None:
+    table = Table("legacy", db)
+    assert table.columns == []
+    with pytest.raises(ColumnsNotSetError, match="pass columns="):
+        table.query(id=1)
+
+
+def test_repr_does_not_talk_to_s3(db: Database, count_requests) -> None:
+    counter = count_requests(db)
+    table = Table("daily-data", db)
+    assert repr(table) == "Table('daily-data', database='s3aads-test', columns=<not loaded>)"
+    assert repr(db) == "Database('s3aads-test')" or "endpoint_url" in repr(db)
+    assert counter.total == 0

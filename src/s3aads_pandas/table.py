@@ -105,10 +105,10 @@ class Table:
         """
         body = _payload(data)
         key = self.to_key(**columns)
-        params = dict(metadata or {})
+        params = metadata if metadata is not None else {}
         self.database.store.check_put_params(params)
         self.database.ensure_recorded(self.name, self.codec.columns)
-        return self.database.store.put(self.database.name, key, body, params)
+        return self.database.store.put(self.database.name, key, body, dict(params))
 
     def insert_string(self, data: str, metadata: Mapping[str, Any] | None = None, **columns: Any) -> dict[str, Any]:
         """Store a str as UTF-8."""

@@ -1,0 +1,18 @@
+"""The README's quick start runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_quick_start_runs_as_written(s3: str | None) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README quick start", "exec"), namespace)
+    table = namespace["table"]
+    assert table.query(year=2020) == [{"id": "2", "year": "2020", "month": "01", "day": "01"}]
+    assert table.ids() == ["2", "3"]
+    assert namespace["db"].get_table("daily-data").columns == ["id", "year", "month", "day"]

@@ -107,3 +107,34 @@ def count_requests() -> Any:
         return counter
 
     return attach
+
+
+class _FailedHttp:
+    status_code = 500
+
+
+@pytest.fixture
+def fail_keys() -> Any:
+    """``fail_keys(database, "GetObject", {key, ...})``: those requests fail with a 500 InternalError.
+
+    The failure is answered by a botocore before-call hook, so it works in memory and over HTTP
+    alike and happens on every attempt (a persistent fault, as for a bad key or object).
+    """
+
+    def attach(database: Database, operation: str, keys: set[str]) -> None:
+        def mark(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+            context["fail_injected"] = params.get("Key") in keys
+
+        def fail(context: dict[str, Any], **kwargs: Any) -> Any:
+            if context.get("fail_injected"):
+                return _FailedHttp(), {
+                    "Error": {"Code": "InternalError", "Message": "injected failure"},
+                    "ResponseMetadata": {"HTTPStatusCode": 500},
+                }
+            return None
+
+        for store in [database.store, *database._wide_stores.values()]:
+            store.client.meta.events.register(f"before-parameter-build.s3.{operation}", mark)
+            store.client.meta.events.register(f"before-call.s3.{operation}", fail)
+
+    return attach

@@ -17,17 +17,26 @@ from .errors import (
     ColumnsNotSetError,
     DatabaseNameTakenError,
     DatabaseNotFoundError,
+    FailedRowsWarning,
     InvalidArgumentError,
     InvalidNameError,
     InvalidValueError,
     PayloadTypeError,
+    RowExistsError,
     S3aadsError,
     S3RequestError,
     SchemaMismatchError,
     SkippedKeysWarning,
     TableEmptyError,
+    TableNotFoundError,
 )
 from .table import Copy, Table
+from .pandas_io import read_s3aads
+from .accessor import S3aadsAccessor, WriteResult
+
+import pandas as _pd
+
+_pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* functions
 
 __version__ = "0.1.0"
 
@@ -43,16 +52,22 @@ __all__ = [
     "Database",
     "DatabaseNameTakenError",
     "DatabaseNotFoundError",
+    "FailedRowsWarning",
     "InvalidArgumentError",
     "InvalidNameError",
     "InvalidValueError",
     "PayloadTypeError",
+    "RowExistsError",
+    "S3aadsAccessor",
     "S3RequestError",
     "S3aadsError",
     "SchemaMismatchError",
     "SkippedKeysWarning",
     "Table",
     "TableEmptyError",
+    "TableNotFoundError",
+    "WriteResult",
     "configure",
     "default_settings",
+    "read_s3aads",
 ]

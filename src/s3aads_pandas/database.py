@@ -35,6 +35,7 @@ class Database:
         self._store: ObjectStore | None = None
         self._lock = threading.Lock()
         self._recorded: dict[str, tuple[str, ...]] = {}
+        self._wide_stores: dict[int, ObjectStore] = {}
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.settings.endpoint_url!r}" if self.settings.endpoint_url else ""
@@ -48,6 +49,24 @@ class Database:
                 if self._store is None:
                     self._store = ObjectStore(self.settings.make_client())
         return self._store
+
+    def store_for(self, workers: int) -> tuple[ObjectStore, int]:
+        """A store whose connection pool fits ``workers`` threads, and the workers it allows.
+
+        A client handed over by the caller cannot be resized: its pool size caps the workers.
+        """
+        if workers <= self.settings.max_workers:
+            return self.store, workers
+        if self.settings.client is not None:
+            pool = self.settings.client.meta.config.max_pool_connections
+            if workers > pool:
+                logger.warning("using %d workers, the connection pool size of the given client", pool)
+            return self.store, min(workers, pool)
+        with self._lock:
+            if workers not in self._wide_stores:
+                wider = self.settings.replace(max_workers=workers)
+                self._wide_stores[workers] = ObjectStore(wider.make_client())
+            return self._wide_stores[workers], workers
 
     @classmethod
     def list_databases(cls, settings: ConnectionSettings | None = None, **connection: Any) -> list[str]:

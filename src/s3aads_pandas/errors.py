@@ -57,6 +57,14 @@ class DatabaseNameTakenError(S3aadsError, FileExistsError):
     """The bucket name is already taken by another AWS account."""
 
 
+class TableNotFoundError(_PlainMessage, S3aadsError, LookupError):
+    """A table named by a string that has neither rows nor a column record."""
+
+
+class RowExistsError(S3aadsError, FileExistsError):
+    """A write with ``overwrite=False`` found the row already stored."""
+
+
 class TableEmptyError(_PlainMessage, S3aadsError, LookupError):
     """An operation needs at least one row and the table has none."""
 
@@ -88,6 +96,10 @@ class BulkOperationError(S3aadsError, RuntimeError):
     @property
     def failed_keys(self) -> Sequence[str]:
         return sorted(self.failures)
+
+
+class FailedRowsWarning(UserWarning):
+    """Some rows of a bulk operation with ``errors="skip"`` failed; the result says which."""
 
 
 class SkippedKeysWarning(UserWarning):

@@ -1,25 +1,38 @@
-"""The parallel executor: bounded worker threads that share one client, and stop on Ctrl-C."""
+"""The parallel executor: bounded worker threads sharing one client, progress, per-item errors,
+and a prompt stop on Ctrl-C (no thread is left running when a call returns or raises)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TypeVar
+import dataclasses
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from typing import Generic, TypeVar
+
+from tqdm.auto import tqdm
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+#: Transfers of fewer items than this show no progress bar unless asked to.
+PROGRESS_MIN_ITEMS = 200
+_THREAD_PREFIX = "s3aads"
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], max_workers: int) -> list[R]:
     """``func`` over ``items`` on at most ``max_workers`` threads; results in input order.
 
-    A single item runs on the calling thread. The first exception (KeyboardInterrupt included)
-    cancels the work not yet started and propagates once the running calls have returned.
+    For work that must all succeed (listings): the first exception cancels the work not yet
+    started and propagates once the running calls have returned. One item runs inline.
     """
     work = list(items)
     if len(work) <= 1 or max_workers <= 1:
         return [func(item) for item in work]
-    pool = ThreadPoolExecutor(max_workers=min(max_workers, len(work)), thread_name_prefix="s3aads")
+    pool = ThreadPoolExecutor(max_workers=min(max_workers, len(work)), thread_name_prefix=_THREAD_PREFIX)
     try:
         futures = [pool.submit(func, item) for item in work]
         for future in as_completed(futures):
@@ -27,3 +40,76 @@ def parallel_map(func: Callable[[T], R], items: Iterable[T], max_workers: int) -
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclasses.dataclass
+class BatchResult(Generic[R]):
+    """What :func:`run_each` did: a result per item (None where it failed) and the failures."""
+
+    results: list[R | None]
+    failures: dict[str, str]
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason for a failed item."""
+    return f"{type(error).__name__}: {error}".replace("\n", " ")
+
+
+def run_each(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    label: Callable[[T], str],
+    max_workers: int,
+    progress: bool | None = None,
+    desc: str = "",
+) -> BatchResult[R]:
+    """``func`` over every item on a bounded pool; a failing item is recorded, never dropped.
+
+    ``label`` names an item in the failures (its S3 key). ``progress=None`` shows a tqdm bar
+    for :data:`PROGRESS_MIN_ITEMS` items or more. At most two items per worker are queued, so
+    memory stays bounded for long inputs. Ctrl-C cancels what has not started, waits for the
+    requests in flight, and re-raises.
+    """
+    results: list[R | None] = [None] * len(items)
+    failures: dict[str, str] = {}
+    show = progress if progress is not None else len(items) >= PROGRESS_MIN_ITEMS
+    stop = threading.Event()
+
+    def call(index: int) -> R:
+        if stop.is_set():
+            raise RuntimeError("cancelled")
+        return func(items[index])
+
+    workers = max(1, min(max_workers, len(items)))
+    indexes = iter(range(len(items)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_THREAD_PREFIX)
+    bar = tqdm(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
+    pending: dict[Future[R], int] = {}
+    try:
+        for index in itertools.islice(indexes, 2 * workers):
+            pending[pool.submit(call, index)] = index
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                try:
+                    results[index] = future.result()
+                except Exception as error:  # one item's failure is reported, not raised
+                    failures[label(items[index])] = describe(error)
+                bar.update(1)
+                following = next(indexes, None)
+                if following is not None:
+                    pending[pool.submit(call, following)] = following
+    except BaseException:
+        stop.set()
+        for future in pending:
+            future.cancel()
+        logger.warning("%s interrupted; %d of %d items not done", desc or "transfer", len(items) - bar.n, len(items))
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    if failures:
+        logger.warning("%s: %d of %d items failed", desc or "transfer", len(failures), len(items))
+    return BatchResult(results, failures)

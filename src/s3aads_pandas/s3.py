@@ -25,6 +25,7 @@ from .errors import (
     DatabaseNameTakenError,
     DatabaseNotFoundError,
     InvalidArgumentError,
+    RowExistsError,
     S3RequestError,
 )
 
@@ -171,9 +172,26 @@ class ObjectStore:
                 return None
             raise
 
-    def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        with self._errors(bucket, key):
-            return self.client.put_object(Bucket=bucket, Key=key, Body=body, **(params or {}))
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        params: Mapping[str, Any] | None = None,
+        *,
+        overwrite: bool = True,
+    ) -> dict[str, Any]:
+        """One PUT; with ``overwrite=False`` a conditional one (If-None-Match: *)."""
+        extra = dict(params or {})
+        if not overwrite:
+            extra["IfNoneMatch"] = "*"
+        try:
+            with self._errors(bucket, key):
+                return self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        except S3RequestError as error:
+            if error.code == "PreconditionFailed" and not overwrite:
+                raise RowExistsError(f"s3://{bucket}/{key} exists and overwrite=False") from None
+            raise
 
     def delete(self, bucket: str, key: str) -> dict[str, Any]:
         with self._errors(bucket, key):

@@ -6,7 +6,7 @@ import logging
 import random as _random
 import warnings
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .database import Database
@@ -20,6 +20,7 @@ from .errors import (
 )
 from .executor import parallel_map
 from .keys import KeyCodec, decode_segment, validate_columns, validate_table_name
+from .s3 import ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class Table:
         Filters on leading columns narrow the S3 listing to their prefix.
         """
         codec = self.codec
-        return [codec.decode(row.segments) for row in self._rows(filters)]
+        return [codec.decode(row.segments) for row in self.list_rows(**filters)]
 
     # -- rows by key ------------------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ class Table:
     def keys(self) -> list[str]:
         """Keys (without the table name) of every row."""
         start = len(self.name) + 1
-        return [row.obj["Key"][start:] for row in self._rows({})]
+        return [row.obj["Key"][start:] for row in self.list_rows()]
 
     @property
     def objects(self) -> list[Any]:
@@ -192,7 +193,7 @@ class Table:
 
     def count(self, **filters: Any) -> int:
         """Number of rows (matching the filters, if any)."""
-        return len(self._rows(filters))
+        return len(self.list_rows(**filters))
 
     def distinct(self, columns: Sequence[str] | str, **filters: Any) -> list[tuple[str, ...]]:
         """Distinct combinations of ``columns`` among the rows matching ``filters``, sorted.
@@ -219,7 +220,7 @@ class Table:
             segments = (p[len(prefix):-1] for p in store.iter_common_prefixes(bucket, prefix))
             return sorted({(decode_segment(segment),) for segment in segments if segment})
         indexes = [codec.columns.index(c) for c in chosen]
-        found = {tuple(row.segments[i] for i in indexes) for row in self._rows(filters)}
+        found = {tuple(row.segments[i] for i in indexes) for row in self.list_rows(**filters)}
         return sorted(tuple(decode_segment(segment) for segment in combo) for combo in found)
 
     def random_key(self) -> str:
@@ -241,31 +242,54 @@ class Table:
         """``table.copy(key).to(other_table, other_key)`` copies one object server-side."""
         return Copy(self, key)
 
-    def _rows(self, filters: Mapping[str, Any]) -> list[Row]:
-        """Rows matching the filters, in key order, from the narrowest listings (in parallel)."""
-        codec = self.codec
-        encoded = codec.encode_filters(filters)
-        positions = codec.positions(encoded)
-        prefixes = codec.listing_prefixes(encoded)
+    def iter_rows(self, **filters: Any) -> Iterator[Row]:
+        """Rows matching the filters in key order, listed page by page as they are consumed."""
+        codec, prefixes = self._plan(filters)
         store, bucket = self.database.store, self.database.name
+        objects = (obj for prefix in prefixes for obj in _objects_under(store, bucket, prefix))
+        yield from _matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket)
 
-        def list_prefix(prefix: str) -> list[dict[str, Any]]:
-            return list(store.iter_objects(bucket, prefix))
+    def list_rows(self, **filters: Any) -> list[Row]:
+        """Rows matching the filters, in key order; several prefixes are listed in parallel."""
+        codec, prefixes = self._plan(filters)
+        store, bucket = self.database.store, self.database.name
+        listings = parallel_map(
+            lambda prefix: list(_objects_under(store, bucket, prefix)),
+            prefixes,
+            self.database.settings.max_workers,
+        )
+        objects = (obj for listing in listings for obj in listing)
+        return list(_matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket))
 
-        listings = parallel_map(list_prefix, prefixes, self.database.settings.max_workers)
-        rows: list[Row] = []
-        skipped = 0
-        for obj in (obj for listing in listings for obj in listing):
-            segments = codec.split(obj["Key"])
-            if segments is None:
-                skipped += 1
-            elif KeyCodec.matches(segments, positions):
-                rows.append(Row(segments, obj))
-        if len(prefixes) > 1:
-            rows = sorted({row.obj["Key"]: row for row in rows}.values(), key=lambda row: row.obj["Key"])
-        if skipped:
-            _warn_skipped(skipped, bucket, codec)
-        return rows
+    def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:
+        codec = self.codec
+        return codec, codec.listing_prefixes(codec.encode_filters(filters))
+
+
+def _objects_under(store: ObjectStore, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    """Objects under a listing prefix; a prefix that is a whole key yields that key only."""
+    objects = store.iter_objects(bucket, prefix)
+    if prefix.endswith("/"):
+        return objects
+    return (obj for obj in objects if obj["Key"] == prefix)
+
+
+def _matching_rows(
+    codec: KeyCodec,
+    positions: Mapping[int, Collection[str]],
+    objects: Iterable[dict[str, Any]],
+    bucket: str,
+) -> Iterator[Row]:
+    """The objects that are rows and match the filters; one warning for those that are not rows."""
+    skipped = 0
+    for obj in objects:
+        segments = codec.split(obj["Key"])
+        if segments is None:
+            skipped += 1
+        elif KeyCodec.matches(segments, positions):
+            yield Row(segments, obj)
+    if skipped:
+        _warn_skipped(skipped, bucket, codec)
 
 
 class Copy:
@@ -311,4 +335,4 @@ def _warn_skipped(count: int, bucket: str, codec: KeyCodec) -> None:
         f"the table's {len(codec.columns)} column(s) {', '.join(codec.columns)}"
     )
     logger.warning(message)
-    warnings.warn(message, SkippedKeysWarning, stacklevel=4)
+    warnings.warn(message, SkippedKeysWarning, stacklevel=5)

@@ -1,0 +1,188 @@
+"""The ``df.s3aads`` accessor: a DataFrame's rows written to, fetched from or deleted in a table."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from .errors import ColumnError, InvalidArgumentError, InvalidValueError, S3aadsError
+from .keys import KeyCodec
+from .pandas_io import Errors, check_errors, report_failures, resolve_table
+from .payloads import Codec, check_format, decoder, encoder, frame_to_bytes
+from .table import Table
+from .transfer import get_objects, put_objects
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteResult:
+    """What a bulk write stored: how many objects, and ``{key: reason}`` for those that failed."""
+
+    written: int
+    failures: dict[str, str]
+
+    @property
+    def failed_keys(self) -> list[str]:
+        return sorted(self.failures)
+
+
+@pd.api.extensions.register_dataframe_accessor("s3aads")
+class S3aadsAccessor:
+    """``df.s3aads.write(table)``, ``.fetch(table)``, ``.delete(table)``, ``.keys(table)``.
+
+    The key columns of the table must be columns of the DataFrame; ``table`` is a Table or a
+    ``"database/table"`` string.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+
+    def keys(self, table: Table | str) -> pd.Series:
+        """The S3 key of each row (table name included), aligned with the DataFrame's index."""
+        codec = resolve_table(table).codec
+        return pd.Series(self._keys(codec), index=self._frame.index, dtype="str", name="key")
+
+    def write(
+        self,
+        table: Table | str,
+        data: str = "data",
+        *,
+        overwrite: bool = True,
+        encode: Codec = None,
+        partition_by: Sequence[str] | None = None,
+        format: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        max_workers: int | None = None,
+        progress: bool | None = None,
+        errors: Errors = "raise",
+    ) -> WriteResult:
+        """Insert one object per row (bytes or str in column ``data``), in parallel.
+
+        With ``partition_by`` (the table's key columns) and ``format`` ("parquet", "csv",
+        "jsonl"), each group of rows becomes one object holding the other columns (dataset
+        mode). Every row is checked before anything is written. Rows that fail are all named: in
+        the raised error, or with ``errors="skip"`` in the result's ``failures``.
+        """
+        check_errors(errors)
+        if partition_by is not None:
+            target, items = self._dataset_items(table, list(partition_by), format or "parquet")
+        elif format is not None:
+            raise InvalidArgumentError("format= needs partition_by=[the table's key columns]")
+        else:
+            target = resolve_table(table)
+            items = self._row_items(target.codec, data, encoder(encode))
+        _refuse_duplicate_keys([key for key, _ in items])
+        target.database.ensure_recorded(target.name, target.codec.columns)
+        result = put_objects(target.database, items, params=metadata, overwrite=overwrite,
+                             max_workers=max_workers, progress=progress)
+        report_failures("write", result.failures, len(items), errors)
+        return WriteResult(len(items) - len(result.failures), result.failures)
+
+    def fetch(
+        self,
+        table: Table | str,
+        *,
+        decode: Codec = "bytes",
+        data: str = "data",
+        max_workers: int | None = None,
+        progress: bool | None = None,
+        errors: Errors = "raise",
+    ) -> pd.DataFrame:
+        """A copy of the DataFrame with each row's payload in column ``data`` (None if missing)."""
+        check_errors(errors)
+        source = resolve_table(table)
+        keys = self._keys(source.codec)
+        result = get_objects(source.database, keys, decoder(decode), missing_ok=True,
+                             max_workers=max_workers, progress=progress)
+        report_failures("fetch", result.failures, len(keys), errors)
+        frame = self._frame.copy()
+        frame[data] = pd.Series(result.results, index=frame.index, dtype=object)
+        frame.attrs["s3aads_failures"] = dict(result.failures)
+        return frame
+
+    def delete(self, table: Table | str) -> int:
+        """Delete the rows named by the key columns (DeleteObjects, 1,000 keys a request)."""
+        source = resolve_table(table)
+        keys = self._keys(source.codec)
+        return source.database.store.delete_many(source.database.name, keys)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _keys(self, codec: KeyCodec) -> list[str]:
+        missing = [c for c in codec.columns if c not in self._frame.columns]
+        if missing:
+            raise ColumnError(
+                f"the DataFrame lacks key column(s) {', '.join(missing)} of table {codec.table!r} "
+                f"(its key columns are {', '.join(codec.columns)})"
+            )
+        keys = []
+        for position, values in enumerate(self._frame[list(codec.columns)].itertuples(index=False)):
+            try:
+                keys.append(codec.to_key(dict(zip(codec.columns, values))))
+            except S3aadsError as error:
+                raise type(error)(f"row {self._frame.index[position]!r}: {error}") from None
+        return keys
+
+    def _row_items(self, codec: KeyCodec, data: str, encode: Any) -> list[tuple[str, bytes]]:
+        if data not in self._frame.columns:
+            raise ColumnError(f"the DataFrame has no payload column {data!r}; name it with data=")
+        extra = sorted(set(map(str, self._frame.columns)) - set(codec.columns) - {data})
+        if extra:
+            raise ColumnError(
+                f"column(s) {', '.join(extra)} are neither key columns of table {codec.table!r} "
+                f"nor the payload column {data!r}, and would be lost: drop them, or write them "
+                "as a dataset with partition_by=[key columns]"
+            )
+        keys = self._keys(codec)
+        bodies = []
+        for label, value in zip(self._frame.index, self._frame[data]):
+            try:
+                bodies.append(encode(value))
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"row {label!r}, column {data!r}: {error}") from None
+        return list(zip(keys, bodies))
+
+    def _dataset_items(self, table: Table | str, partition_by: list[str], format: str) -> tuple[Table, list[tuple[str, bytes]]]:
+        check_format(format)
+        target = _dataset_table(table, partition_by)
+        if list(target.codec.columns) != partition_by:
+            raise InvalidArgumentError(
+                f"partition_by must be the key columns of table {target.name!r} in order: "
+                f"{list(target.codec.columns)}, got {partition_by}"
+            )
+        keys = self._keys(target.codec)  # checks every row's key values first
+        payload_columns = [c for c in self._frame.columns if c not in partition_by]
+        groups: dict[str, list[int]] = {}
+        for position, key in enumerate(keys):
+            groups.setdefault(key, []).append(position)
+        return target, [
+            (key, frame_to_bytes(self._frame.iloc[positions][payload_columns].reset_index(drop=True), format))
+            for key, positions in groups.items()
+        ]
+
+
+def _dataset_table(table: Table | str, partition_by: list[str]) -> Table:
+    """The target of a dataset write; a new table takes ``partition_by`` as its columns."""
+    if isinstance(table, Table):
+        return table if table.columns else Table(table.name, table.database, partition_by)
+    if isinstance(table, str) and table.count("/") == 1:
+        database, name = table.split("/")
+        found = Table(name, database)
+        return found if found.columns else Table(name, found.database, partition_by)
+    return resolve_table(table)
+
+
+def _refuse_duplicate_keys(keys: list[str]) -> None:
+    seen: set[str] = set()
+    duplicates = sorted({key for key in keys if key in seen or seen.add(key)})  # type: ignore[func-returns-value]
+    if duplicates:
+        shown = ", ".join(duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
+        raise InvalidValueError(
+            f"{len(duplicates)} key(s) are given by more than one row, so one row would silently "
+            f"replace another: {shown}; remove the duplicates or write as a dataset"
+        )

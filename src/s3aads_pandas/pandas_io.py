@@ -1,0 +1,188 @@
+"""``pd.read_s3aads``: a table, or a filtered slice of it, as a DataFrame."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import pandas as pd
+
+from .database import Database
+from .errors import (
+    BulkOperationError,
+    FailedRowsWarning,
+    InvalidArgumentError,
+    TableNotFoundError,
+)
+from .payloads import Codec, bytes_to_frame, check_format, decoder
+from .table import Row, Table
+from .transfer import get_objects
+
+logger = logging.getLogger(__name__)
+
+Errors = Literal["raise", "skip"]
+#: Where a DataFrame made with ``errors="skip"`` keeps the rows that failed: ``{key: reason}``.
+FAILURES_ATTR = "s3aads_failures"
+
+
+def resolve_table(table: Table | str) -> Table:
+    """A Table, or ``"database/table"`` whose columns come from the table's record."""
+    if isinstance(table, Table):
+        return table
+    if not isinstance(table, str) or table.count("/") != 1:
+        raise InvalidArgumentError(
+            f"table must be a Table or a 'database/table' string, got {table!r}"
+        )
+    database, name = table.split("/")
+    found = Database(database).get_table(name)
+    if found is None:
+        raise TableNotFoundError(
+            f"table {name!r} of database {database!r} has no rows and no column record; "
+            f"for a new table pass Table({name!r}, {database!r}, columns=[...])"
+        )
+    return found
+
+
+def check_errors(errors: str) -> Errors:
+    if errors not in ("raise", "skip"):
+        raise InvalidArgumentError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    return errors  # type: ignore[return-value]
+
+
+def report_failures(action: str, failures: dict[str, str], total: int, errors: Errors) -> None:
+    """Raise one error naming every failed key, or warn with the count (``errors="skip"``)."""
+    if not failures:
+        return
+    if errors == "raise":
+        raise BulkOperationError(action, failures, total)
+    warnings.warn(
+        f"{action} failed for {len(failures)} of {total} rows; they are listed in the result's "
+        f"failures (DataFrame.attrs[{FAILURES_ATTR!r}] for reads)",
+        FailedRowsWarning,
+        stacklevel=4,
+    )
+
+
+def read_s3aads(
+    table: Table | str,
+    *,
+    columns: Sequence[str] | None = None,
+    data: bool = True,
+    decode: Codec = "bytes",
+    format: str | None = None,
+    distinct: bool = False,
+    dtype: Any = None,
+    dtype_backend: Literal["numpy_nullable", "pyarrow"] | None = None,
+    chunksize: int | None = None,
+    max_workers: int | None = None,
+    progress: bool | None = None,
+    errors: Errors = "raise",
+    filters: Mapping[str, Any] | None = None,
+    **column_filters: Any,
+) -> pd.DataFrame | Iterator[pd.DataFrame]:
+    """Read the rows of an s3aads table into a DataFrame.
+
+    One column per key column (strings unless ``dtype`` says otherwise), plus ``data``. Filters
+    are keyword arguments per column, a scalar or a list of values; ``filters={...}`` takes the
+    same for columns whose names clash with a parameter. ``columns`` keeps some key columns;
+    ``distinct=True`` gives their distinct combinations without payloads. ``format`` reads each
+    object as a Parquet/CSV/JSON-lines table and adds the key columns (dataset mode).
+    ``chunksize`` returns an iterator of DataFrames, listing and fetching as it goes.
+    ``errors="skip"`` leaves out rows that fail and lists them in ``df.attrs["s3aads_failures"]``.
+    """
+    source = resolve_table(table)
+    codec = source.codec
+    wanted = list(columns) if columns is not None else list(codec.columns)
+    codec.check_known(wanted)
+    chosen_filters = {**(filters or {}), **column_filters}
+    codec.encode_filters(chosen_filters)  # refuse bad filters before any request
+    check_errors(errors)
+    if format is not None:
+        check_format(format)
+    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+        raise InvalidArgumentError(f"chunksize must be a positive integer, got {chunksize!r}")
+    loader = _Loader(source, wanted, data and not distinct, decode, format, dtype, dtype_backend,
+                     max_workers, progress, errors)
+    if distinct:
+        if chunksize is not None:
+            raise InvalidArgumentError("distinct=True returns one DataFrame; leave chunksize unset")
+        combos = source.distinct(wanted, **chosen_filters)
+        return loader.finish(pd.DataFrame(combos, columns=wanted, dtype="str"), {})
+    if chunksize is not None:
+        return loader.chunks(source.iter_rows(**chosen_filters), chunksize)
+    return loader.frame(source.list_rows(**chosen_filters))
+
+
+class _Loader:
+    """Turns listed rows into DataFrames the way one read_s3aads call asked for."""
+
+    def __init__(self, table: Table, columns: list[str], data: bool, decode: Codec, format: str | None,
+                 dtype: Any, dtype_backend: str | None, max_workers: int | None,
+                 progress: bool | None, errors: Errors) -> None:
+        self.table = table
+        self.columns = columns
+        self.data = data
+        self.decode = decoder(decode)
+        self.format = format
+        self.dtype = dtype
+        self.dtype_backend = dtype_backend
+        self.max_workers = max_workers
+        self.progress = progress
+        self.errors = errors
+
+    def chunks(self, rows: Iterator[Row], size: int) -> Iterator[pd.DataFrame]:
+        while batch := list(itertools.islice(rows, size)):
+            yield self.frame(batch)
+
+    def frame(self, rows: list[Row]) -> pd.DataFrame:
+        keys_frame = self._keys_frame(rows)
+        if not self.data:
+            return self.finish(keys_frame, {})
+        keys = [row.obj["Key"] for row in rows]
+        transform = self._part if self.format else self.decode
+        result = get_objects(self.table.database, keys, transform, missing_ok=False,
+                             max_workers=self.max_workers, progress=self.progress)
+        report_failures("read", result.failures, len(keys), self.errors)
+        ok = [i for i, key in enumerate(keys) if key not in result.failures]
+        if self.format:
+            frame = self._dataset(keys_frame, [result.results[i] for i in ok], ok)
+        else:
+            frame = keys_frame.iloc[ok].reset_index(drop=True)
+            frame["data"] = pd.Series([result.results[i] for i in ok], dtype=object)
+        return self.finish(frame, result.failures)
+
+    def _keys_frame(self, rows: list[Row]) -> pd.DataFrame:
+        codec = self.table.codec
+        decoded = [codec.decode(row.segments) for row in rows]
+        return pd.DataFrame(
+            {column: pd.Series([row[column] for row in decoded], dtype="str") for column in self.columns}
+        )
+
+    def _part(self, body: bytes) -> pd.DataFrame:
+        """One dataset object as a DataFrame (run on the workers, so a bad one fails its row)."""
+        part = bytes_to_frame(body, self.format or "")
+        clash = sorted(set(part.columns) & set(self.columns))
+        if clash:
+            raise ValueError(f"the payload has column(s) {', '.join(clash)} that are also key columns")
+        return part
+
+    def _dataset(self, keys_frame: pd.DataFrame, parts: list[Any], positions: list[int]) -> pd.DataFrame:
+        frames = []
+        for part, position in zip(parts, positions):
+            keys = keys_frame.iloc[[position] * len(part)].reset_index(drop=True)
+            frames.append(pd.concat([keys, part.reset_index(drop=True)], axis=1))
+        if not frames:
+            return keys_frame.iloc[0:0]
+        return pd.concat(frames, ignore_index=True)
+
+    def finish(self, frame: pd.DataFrame, failures: dict[str, str]) -> pd.DataFrame:
+        if self.dtype is not None:
+            frame = frame.astype(self.dtype if isinstance(self.dtype, Mapping)
+                                 else {column: self.dtype for column in self.columns})
+        if self.dtype_backend is not None:
+            frame = frame.convert_dtypes(dtype_backend=self.dtype_backend)
+        frame.attrs[FAILURES_ATTR] = dict(failures)
+        return frame

@@ -1,0 +1,66 @@
+"""Bulk payload transfers of one database: many GETs or PUTs on the parallel executor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from .database import Database
+from .errors import S3RequestError
+from .executor import BatchResult, run_each
+
+V = TypeVar("V")
+
+
+def _workers(database: Database, max_workers: int | None) -> tuple[Any, int]:
+    return database.store_for(max_workers or database.settings.max_workers)
+
+
+def get_objects(
+    database: Database,
+    keys: Sequence[str],
+    transform: Callable[[bytes], V],
+    *,
+    missing_ok: bool,
+    max_workers: int | None = None,
+    progress: bool | None = None,
+) -> BatchResult[V | None]:
+    """GET every key and ``transform`` its body, in parallel; a key that fails is reported.
+
+    A missing key gives None with ``missing_ok``, else it is a failure (it was listed, so it
+    was deleted meanwhile).
+    """
+    store, workers = _workers(database, max_workers)
+
+    def fetch(key: str) -> V | None:
+        body = store.get(database.name, key)
+        if body is None:
+            if missing_ok:
+                return None
+            raise S3RequestError("NoSuchKey: the object was deleted after it was listed", code="NoSuchKey")
+        return transform(body)
+
+    return run_each(fetch, keys, label=str, max_workers=workers, progress=progress, desc="s3aads read")
+
+
+def put_objects(
+    database: Database,
+    items: Sequence[tuple[str, bytes]],
+    *,
+    params: Mapping[str, Any] | None = None,
+    overwrite: bool = True,
+    max_workers: int | None = None,
+    progress: bool | None = None,
+) -> BatchResult[None]:
+    """PUT every (key, body) in parallel; with ``overwrite=False`` an existing key is a failure."""
+    store, workers = _workers(database, max_workers)
+    extra = dict(params or {})
+    if extra:
+        store.check_put_params(extra)
+
+    def put(item: tuple[str, bytes]) -> None:
+        store.put(database.name, item[0], item[1], extra, overwrite=overwrite)
+
+    return run_each(
+        put, items, label=lambda item: item[0], max_workers=workers, progress=progress, desc="s3aads write"
+    )

@@ -1,0 +1,76 @@
+"""The parallel executor: order, per-item failures, bounded queue, and Ctrl-C."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+
+import pytest
+
+from s3aads_pandas.executor import parallel_map, run_each
+
+
+def _s3aads_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("s3aads")]
+
+
+def test_parallel_map_keeps_order_and_raises_the_first_failure() -> None:
+    assert parallel_map(lambda x: x * 2, range(20), max_workers=4) == [x * 2 for x in range(20)]
+
+    def boom(x: int) -> int:
+        if x == 3:
+            raise ValueError("three")
+        return x
+
+    with pytest.raises(ValueError, match="three"):
+        parallel_map(boom, range(10), max_workers=4)
+    assert _s3aads_threads() == []
+
+
+def test_run_each_records_every_failure_and_finishes_the_rest() -> None:
+    def work(x: int) -> int:
+        if x % 7 == 0:
+            raise OSError(f"bad {x}")
+        return x + 1
+
+    result = run_each(work, list(range(50)), label=lambda x: f"key{x}", max_workers=8)
+    assert result.failures == {f"key{x}": f"OSError: bad {x}" for x in range(0, 50, 7)}
+    assert [r for r in result.results if r is not None] == [x + 1 for x in range(50) if x % 7]
+
+
+def test_run_each_keeps_few_items_queued() -> None:
+    started: list[int] = []
+    gate = threading.Event()
+
+    def work(x: int) -> int:
+        started.append(x)
+        gate.wait(5)
+        return x
+
+    runner = threading.Thread(target=run_each, args=(work, list(range(1000))),
+                              kwargs={"label": str, "max_workers": 4, "progress": False})
+    runner.start()
+    time.sleep(0.3)
+    assert len(started) == 4  # only the workers' items run; the queue holds a few more
+    gate.set()
+    runner.join(10)
+    assert len(started) == 1000
+
+
+def test_ctrl_c_stops_promptly_and_leaves_no_thread() -> None:
+    done: list[int] = []
+
+    def work(x: int) -> int:
+        if x == 20:
+            _thread.interrupt_main()
+        time.sleep(0.01)
+        done.append(x)
+        return x
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_each(work, list(range(10_000)), label=str, max_workers=4, progress=False)
+    assert time.monotonic() - started < 5
+    assert len(done) < 100
+    assert _s3aads_threads() == []

@@ -4,11 +4,10 @@ and a prompt stop on Ctrl-C (no thread is left running when a call returns or ra
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Generic, TypeVar
 
 from tqdm.auto import tqdm
@@ -67,45 +66,39 @@ def run_each(
     """``func`` over every item on a bounded pool; a failing item is recorded, never dropped.
 
     ``label`` names an item in the failures (its S3 key). ``progress=None`` shows a tqdm bar
-    for :data:`PROGRESS_MIN_ITEMS` items or more. At most two items per worker are queued, so
-    memory stays bounded for long inputs. Ctrl-C cancels what has not started, waits for the
-    requests in flight, and re-raises.
+    for :data:`PROGRESS_MIN_ITEMS` items or more. Items are handed to the pool as slots free
+    up (two per worker), so memory stays bounded for long inputs and the calling thread only
+    waits. Ctrl-C skips what has not started, waits for the requests in flight, and re-raises.
     """
     results: list[R | None] = [None] * len(items)
     failures: dict[str, str] = {}
     show = progress if progress is not None else len(items) >= PROGRESS_MIN_ITEMS
-    stop = threading.Event()
-
-    def call(index: int) -> R:
-        if stop.is_set():
-            raise RuntimeError("cancelled")
-        return func(items[index])
-
     workers = max(1, min(max_workers, len(items)))
-    indexes = iter(range(len(items)))
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_THREAD_PREFIX)
+    slots = threading.BoundedSemaphore(2 * workers)
+    stop = threading.Event()
+    counting = threading.Lock()
     bar = tqdm(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
-    pending: dict[Future[R], int] = {}
-    try:
-        for index in itertools.islice(indexes, 2 * workers):
-            pending[pool.submit(call, index)] = index
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = pending.pop(future)
-                try:
-                    results[index] = future.result()
-                except Exception as error:  # one item's failure is reported, not raised
-                    failures[label(items[index])] = describe(error)
+
+    def call(index: int) -> None:
+        try:
+            if not stop.is_set():
+                results[index] = func(items[index])
+        except Exception as error:  # one item's failure is reported, not raised
+            failures[label(items[index])] = describe(error)
+        finally:
+            with counting:
                 bar.update(1)
-                following = next(indexes, None)
-                if following is not None:
-                    pending[pool.submit(call, following)] = following
+            slots.release()
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=_THREAD_PREFIX)
+    try:
+        for index in range(len(items)):
+            slots.acquire()
+            pool.submit(call, index)
+        pool.shutdown(wait=True)
     except BaseException:
         stop.set()
-        for future in pending:
-            future.cancel()
-        logger.warning("%s interrupted; %d of %d items not done", desc or "transfer", len(items) - bar.n, len(items))
+        logger.warning("%s interrupted after %d of %d items", desc or "transfer", bar.n, len(items))
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,43 @@
+"""moto's S3 server with a fixed latency added to every request, for the benchmark.
+
+Run as ``python benchmarks/latency_server.py --port 5555 --latency 0.1``. Each request sleeps in
+its server thread before moto handles it, so concurrent requests overlap as they would against a
+distant region, and the client pays the round trip it would pay there. It is served by waitress,
+which keeps connections alive as S3 does (werkzeug's server closes every connection, which
+would add a TCP handshake per request that real clients do not pay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import waitress
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+
+def with_latency(app: Callable[..., Iterable[bytes]], seconds: float) -> Callable[..., Iterable[bytes]]:
+    def delayed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        time.sleep(seconds)
+        return app(environ, start_response)
+
+    return delayed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds added per request")
+    parser.add_argument("--threads", type=int, default=128, help="requests served at once")
+    args = parser.parse_args()
+    logging.getLogger("waitress").setLevel(logging.ERROR)
+    app = with_latency(DomainDispatcherApplication(create_backend_app), args.latency)
+    waitress.serve(app, host="127.0.0.1", port=args.port, threads=args.threads, connection_limit=1000,
+                   channel_timeout=120, _quiet=True)
+
+
+if __name__ == "__main__":
+    main()

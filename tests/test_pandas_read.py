@@ -158,3 +158,17 @@ def test_a_payload_that_cannot_be_decoded_fails_its_row(table: Table) -> None:
     with pytest.raises(BulkOperationError) as info:
         pd.read_s3aads(table, decode="json")
     assert list(info.value.failures) == ["daily-data/99/2020/01"]
+
+
+def test_chunks_list_lazily(db: Database, seed, count_requests) -> None:
+    big = Table("big", db, ["id"])
+    big.insert(b"first", id="0")
+    seed(db.name, [f"big/{i:05d}" for i in range(1, 1050)], b"payload")
+    counter = count_requests(db)
+    first = next(pd.read_s3aads(big, chunksize=10))
+    assert len(first) == 10
+    assert dict(counter.operations) == {"ListObjectsV2": 1, "GetObject": 10}  # one page, not all
+    counter.reset()
+    sizes = [len(chunk) for chunk in pd.read_s3aads(big, chunksize=400, data=False)]
+    assert sizes == [400, 400, 250]
+    assert dict(counter.operations) == {"ListObjectsV2": 2}

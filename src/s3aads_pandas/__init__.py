@@ -40,6 +40,13 @@ _pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* fu
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext s3aads_pandas``: registers the ``%%s3aads`` and ``%s3aads`` magics."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [

@@ -1,0 +1,187 @@
+"""The %%s3aads and %s3aads magics in a real IPython shell."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from s3aads_pandas import ConnectionSettings, Database, Table, configure
+from s3aads_pandas.magic import MagicError
+
+
+@pytest.fixture
+def table(db: Database) -> Table:
+    table = Table("daily-data", db, ["id", "year", "month"])
+    rows = [(1, 2019, "01"), (1, 2020, "02"), (2, 2020, "03"), (10, 2021, "01"), (3, 2021, "12")]
+    pd.DataFrame(
+        {"id": [r[0] for r in rows], "year": [r[1] for r in rows], "month": [r[2] for r in rows],
+         "data": [f"{r[0]}-{r[1]}" for r in rows]}
+    ).s3aads.write(table)
+    return table
+
+
+@pytest.fixture
+def shell(table: Table) -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "s3aads_pandas")
+    shell.user_ns["daily"] = table
+    yield shell
+    InteractiveShell.clear_instance()
+
+
+def run(shell: InteractiveShell, code: str) -> Any:
+    result = shell.run_cell(code, store_history=False)
+    if result.error_before_exec or result.error_in_exec:
+        raise result.error_before_exec or result.error_in_exec
+    return result.result
+
+
+def ids(frame: pd.DataFrame) -> list[str]:
+    return frame["id"].tolist()
+
+
+def test_select_star_gives_key_columns_and_data(shell: InteractiveShell) -> None:
+    frame = run(shell, "%%s3aads\nSELECT * FROM daily WHERE id = 2")
+    assert frame.to_dict("records") == [{"id": "2", "year": "2020", "month": "03", "data": b"2-2020"}]
+
+
+def test_key_columns_only_fetch_no_payloads_and_filters_narrow_the_prefix(shell, table, count_requests) -> None:
+    counter = count_requests(table.database)
+    frame = run(shell, "%%s3aads\nSELECT id, month FROM daily WHERE id = 1 AND year IN (2019, 2020)")
+    assert frame.to_dict("list") == {"id": ["1", "1"], "month": ["01", "02"]}
+    assert dict(counter.operations) == {"ListObjectsV2": 2}
+    assert sorted(p["Prefix"] for p in counter.params("ListObjectsV2")) == ["daily-data/1/2019/", "daily-data/1/2020/"]
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("year > 2020", ["10", "3"]),
+        ("year >= 2020 AND month <> '01'", ["1", "2", "3"]),
+        ("year BETWEEN 2019 AND 2020", ["1", "1", "2"]),
+        ("id < 3", ["1", "1", "2"]),  # numeric: '10' is not < 3
+        ("id < '3'", ["1", "1", "10", "2"]),  # text comparison
+        ("month LIKE '0%'", ["1", "1", "10", "2"]),
+        ("NOT month LIKE '0_'", ["3"]),
+        ("id = 1 OR month = '12'", ["1", "1", "3"]),
+        ("(id = 2 OR id = 3) AND year = 2021", ["3"]),
+        ("id IN (2, 3) OR year = 2019", ["1", "2", "3"]),
+        ("2020 < year", ["10", "3"]),
+    ],
+)
+def test_where_conditions(shell: InteractiveShell, where: str, expected: list[str]) -> None:
+    assert ids(run(shell, f"%%s3aads\nSELECT id FROM daily WHERE {where}")) == expected
+
+
+def test_order_by_limit_distinct_count(shell: InteractiveShell) -> None:
+    assert ids(run(shell, "%%s3aads\nSELECT id FROM daily ORDER BY id DESC")) == ["10", "3", "2", "1", "1"]
+    assert ids(run(shell, "%%s3aads\nSELECT id FROM daily ORDER BY year DESC, id LIMIT 2")) == ["3", "10"]
+    assert len(run(shell, "%%s3aads --limit 3\nSELECT id, data FROM daily")) == 3
+    assert len(run(shell, "%%s3aads --limit 3\nSELECT id FROM daily LIMIT 2")) == 2
+    assert run(shell, "%%s3aads\nSELECT DISTINCT year FROM daily ORDER BY year")["year"].tolist() == ["2019", "2020", "2021"]
+    assert run(shell, "%%s3aads\nSELECT COUNT(*) FROM daily WHERE year = 2020").to_dict("list") == {"count": [2]}
+
+
+def test_payloads_fetched_only_after_limit(shell, table, count_requests) -> None:
+    counter = count_requests(table.database)
+    frame = run(shell, "%%s3aads\nSELECT data FROM daily ORDER BY id LIMIT 2")
+    assert frame["data"].tolist() == [b"1-2019", b"1-2020"]
+    assert counter.operations["GetObject"] == 2
+
+
+def test_qualified_names_and_database_option(shell: InteractiveShell) -> None:
+    quoted = run(shell, '%%s3aads\nSELECT id FROM "s3aads-test"."daily-data" WHERE year = 2021')
+    assert ids(quoted) == ["10", "3"]
+    assert ids(run(shell, '%%s3aads --database s3aads-test\nSELECT id FROM "daily-data" WHERE id = 3')) == ["3"]
+
+
+def test_show_tables_and_describe(shell: InteractiveShell) -> None:
+    tables = run(shell, '%%s3aads\nSHOW TABLES FROM "s3aads-test"')
+    assert tables.to_dict("list") == {"table": ["daily-data"], "columns": ["id, year, month"]}
+    assert run(shell, "%s3aads --database s3aads-test SHOW TABLES")["table"].tolist() == ["daily-data"]
+    described = run(shell, "%%s3aads\nDESCRIBE daily")
+    assert described.to_dict("list") == {"column": ["id", "year", "month"], "position": [1, 2, 3], "rows": [5, 5, 5]}
+
+
+def test_delete_reports_how_many_and_needs_force_without_where(shell: InteractiveShell, table: Table) -> None:
+    assert run(shell, "%%s3aads\nDELETE FROM daily WHERE year = 2021").to_dict("list") == {"deleted": [2]}
+    assert table.count() == 3
+    with pytest.raises(MagicError, match="--force"):
+        run(shell, "%%s3aads\nDELETE FROM daily")
+    assert table.count() == 3
+    assert run(shell, "%%s3aads --force\nDELETE FROM daily").to_dict("list") == {"deleted": [3]}
+    assert table.count() == 0
+
+
+def test_parameters_are_bound_as_values_never_as_sql(shell: InteractiveShell) -> None:
+    shell.user_ns["wanted"] = 2020
+    assert ids(run(shell, "%%s3aads\nSELECT id FROM daily WHERE year = :wanted")) == ["1", "2"]
+    shell.user_ns["sneaky"] = "1' OR '1'='1"
+    assert run(shell, "%%s3aads\nSELECT id FROM daily WHERE id = :sneaky").empty
+    with pytest.raises(MagicError, match=":missing is not defined"):
+        run(shell, "%%s3aads\nSELECT id FROM daily WHERE id = :missing")
+
+
+def test_results_can_be_stored_and_assigned(shell: InteractiveShell) -> None:
+    run(shell, "%%s3aads -o recent --no-progress\nSELECT id FROM daily WHERE year = 2021")
+    assert ids(shell.user_ns["recent"]) == ["10", "3"]
+    run(shell, "df = %s3aads SELECT id FROM daily WHERE id = 10")
+    assert ids(shell.user_ns["df"]) == ["10"]
+
+
+def test_endpoint_url_option(local_s3) -> None:
+    local_s3.reset()
+    remote = Database("elsewhere", endpoint_url=local_s3.endpoint_url)
+    remote.create()
+    Table("t", remote, ["id"]).insert(b"x", id=2)
+    configure(endpoint_url="http://127.0.0.1:9")  # the default points where nothing listens
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "s3aads_pandas")
+        frame = run(shell, f"%%s3aads --endpoint-url {local_s3.endpoint_url}\nSELECT id FROM elsewhere.t")
+        assert ids(frame) == ["2"]
+    finally:
+        InteractiveShell.clear_instance()
+        configure(ConnectionSettings())
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("SELECT * FROM nowhere", "unknown table 'nowhere'"),
+        ('SELECT * FROM "s3aads-test"."nowhere"', "unknown table 'nowhere' in database 's3aads-test'"),
+        ("SELECT colour FROM daily", "unknown column 'colour'"),
+        ("SELECT id FROM daily WHERE colour = 1", "unknown column 'colour'"),
+        ("SELECT id FROM daily JOIN other ON daily.id = other.id", "JOIN is not available"),
+        ("SELECT id FROM daily GROUP BY id", "GROUP BY is not available"),
+        ("SELECT 1", "FROM needs a table name"),
+        ("SELECT upper(id) FROM daily", "unsupported expression in SELECT"),
+        ("SELECT id FROM daily WHERE id + 1 = 2", "unsupported condition in WHERE"),
+        ("SELEC * FROM daily", "syntax error"),
+        ("SELECT * FROM daily WHERE (", "syntax error"),
+        ('SELECT * FROM "no-such-db"."t"', "database 'no-such-db' does not exist"),
+        ("INSERT INTO daily VALUES (1)", "unsupported statement"),
+    ],
+)
+def test_user_errors_are_one_line_and_fail_the_cell(shell: InteractiveShell, capsys, cell: str, message: str) -> None:
+    result = shell.run_cell(f"%%s3aads\n{cell}", store_history=False)
+    assert isinstance(result.error_in_exec, MagicError)
+    assert message in str(result.error_in_exec)
+    shown = capsys.readouterr().out.strip()
+    assert "Traceback" not in shown and len(shown.splitlines()) == 1
+    assert shown.startswith("MagicError: ") and message in shown
+
+
+def test_bad_options_are_one_line_errors(shell: InteractiveShell) -> None:
+    with pytest.raises(MagicError, match="no statement given"):
+        run(shell, "%s3aads --limit 3")
+    with pytest.raises(MagicError, match="unknown option '--colour'"):
+        run(shell, "%%s3aads --colour red\nSELECT id FROM daily")
+    with pytest.raises(MagicError, match="--limit takes a whole number"):
+        run(shell, "%%s3aads --limit many\nSELECT id FROM daily")
+    with pytest.raises(MagicError, match="put the SQL in the cell"):
+        run(shell, "%%s3aads SELECT 1\nSELECT id FROM daily")

@@ -41,6 +41,13 @@ _pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* fu
 __version__ = "0.1.0"
 
 
+def explore(source: "Table | Database | str", *, page_size: int = 20) -> object:
+    """An ipywidgets explorer of a Table, a Database or a database name (``notebook`` extra)."""
+    from .explorer import Explorer
+
+    return Explorer(source, page_size=page_size)
+
+
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext s3aads_pandas``: registers the ``%%s3aads`` and ``%s3aads`` magics."""
     from .magic import load_ipython_extension as load
@@ -76,5 +83,6 @@ __all__ = [
     "WriteResult",
     "configure",
     "default_settings",
+    "explore",
     "read_s3aads",
 ]

@@ -238,6 +238,12 @@ class Table:
         row["data"] = self.select_by_key(key)
         return row
 
+    def explore(self, *, page_size: int = 20) -> Any:
+        """An ipywidgets explorer of this table (needs the ``notebook`` extra)."""
+        from .explorer import Explorer
+
+        return Explorer(self, page_size=page_size)
+
     def copy(self, key: str) -> Copy:
         """``table.copy(key).to(other_table, other_key)`` copies one object server-side."""
         return Copy(self, key)

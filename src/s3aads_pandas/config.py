@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 
 from .errors import InvalidArgumentError
+from .redact import install, remember
 
 #: Threads that transfer payloads in parallel; the client's connection pool is sized to match.
 DEFAULT_MAX_WORKERS = 16
@@ -71,9 +72,20 @@ class ConnectionSettings:
         return merged
 
     def make_client(self) -> Any:
-        """A new S3 client for these settings (or the client that was handed over)."""
-        if self.client is not None:
-            return self.client
+        """A new S3 client for these settings (or the client that was handed over).
+
+        Its credentials are registered for redaction from every log line and message.
+        """
+        client = self.client if self.client is not None else self._new_client()
+        signer = getattr(client, "_request_signer", None)  # botocore keeps them only here
+        credentials = getattr(signer, "_credentials", None)
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            remember(frozen.access_key, frozen.secret_key, frozen.token)
+        install()
+        return client
+
+    def _new_client(self) -> Any:
         session = self.session or boto3.session.Session(
             profile_name=self.profile_name,
             region_name=self.region_name,

@@ -47,7 +47,7 @@ class Database:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = ObjectStore(self.settings.make_client())
+                    self._store = ObjectStore(self.settings.make_client(), self.settings.max_workers)
         return self._store
 
     def store_for(self, workers: int) -> tuple[ObjectStore, int]:
@@ -65,7 +65,7 @@ class Database:
         with self._lock:
             if workers not in self._wide_stores:
                 wider = self.settings.replace(max_workers=workers)
-                self._wide_stores[workers] = ObjectStore(wider.make_client())
+                self._wide_stores[workers] = ObjectStore(wider.make_client(), workers)
             return self._wide_stores[workers], workers
 
     @classmethod
@@ -73,7 +73,7 @@ class Database:
         """Names of all buckets the credentials can see."""
         base = settings if settings is not None else default_settings()
         chosen = base.replace(**connection) if connection else base
-        return ObjectStore(chosen.make_client()).list_buckets()
+        return ObjectStore(chosen.make_client(), chosen.max_workers).list_buckets()
 
     def create(self) -> None:
         """Create the bucket; nothing happens when this account already has it."""

@@ -65,6 +65,10 @@ class RowExistsError(S3aadsError, FileExistsError):
     """A write with ``overwrite=False`` found the row already stored."""
 
 
+class RowChangedError(S3aadsError, RuntimeError):
+    """A conditional update found the row changed (or gone) since its ETag was read."""
+
+
 class TableEmptyError(_PlainMessage, S3aadsError, LookupError):
     """An operation needs at least one row and the table has none."""
 
@@ -74,11 +78,18 @@ class AccessDeniedError(S3aadsError, PermissionError):
 
 
 class S3RequestError(S3aadsError, OSError):
-    """Any other failure of an S3 request, with the S3 error code when there is one."""
+    """Any other failure of an S3 request, with the S3 error code when there is one.
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    ``retryable`` says whether trying again may succeed (throttling, 5xx, a dropped connection,
+    a corrupted body); ``throttled`` whether S3 asked the client to slow down.
+    """
+
+    def __init__(self, message: str, code: str | None = None, *, retryable: bool = False,
+                 throttled: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.retryable = retryable or throttled
+        self.throttled = throttled
 
 
 class BulkOperationError(S3aadsError, RuntimeError):

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+import hashlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
     ParamValidationError,
+    ResponseStreamingError,
 )
 
 from .errors import (
@@ -25,15 +30,24 @@ from .errors import (
     DatabaseNameTakenError,
     DatabaseNotFoundError,
     InvalidArgumentError,
+    RowChangedError,
     RowExistsError,
     S3RequestError,
 )
+from .redact import redact
+from .retry import AdaptiveLimiter, Retrier, RetryPolicy
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
 #: S3 returns at most this many keys per listing page and deletes at most this many per request.
 PAGE_SIZE = 1000
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
+_THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"}
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "RequestTimeout", "500", "502", "504"}
+#: Failures where the same request may succeed if sent again.
+_TRANSIENT_ERRORS = (HTTPClientError, IncompleteReadError, ResponseStreamingError, FlexibleChecksumError)
 _DENIED_CODES = {
     "AccessDenied",
     "403",
@@ -46,10 +60,24 @@ _DENIED_CODES = {
 
 
 class ObjectStore:
-    """Thin, typed calls on one boto3 S3 client (thread-safe: boto3 clients are)."""
+    """Thin, typed calls on one boto3 S3 client (thread-safe: boto3 clients are).
 
-    def __init__(self, client: Any) -> None:
+    Every request goes through one :class:`Retrier`, so retries and the SlowDown backoff are
+    shared by all the threads that use this store.
+    """
+
+    def __init__(self, client: Any, max_in_flight: int = 16, policy: RetryPolicy | None = None) -> None:
         self.client = client
+        self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
+
+    def _request(self, call: Callable[[], T], bucket: str | None = None, key: str | None = None) -> T:
+        """One request, its errors translated, retried while the failure is transient."""
+
+        def attempt() -> T:
+            with self._errors(bucket, key):
+                return call()
+
+        return self.retrier(attempt)
 
     @property
     def endpoint(self) -> str:
@@ -69,13 +97,16 @@ class ObjectStore:
                 "AWS_SECRET_ACCESS_KEY, or pass a boto3 session"
             ) from None
         except ParamValidationError as error:
-            raise InvalidArgumentError(f"invalid S3 parameters for {where}: {error}") from None
+            raise InvalidArgumentError(f"invalid S3 parameters for {where}: {redact(str(error))}") from None
         except EndpointConnectionError:
             raise S3RequestError(
-                f"could not connect to S3 at {self.endpoint}: check the endpoint URL and network"
+                f"could not connect to S3 at {self.endpoint}: check the endpoint URL and network",
+                retryable=True,
             ) from None
+        except _TRANSIENT_ERRORS as error:
+            raise S3RequestError(f"request to {where} failed: {redact(str(error))}", retryable=True) from None
         except BotoCoreError as error:
-            raise S3RequestError(f"request to {where} failed: {error}") from None
+            raise S3RequestError(f"request to {where} failed: {redact(str(error))}") from None
 
     def _client_error(self, error: ClientError, bucket: str | None, where: str) -> Exception:
         info = error.response.get("Error", {})
@@ -87,20 +118,24 @@ class ObjectStore:
                 f"{self.endpoint}); create it with Database({bucket!r}).create()"
             )
         if code in _DENIED_CODES:
-            return AccessDeniedError(f"S3 denied access to {where}: {code}: {message}")
-        return S3RequestError(f"S3 request for {where} failed: {code}: {message}", code=code)
+            return AccessDeniedError(f"S3 denied access to {where}: {code}: {redact(message)}")
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return S3RequestError(
+            f"S3 request for {where} failed: {code}: {redact(message)}",
+            code=code,
+            throttled=code in _THROTTLING_CODES,
+            retryable=code in _TRANSIENT_CODES or status >= 500,
+        )
 
     # -- buckets -------------------------------------------------------------------------------
 
     def list_buckets(self) -> list[str]:
-        with self._errors():
-            response = self.client.list_buckets()
+        response = self._request(self.client.list_buckets)
         return [bucket["Name"] for bucket in response.get("Buckets", [])]
 
     def bucket_exists(self, bucket: str) -> bool:
         try:
-            with self._errors(bucket):
-                self.client.head_bucket(Bucket=bucket)
+            self._request(lambda: self.client.head_bucket(Bucket=bucket), bucket)
         except S3RequestError as error:
             if error.code in {"404", "NoSuchBucket", "NotFound"}:
                 return False
@@ -116,8 +151,7 @@ class ObjectStore:
         if region and region != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": region}
         try:
-            with self._errors(bucket):
-                self.client.create_bucket(**params)
+            self._request(lambda: self.client.create_bucket(**params), bucket)
         except S3RequestError as error:
             if error.code == "BucketAlreadyOwnedByYou":
                 return False
@@ -151,8 +185,7 @@ class ObjectStore:
         if delimiter:
             params["Delimiter"] = delimiter
         while True:
-            with self._errors(bucket, prefix):
-                page = self.client.list_objects_v2(**params)
+            page = self._request(lambda: self.client.list_objects_v2(**params), bucket, prefix)
             yield page
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
@@ -163,14 +196,8 @@ class ObjectStore:
 
     def get(self, bucket: str, key: str) -> bytes | None:
         """The object's body, or None when there is no such key (one GET, no HEAD)."""
-        try:
-            with self._errors(bucket, key):
-                response = self.client.get_object(Bucket=bucket, Key=key)
-                return response["Body"].read()
-        except S3RequestError as error:
-            if error.code in _MISSING_KEY_CODES:
-                return None
-            raise
+        found = self.get_with_etag(bucket, key)
+        return None if found is None else found[0]
 
     def put(
         self,
@@ -186,16 +213,51 @@ class ObjectStore:
         if not overwrite:
             extra["IfNoneMatch"] = "*"
         try:
-            with self._errors(bucket, key):
-                return self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+            return self._request(lambda: self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra), bucket, key)
         except S3RequestError as error:
-            if error.code == "PreconditionFailed" and not overwrite:
-                raise RowExistsError(f"s3://{bucket}/{key} exists and overwrite=False") from None
+            if error.code != "PreconditionFailed" or overwrite:
+                raise
+        # A retry of this very write may have met the first attempt's object: compare first.
+        if self.get(bucket, key) == body:
+            return {}
+        raise RowExistsError(f"s3://{bucket}/{key} exists and overwrite=False")
+
+    def put_if_match(self, bucket: str, key: str, body: bytes, etag: str,
+                     params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """PUT only over the object whose ETag is ``etag`` (If-Match): compare-and-swap."""
+        extra = dict(params or {})
+        try:
+            return self._request(
+                lambda: self.client.put_object(Bucket=bucket, Key=key, Body=body, IfMatch=etag, **extra), bucket, key
+            )
+        except S3RequestError as error:
+            if error.code not in {"PreconditionFailed", "NoSuchKey", "404"}:
+                raise
+        current = self.get(bucket, key)
+        if current == body:  # our own earlier attempt landed before a retry was refused
+            return {}
+        state = "was deleted" if current is None else "changed"
+        raise RowChangedError(
+            f"s3://{bucket}/{key} {state} since ETag {etag} was read; read it again and retry"
+        )
+
+    def get_with_etag(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        """The body and ETag of an object (one GET), or None when missing."""
+        def fetch() -> tuple[bytes, str]:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+            body = response["Body"].read()
+            _check_body(response, body, f"s3://{bucket}/{key}")
+            return body, response["ETag"]
+
+        try:
+            return self._request(fetch, bucket, key)
+        except S3RequestError as error:
+            if error.code in _MISSING_KEY_CODES:
+                return None
             raise
 
     def delete(self, bucket: str, key: str) -> dict[str, Any]:
-        with self._errors(bucket, key):
-            return self.client.delete_object(Bucket=bucket, Key=key)
+        return self._request(lambda: self.client.delete_object(Bucket=bucket, Key=key), bucket, key)
 
     def delete_many(self, bucket: str, keys: Iterable[str]) -> int:
         """Delete keys with DeleteObjects, 1,000 a request; raise naming every key that failed."""
@@ -216,24 +278,18 @@ class ObjectStore:
         return total
 
     def _delete_batch(self, bucket: str, keys: list[str]) -> dict[str, str]:
-        with self._errors(bucket):
-            response = self.client.delete_objects(
-                Bucket=bucket,
-                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
-            )
+        request = {"Objects": [{"Key": key} for key in keys], "Quiet": True}
+        response = self._request(lambda: self.client.delete_objects(Bucket=bucket, Delete=request), bucket)
         return {
             error["Key"]: f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
             for error in response.get("Errors", [])
         }
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, **params: Any) -> dict[str, Any]:
-        with self._errors(bucket, key):
-            return self.client.copy_object(
-                CopySource={"Bucket": source_bucket, "Key": source_key},
-                Bucket=bucket,
-                Key=key,
-                **params,
-            )
+        source = {"Bucket": source_bucket, "Key": source_key}
+        return self._request(
+            lambda: self.client.copy_object(CopySource=source, Bucket=bucket, Key=key, **params), bucket, key
+        )
 
     def check_put_params(self, params: Mapping[str, Any]) -> None:
         """Refuse extra PutObject parameters that S3 does not know, before anything is sent."""
@@ -253,3 +309,17 @@ class ObjectStore:
                 f"unknown S3 PutObject parameter(s) {', '.join(unknown)} in metadata; use names "
                 "such as ContentType, Metadata, ServerSideEncryption, StorageClass"
             )
+
+
+def _check_body(response: Mapping[str, Any], body: bytes, where: str) -> None:
+    """Refuse a body whose MD5 differs from a plain single-part ETag (a corrupted transfer).
+
+    botocore checks CRC checksums only where S3 returns them; a single-part object that is not
+    KMS- or customer-key-encrypted always has its MD5 as ETag, so this catches the rest.
+    """
+    etag = str(response.get("ETag", "")).strip('"')
+    encrypted = response.get("SSECustomerAlgorithm") or response.get("ServerSideEncryption") == "aws:kms"
+    if len(etag) != 32 or "-" in etag or encrypted or "ContentRange" in response:
+        return
+    if hashlib.md5(body, usedforsecurity=False).hexdigest() != etag:
+        raise S3RequestError(f"the body of {where} arrived corrupted (its MD5 differs from its ETag)", retryable=True)

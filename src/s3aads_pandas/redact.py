@@ -1,0 +1,70 @@
+"""Keeping secrets out of logs and messages.
+
+botocore's DEBUG log prints request headers and parameters by design: the access key id (in the
+Authorization header), the session token, SSE-C keys. Every client this project makes registers
+its credentials here, and a filter on the botocore, urllib3 and s3aads_pandas loggers rewrites
+records so that neither those values nor anything shaped like them is ever emitted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+_MASK = "****"
+_PATTERNS = [
+    re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b"),  # access key ids
+    re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+"),
+    re.compile(r"(?i)(x-amz-server-side-encryption-customer-key(?:-md5)?['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+"),
+    re.compile(r"(?i)((?:SSECustomerKey(?:MD5)?|SessionToken|SecretAccessKey|aws_secret_access_key|"
+               r"aws_session_token|CopySourceSSECustomerKey)['\"]?\s*[:=]\s*b?['\"]?)[^'\",\s}]+"),
+    re.compile(r"(?i)(Credential=)[^/,\s]+"),
+    re.compile(r"(?i)(Signature=)[0-9a-f]+"),
+]
+_known: set[str] = set()
+_lock = threading.Lock()
+_LOGGER_PREFIXES = ("botocore", "boto3", "urllib3", "s3aads_pandas")
+
+
+def remember(*secrets: str | None) -> None:
+    """Redact these exact values too (credentials that do not look like AWS ones)."""
+    with _lock:
+        _known.update(s for s in secrets if s and len(s) >= 8)  # shorter ones are words, not keys
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret and everything shaped like one masked."""
+    for secret in sorted(_known, key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + _MASK, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Renders each record's message and masks secrets in it before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging module's problem, not ours
+            return True
+        record.msg, record.args = redact(message), ()
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install() -> None:
+    """Put the filter on every existing logger of botocore, boto3, urllib3 and this package.
+
+    Logger filters are not inherited, so each logger gets its own; botocore and urllib3 make
+    their loggers at import, before any client exists, so they are all there by now.
+    """
+    names = [name for name in list(logging.root.manager.loggerDict) if name.startswith(_LOGGER_PREFIXES)]
+    for name in [*names, *_LOGGER_PREFIXES]:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

@@ -28,6 +28,13 @@ SORT_FIELDS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
 _FILTER_METHOD = "filter_objects_by_"
 
 
+class Versioned(NamedTuple):
+    """A row's payload with the ETag that identifies this version of it."""
+
+    data: bytes
+    etag: str
+
+
 class Row(NamedTuple):
     """One listed row: its S3 object entry and its raw (still escaped) key segments."""
 
@@ -98,26 +105,69 @@ class Table:
         """The S3 key of a row, table name included (``daily-data/1/2020/01/01``)."""
         return self.codec.to_key(columns)
 
-    def insert(self, data: bytes, metadata: Mapping[str, Any] | None = None, **columns: Any) -> dict[str, Any]:
+    def insert(
+        self,
+        data: bytes,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        overwrite: bool = True,
+        **columns: Any,
+    ) -> dict[str, Any]:
         """Store ``data`` as the row named by ``columns`` (one PUT once the table is recorded).
 
         ``metadata`` passes S3 PutObject parameters through (ContentType, Metadata,
-        ServerSideEncryption, ...). The first write records the table's columns in the bucket.
+        ServerSideEncryption, ...). With ``overwrite=False`` the write is conditional
+        (If-None-Match) and an existing row raises :class:`RowExistsError`. The first write
+        records the table's columns in the bucket.
         """
-        body = _payload(data)
-        key = self.to_key(**columns)
-        params = metadata if metadata is not None else {}
-        self.database.store.check_put_params(params)
-        self.database.ensure_recorded(self.name, self.codec.columns)
-        return self.database.store.put(self.database.name, key, body, dict(params))
+        key, body, params = self._checked_write(data, metadata, columns)
+        return self.database.store.put(self.database.name, key, body, params, overwrite=overwrite)
 
-    def insert_string(self, data: str, metadata: Mapping[str, Any] | None = None, **columns: Any) -> dict[str, Any]:
+    def insert_string(
+        self,
+        data: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        overwrite: bool = True,
+        **columns: Any,
+    ) -> dict[str, Any]:
         """Store a str as UTF-8."""
         if not isinstance(data, str):
             raise PayloadTypeError(
                 f"insert_string takes a str, got {type(data).__name__}; use insert() for bytes"
             )
-        return self.insert(data.encode("utf-8"), metadata, **columns)
+        return self.insert(data.encode("utf-8"), metadata, overwrite=overwrite, **columns)
+
+    def select_with_etag(self, **columns: Any) -> Versioned | None:
+        """The payload and ETag of one row (one GET), for a later :meth:`update`; None if missing."""
+        found = self.database.store.get_with_etag(self.database.name, self.to_key(**columns))
+        return None if found is None else Versioned(*found)
+
+    def update(
+        self,
+        data: bytes,
+        if_match: str,
+        metadata: Mapping[str, Any] | None = None,
+        **columns: Any,
+    ) -> dict[str, Any]:
+        """Replace a row only if it is unchanged since ``select_with_etag`` gave ``if_match``.
+
+        One conditional PUT (If-Match); a row changed or deleted meanwhile raises
+        :class:`RowChangedError`, and nothing is written.
+        """
+        key, body, params = self._checked_write(data, metadata, columns)
+        return self.database.store.put_if_match(self.database.name, key, body, if_match, params)
+
+    def _checked_write(
+        self, data: Any, metadata: Mapping[str, Any] | None, columns: Mapping[str, Any]
+    ) -> tuple[str, bytes, dict[str, Any]]:
+        """Everything a row write needs, checked before anything is sent; the table recorded."""
+        body = _payload(data)
+        key = self.to_key(**columns)
+        params = metadata if metadata is not None else {}
+        self.database.store.check_put_params(params)
+        self.database.ensure_recorded(self.name, self.codec.columns)
+        return key, body, dict(params)
 
     def select(self, **columns: Any) -> bytes | None:
         """The payload of one row, or None when there is no such row (one GET)."""

@@ -13,12 +13,13 @@ import re
 import threading
 
 _MASK = "****"
+_VALUE = r"['\"]?\s*[:=]\s*b?['\"]?)[^'\",\s}]+"  # after a name: separator, quotes, b'' and the value
 _PATTERNS = [
     re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b"),  # access key ids
-    re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+"),
-    re.compile(r"(?i)(x-amz-server-side-encryption-customer-key(?:-md5)?['\"]?\s*[:=]\s*['\"]?)[^'\",\s}]+"),
+    re.compile(r"(?i)(x-amz-security-token" + _VALUE),
+    re.compile(r"(?i)(x-amz-(?:copy-source-)?server-side-encryption-customer-key(?:-md5)?" + _VALUE),
     re.compile(r"(?i)((?:SSECustomerKey(?:MD5)?|SessionToken|SecretAccessKey|aws_secret_access_key|"
-               r"aws_session_token|CopySourceSSECustomerKey)['\"]?\s*[:=]\s*b?['\"]?)[^'\",\s}]+"),
+               r"aws_session_token|CopySourceSSECustomerKey)" + _VALUE),
     re.compile(r"(?i)(Credential=)[^/,\s]+"),
     re.compile(r"(?i)(Signature=)[0-9a-f]+"),
 ]

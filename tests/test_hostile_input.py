@@ -1,0 +1,126 @@
+"""Hostile input: arbitrary names and values are either refused clearly or stored exactly."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from s3aads_pandas import (
+    ColumnError,
+    Database,
+    InvalidNameError,
+    InvalidValueError,
+    S3aadsError,
+    Table,
+)
+from s3aads_pandas.keys import MAX_KEY_BYTES, KeyCodec, validate_columns, validate_database_name, validate_table_name
+from s3aads_pandas.local_s3 import LocalS3
+
+
+@given(st.text())
+def test_column_names_are_identifiers_or_refused(name: str) -> None:
+    try:
+        assert validate_columns([name]) == (name,)
+    except InvalidNameError as error:
+        assert repr(name) in str(error)
+    else:
+        assert name.isidentifier() and name not in {"data", "metadata"}
+
+
+@given(st.text())
+def test_table_names_have_no_slash_or_are_refused(name: str) -> None:
+    try:
+        validate_table_name(name)
+    except InvalidNameError:
+        assert name in {"", ".", ".."} or "/" in name
+    else:
+        assert name and "/" not in name
+
+
+@given(st.text(max_size=70))
+def test_database_names_follow_the_bucket_rules_or_are_refused(name: str) -> None:
+    try:
+        validate_database_name(name)
+    except InvalidNameError as error:
+        assert "bucket naming rules" in str(error)
+    else:
+        assert 3 <= len(name) <= 63 and name == name.lower() and name.isascii()
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b", "c"]), st.one_of(st.text(), st.integers(), st.floats(), st.none())))
+def test_any_row_values_give_a_valid_key_or_a_clear_error(values: dict) -> None:
+    codec = KeyCodec("t", ["a", "b", "c"])
+    try:
+        key = codec.to_key(values)
+    except (ColumnError, InvalidValueError) as error:
+        assert isinstance(error, S3aadsError)
+    else:
+        assert len(key.encode()) <= MAX_KEY_BYTES
+        assert codec.split(key) is not None
+
+
+@mock_aws
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=4096), st.text(min_size=1, max_size=30))
+def test_payloads_and_values_round_trip_exactly(data: bytes, value: str) -> None:
+    db = Database("hostile")
+    db.create()
+    table = Table("t", db, ["v"])
+    table.insert(data, v=value)
+    assert table.select(v=value) == data
+    assert table.query(v=value) == [{"v": value}]
+
+
+def test_control_characters_are_stored_in_process() -> None:
+    # S3 accepts them; moto's HTTP server cannot serve a key with a newline (README says so).
+    with mock_aws():
+        db = Database("control")
+        db.create()
+        table = Table("t", db, ["v"])
+        table.insert(b"x", v="line\nbreak\ttab\x01")
+        assert table.query() == [{"v": "line\nbreak\ttab\x01"}]
+
+
+SECRET_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKENvalue0123456789"
+SSE_C_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def test_no_secret_in_logs_reprs_or_errors(local_s3: LocalS3, caplog: pytest.LogCaptureFixture) -> None:
+    local_s3.reset()
+    caplog.set_level(logging.DEBUG)
+    db = Database("secrets", endpoint_url=local_s3.endpoint_url, aws_access_key_id=SECRET_KEY_ID,
+                  aws_secret_access_key=SECRET, aws_session_token=TOKEN)
+    db.create()
+    table = Table("t", db, ["id"])
+    table.insert(b"x", id=1)
+    table.select(id=1)
+    with pytest.raises(S3aadsError) as info:
+        Table("t", Database("missing-bucket", db.settings), ["id"]).select(id=1)
+    texts = [caplog.text, repr(db), repr(db.settings), repr(table), str(info.value)]
+    assert "Authorization" in caplog.text or "Making request" in caplog.text  # botocore did log
+    for text in texts:
+        for secret in (SECRET_KEY_ID, SECRET, TOKEN):
+            assert secret not in text
+
+
+def test_sse_c_key_is_masked_and_sse_parameters_pass_through(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with mock_aws():
+        db = Database("sse-test")
+        db.create()
+        table = Table("t", db, ["id"])
+        table.insert(b"x", metadata={"ServerSideEncryption": "AES256"}, id=1)
+        client = boto3.client("s3", region_name="us-east-1")
+        assert client.head_object(Bucket="sse-test", Key="t/1")["ServerSideEncryption"] == "AES256"
+        table.insert(b"y", metadata={"SSECustomerAlgorithm": "AES256", "SSECustomerKey": SSE_C_KEY}, id=2)
+    encoded = base64.b64encode(SSE_C_KEY.encode()).decode()  # botocore sends it base64-encoded
+    assert "SSECustomerKey" in caplog.text or "customer-key" in caplog.text
+    assert SSE_C_KEY not in caplog.text and encoded not in caplog.text

@@ -36,11 +36,19 @@ def decoder(decode: Codec) -> Decoder:
     )
 
 
-def _raw(value: Any) -> bytes:
+def bytes_like(value: Any) -> bytes | None:
+    """``value`` as bytes when it is bytes, bytearray or memoryview; else None."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
+    return None
+
+
+def _raw(value: Any) -> bytes:
+    raw = bytes_like(value)
+    if raw is not None:
+        return raw
     if isinstance(value, str):
         return value.encode("utf-8")
     raise PayloadTypeError(

@@ -20,6 +20,7 @@ from .errors import (
 )
 from .executor import parallel_map
 from .keys import KeyCodec, decode_segment, validate_columns, validate_table_name
+from .payloads import bytes_like
 from .s3 import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -368,10 +369,9 @@ class Copy:
 
 
 def _payload(data: Any) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, (bytearray, memoryview)):
-        return bytes(data)
+    raw = bytes_like(data)
+    if raw is not None:
+        return raw
     if isinstance(data, str):
         raise PayloadTypeError(
             "data must be bytes, got str: use insert_string() to store text as UTF-8, "

@@ -1,0 +1,7 @@
+"""``python -m s3aads_pandas``: the same as the ``s3aads`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,100 @@
+"""The s3aads command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from s3aads_pandas import ConnectionSettings, Database, Table, configure
+from s3aads_pandas.cli import main
+from s3aads_pandas.local_s3 import LocalS3
+
+
+@pytest.fixture
+def endpoint(local_s3: LocalS3) -> str:
+    local_s3.reset()
+    db = Database("cli-db", endpoint_url=local_s3.endpoint_url)
+    db.create()
+    table = Table("events", db, ["kind", "id"])
+    for kind, id_ in [("click", 1), ("click", 2), ("view", 3)]:
+        table.insert_string(f"{kind}-{id_}", kind=kind, id=id_)
+    yield local_s3.endpoint_url
+    configure(ConnectionSettings())
+
+
+def run(endpoint: str, *args: str) -> int:
+    return main(["--endpoint-url", endpoint, *args])
+
+
+def test_tables(endpoint: str, capsys) -> None:
+    assert run(endpoint, "tables", "cli-db") == 0
+    assert capsys.readouterr().out.split() == ["table", "columns", "events", "kind,", "id"]
+
+
+def test_query_formats(endpoint: str, capsys, tmp_path: Path) -> None:
+    assert run(endpoint, "query", "cli-db/events", "kind=click", "--format", "csv", "-q") == 0
+    assert capsys.readouterr().out == "kind,id,data\nclick,1,click-1\nclick,2,click-2\n"
+    assert run(endpoint, "query", "cli-db/events", "id=1,3", "--format", "json", "--keys-only") == 0
+    assert capsys.readouterr().out.splitlines() == ['{"kind":"click","id":"1"}', '{"kind":"view","id":"3"}']
+    assert run(endpoint, "query", "cli-db/events", "kind=view") == 0
+    assert "view  3 view-3" in capsys.readouterr().out
+    out = tmp_path / "view.parquet"
+    assert run(endpoint, "query", "cli-db/events", "kind=view", "-o", str(out)) == 0
+    assert pd.read_parquet(out).to_dict("list") == {"kind": ["view"], "id": ["3"], "data": ["view-3"]}
+
+
+def test_export_then_import_round_trip(endpoint: str, tmp_path: Path) -> None:
+    exported = tmp_path / "events.csv"
+    assert run(endpoint, "export", "cli-db/events", str(exported)) == 0
+    assert run(endpoint, "import", "cli-db/copy", str(exported), "--columns", "kind,id") == 0
+    copy = Table("copy", Database("cli-db", endpoint_url=endpoint))
+    assert copy.columns == ["kind", "id"] and copy.select_string(kind="view", id=3) == "view-3"
+    sales = tmp_path / "sales.parquet"
+    pd.DataFrame({"region": ["eu", "eu", "us"], "amount": [1.5, 2.5, 3.0]}).to_parquet(sales)
+    assert run(endpoint, "import", "cli-db/sales", str(sales), "--partition-by", "region") == 0
+    back = pd.read_s3aads(f"cli-db/sales", format="parquet")
+    assert back.to_dict("list") == {"region": ["eu", "eu", "us"], "amount": [1.5, 2.5, 3.0]}
+
+
+def test_errors_are_one_line_and_non_zero(endpoint: str, capsys) -> None:
+    assert run(endpoint, "query", "cli-db/nothing") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("s3aads: error: table 'nothing'") and len(err.splitlines()) == 1
+    assert run(endpoint, "query", "cli-db/events", "kind") == 1
+    assert "filters are column=value" in capsys.readouterr().err
+    assert run(endpoint, "query", "cli-db/events", "colour=red") == 1
+    assert "unknown column(s) 'colour'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "see --help" in err
+
+
+def test_help_and_demo_as_a_command() -> None:
+    helped = subprocess.run([sys.executable, "-m", "s3aads_pandas", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "serve" in helped.stdout and "import" in helped.stdout
+    demo = subprocess.run([sys.executable, "-m", "s3aads_pandas", "demo", "--rows", "30"],
+                          capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    assert "read the 10 rows of 2021 with pd.read_s3aads" in demo.stdout
+    assert demo.stdout.splitlines()[0].split() == ["id", "year", "month", "day", "data"]
+    assert "'value':" in demo.stdout  # payloads decoded from JSON
+
+
+def test_serve_prints_the_environment_line() -> None:
+    server = subprocess.Popen([sys.executable, "-m", "s3aads_pandas", "serve"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline().strip()
+        assert line.startswith("export AWS_ENDPOINT_URL=http://127.0.0.1:")
+        url = line.split()[1].split("=", 1)[1]
+        Database("served", endpoint_url=url).create()
+        assert Database.list_databases(endpoint_url=url) == ["served"]
+    finally:
+        server.terminate()
+        server.wait(10)

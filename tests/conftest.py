@@ -17,10 +17,16 @@ from s3aads_pandas.local_s3 import LOCAL_CREDENTIALS, LocalS3
 def pytest_configure(config: pytest.Config) -> None:
     """Fake credentials and no AWS config files: no test may reach, or be steered by, real AWS."""
     os.environ.update(LOCAL_CREDENTIALS)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
         os.environ.pop(name, None)
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
+
+@pytest.fixture(autouse=True)
+def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebooks' endpoint is in the environment (for their kernels); tests choose their own."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
 @pytest.fixture(scope="session")

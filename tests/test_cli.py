@@ -56,7 +56,7 @@ def test_export_then_import_round_trip(endpoint: str, tmp_path: Path) -> None:
     sales = tmp_path / "sales.parquet"
     pd.DataFrame({"region": ["eu", "eu", "us"], "amount": [1.5, 2.5, 3.0]}).to_parquet(sales)
     assert run(endpoint, "import", "cli-db/sales", str(sales), "--partition-by", "region") == 0
-    back = pd.read_s3aads(f"cli-db/sales", format="parquet")
+    back = pd.read_s3aads("cli-db/sales", format="parquet")
     assert back.to_dict("list") == {"region": ["eu", "eu", "us"], "amount": [1.5, 2.5, 3.0]}
 
 

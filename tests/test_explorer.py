@@ -142,3 +142,14 @@ def test_cancel_stops_a_long_listing(table: Table, monkeypatch: pytest.MonkeyPat
     explorer.wait(timeout=5)
     assert explorer.status.value == "cancelled" and explorer.cancel_button.disabled
     assert len(explorer.rows) == 30  # the last complete listing stays shown
+
+
+def test_copy_as_code_uses_filters_for_columns_named_like_parameters(db: Database) -> None:
+    table = Table("odd", db, ["format", "id"])
+    table.insert(b"x", format="csv", id=1)
+    explorer = table.explore()
+    explorer.wait()
+    explorer.filters["format"].value = ("csv",)
+    explorer.wait()
+    assert explorer.code.value == "pd.read_s3aads('s3aads-test/odd', filters={'format': 'csv'})"
+    assert len(eval(explorer.code.value, {"pd": pd})) == 1  # the code runs and finds the row

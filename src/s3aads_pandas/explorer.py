@@ -8,6 +8,7 @@ notebook stays responsive; ``wait()`` joins that thread (for scripts and tests).
 from __future__ import annotations
 
 import html
+import inspect
 import logging
 import threading
 from collections.abc import Callable
@@ -271,10 +272,10 @@ class Explorer(widgets.VBox):
         recorded = table.database.recorded_columns(table.name)
         source = (repr(f"{table.database.name}/{table.name}") if recorded == tuple(table.columns)
                   else f"Table({table.name!r}, {table.database.name!r}, columns={table.columns!r})")
-        filters = "".join(f", {c}={v[0]!r}" if len(v) == 1 else f", {c}={v!r}" for c, v in chosen.items())
-        if any(not c.isidentifier() for c in chosen):
-            filters = f", filters={ {c: v for c, v in chosen.items()} !r}"
-        return f"pd.read_s3aads({source}{filters})"
+        values = {c: v[0] if len(v) == 1 else v for c, v in chosen.items()}
+        if set(values) & set(inspect.signature(read_s3aads).parameters):  # a column named like a parameter
+            return f"pd.read_s3aads({source}, filters={values!r})"
+        return f"pd.read_s3aads({source}" + "".join(f", {c}={v!r}" for c, v in values.items()) + ")"
 
     # -- background work and errors ---------------------------------------------------------------
 

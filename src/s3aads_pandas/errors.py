@@ -8,6 +8,7 @@ that callers already catch (``ValueError``, ``KeyError``, ``TypeError``, ``Looku
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class S3aadsError(Exception):
@@ -91,11 +92,19 @@ class S3RequestError(S3aadsError, OSError):
         self.retryable = retryable or throttled
         self.throttled = throttled
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_request_error, (str(self), self.code, self.retryable, self.throttled)
+
+
+def _rebuild_request_error(message: str, code: str | None, retryable: bool, throttled: bool) -> S3RequestError:
+    return S3RequestError(message, code, retryable=retryable, throttled=throttled)
+
 
 class BulkOperationError(S3aadsError, RuntimeError):
     """Some items of a bulk operation failed; ``failures`` maps each failed key to its reason."""
 
     def __init__(self, action: str, failures: dict[str, str], total: int) -> None:
+        self.action = action
         self.failures = dict(failures)
         self.total = total
         listing = "\n".join(f"  {key}: {reason}" for key, reason in sorted(self.failures.items()))
@@ -107,6 +116,10 @@ class BulkOperationError(S3aadsError, RuntimeError):
     @property
     def failed_keys(self) -> Sequence[str]:
         return sorted(self.failures)
+
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str, str], int]]:
+        """Pickle by the arguments, so the error crosses from Dask workers intact."""
+        return type(self), (self.action, self.failures, self.total)
 
 
 class FailedRowsWarning(UserWarning):

@@ -194,7 +194,7 @@ class KeyCodec:
         self.check_known(filters)
         encoded = {}
         for column, value in filters.items():
-            values = value if _is_value_list(value) else [value]
+            values = value if is_value_list(value) else [value]
             encoded[column] = frozenset(encode_segment(v, column) for v in values)
         return encoded
 
@@ -230,7 +230,7 @@ class KeyCodec:
         return {self.columns.index(c): values for c, values in encoded.items()}
 
 
-def _is_value_list(value: Any) -> bool:
+def is_value_list(value: Any) -> bool:
     return isinstance(value, (list, tuple, set, frozenset)) or (
         hasattr(value, "__array__") and getattr(value, "ndim", 0) == 1
     )

@@ -1,0 +1,214 @@
+"""Scale-out on Dask: read and write s3aads tables with one task per partition.
+
+Clients do not pickle, so tasks carry only the connection settings that boto3 needs to make one
+(endpoint, region, profile, botocore config); each worker makes its own client and takes its
+credentials from its own environment through boto3's credential chain. Nothing secret is put in
+the task graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+from dask.dataframe.extensions import register_dataframe_accessor
+
+from .accessor import WriteResult
+from .config import ConnectionSettings
+from .database import Database
+from .errors import BulkOperationError, InvalidArgumentError, InvalidValueError
+from .keys import is_value_list
+from .pandas_io import Errors, check_errors, read_s3aads as read_frame, resolve_table
+from .payloads import Codec, bytes_to_frame
+from .table import Table
+
+#: Above this many values of the partition column, values are grouped into this many partitions.
+MAX_PARTITIONS = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class _TableSpec:
+    """What a worker needs to open the table: no client, no credentials."""
+
+    settings: ConnectionSettings
+    database: str
+    table: str
+    columns: tuple[str, ...]
+
+    @classmethod
+    def of(cls, table: Table) -> _TableSpec:
+        settings = table.database.settings
+        if settings.client is not None or settings.session is not None:
+            raise InvalidArgumentError(
+                "Dask workers make their own S3 clients: give the Database endpoint_url, "
+                "region_name or profile_name instead of a ready boto3 client or session"
+            )
+        portable = ConnectionSettings(endpoint_url=settings.endpoint_url, region_name=settings.region_name,
+                                      profile_name=settings.profile_name, config=settings.config,
+                                      max_workers=settings.max_workers)
+        return cls(portable, table.database.name, table.name, tuple(table.codec.columns))
+
+    def open(self) -> Table:
+        return Table(self.table, Database(self.database, self.settings), list(self.columns))
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReadTask:
+    spec: _TableSpec
+    filters: dict[str, Any]
+    options: dict[str, Any]
+
+    def __call__(self) -> pd.DataFrame:
+        return read_frame(self.spec.open(), filters=self.filters, progress=False, **self.options)
+
+
+def _run(task: _ReadTask) -> pd.DataFrame:
+    return task()
+
+
+def read_s3aads(
+    table: Table | str,
+    *,
+    data: bool = True,
+    decode: Codec = "bytes",
+    format: str | None = None,
+    partition_on: str | None = None,
+    meta: pd.DataFrame | None = None,
+    max_workers: int | None = None,
+    filters: dict[str, Any] | None = None,
+    **column_filters: Any,
+) -> dd.DataFrame:
+    """A Dask DataFrame of the table's rows, one partition per value of ``partition_on``.
+
+    ``partition_on`` defaults to the first key column, whose values a single Delimiter listing
+    gives; filters on it prune partitions before any payload is read (no listing at all when
+    they name the values). Many values are grouped into at most :data:`MAX_PARTITIONS`
+    partitions. ``meta`` is known without reading: key columns as strings plus ``data``; in
+    dataset mode (``format=``) it comes from ``meta=``, or else from the first object's schema.
+    """
+    source = resolve_table(table)
+    codec = source.codec
+    chosen = {**(filters or {}), **column_filters}
+    codec.encode_filters(chosen)  # refuse bad filters before planning
+    column = partition_on or codec.columns[0]
+    codec.check_known([column])
+    if column in chosen:  # the filter names the partitions: nothing to list
+        wanted = chosen[column]
+        values = sorted({str(v) for v in (wanted if is_value_list(wanted) else [wanted])})
+    else:
+        values = [v[0] for v in source.distinct([column], **chosen)]
+    groups = _group(values)
+    spec = _TableSpec.of(source)
+    options = {"data": data, "decode": decode, "format": format, "max_workers": max_workers}
+    tasks = [_ReadTask(spec, {**chosen, column: group}, options) for group in groups]
+    if meta is None:
+        meta = _meta(source, codec.columns, data, format, tasks)
+    # Dask would turn object columns into Arrow strings, decoding bytes payloads: keep them as read.
+    with dask.config.set({"dataframe.convert-string": False}):
+        if not tasks:
+            return dd.from_pandas(meta, npartitions=1)
+        return dd.from_map(_run, tasks, meta=meta, label="read-s3aads", enforce_metadata=False)
+
+
+def _group(values: Sequence[str]) -> list[list[str]]:
+    if len(values) <= MAX_PARTITIONS:
+        return [[v] for v in values]
+    size = -(-len(values) // MAX_PARTITIONS)
+    return [list(values[i:i + size]) for i in range(0, len(values), size)]
+
+
+def _meta(table: Table, columns: Sequence[str], data: bool, format: str | None, tasks: list[_ReadTask]) -> pd.DataFrame:
+    keys = {c: pd.Series([], dtype="str") for c in columns}
+    if not data:
+        return pd.DataFrame(keys)
+    if format is None:
+        return pd.DataFrame({**keys, "data": pd.Series([], dtype=object)})
+    first = next((row for task in tasks for row in table.iter_rows(**task.filters)), None)
+    if first is None:
+        return pd.DataFrame(keys)
+    sample = bytes_to_frame(table.database.store.get(table.database.name, first.obj["Key"]) or b"", format)
+    return pd.concat([pd.DataFrame(keys), sample.iloc[0:0]], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class _WriteTask:
+    spec: _TableSpec
+    options: dict[str, Any]
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty:
+            return pd.DataFrame({"written": [0], "failures": [{}]})
+        result = frame.s3aads.write(self.spec.open(), progress=False, errors="skip", **self.options)
+        return pd.DataFrame({"written": [result.written], "failures": [result.failures]})
+
+
+def to_s3aads(
+    ddf: dd.DataFrame,
+    table: Table | str,
+    data: str = "data",
+    *,
+    overwrite: bool = True,
+    encode: Codec = None,
+    partition_by: Sequence[str] | None = None,
+    format: str | None = None,
+    max_workers: int | None = None,
+    errors: Errors = "raise",
+) -> WriteResult:
+    """Write every partition in parallel on the workers, as ``df.s3aads.write`` does.
+
+    Failed rows are collected from every partition: with ``errors="raise"`` one
+    :class:`BulkOperationError` names them all once every partition is done. In dataset mode
+    the rows are first shuffled so that each key's group is in one partition (one object per
+    key); in row mode a key given by two rows is refused, as with pandas, which takes one pass
+    over the key columns before writing.
+    """
+    check_errors(errors)
+    target = resolve_table(table) if partition_by is None else Table(*_names(table), list(partition_by))
+    columns = list(target.codec.columns)
+    options: dict[str, Any] = {"overwrite": overwrite, "max_workers": max_workers}
+    if partition_by is not None:
+        options.update(partition_by=list(partition_by), format=format or "parquet")
+        ddf = ddf.shuffle(on=columns)
+    else:
+        options.update(data=data, encode=encode)
+        keys = ddf[columns]
+        duplicated = len(keys) - len(keys.drop_duplicates())
+        if duplicated:
+            raise InvalidValueError(
+                f"{duplicated} row(s) repeat the key of another row, so one would silently replace "
+                "another: remove the duplicates, or write as a dataset with partition_by"
+            )
+    target.database.ensure_recorded(target.name, columns)
+    meta = pd.DataFrame({"written": pd.Series([], dtype="int64"), "failures": pd.Series([], dtype=object)})
+    outcome = ddf.map_partitions(_WriteTask(_TableSpec.of(target), options), meta=meta).compute()
+    failures: dict[str, str] = {}
+    for found in outcome["failures"]:
+        failures.update(found)
+    written = int(outcome["written"].sum())
+    if failures and errors == "raise":
+        raise BulkOperationError("write", failures, written + len(failures))
+    return WriteResult(written, failures)
+
+
+def _names(table: Table | str) -> tuple[str, Database]:
+    if isinstance(table, Table):
+        return table.name, table.database
+    if isinstance(table, str) and table.count("/") == 1:
+        database, name = table.split("/")
+        return name, Database(database)
+    raise InvalidArgumentError(f"table must be a Table or a 'database/table' string, got {table!r}")
+
+
+@register_dataframe_accessor("s3aads")
+class DaskS3aadsAccessor:
+    """``ddf.s3aads.write(table, ...)``: :func:`to_s3aads` as an accessor."""
+
+    def __init__(self, ddf: dd.DataFrame) -> None:
+        self._ddf = ddf
+
+    def write(self, table: Table | str, data: str = "data", **options: Any) -> WriteResult:
+        return to_s3aads(self._ddf, table, data, **options)

@@ -1,0 +1,105 @@
+"""Dask: reading and writing tables on a LocalCluster of worker processes over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import dask.dataframe as dd
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+from s3aads_pandas import BulkOperationError, InvalidValueError, ConnectionSettings, Database, Table, configure
+from s3aads_pandas.dask import read_s3aads, to_s3aads
+from s3aads_pandas.faults import FaultPlan
+from s3aads_pandas.local_s3 import LocalS3
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with LocalCluster(n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as dask_client:
+        yield dask_client
+
+
+@pytest.fixture
+def db(local_s3: LocalS3) -> Iterator[Database]:
+    local_s3.reset()
+    configure(endpoint_url=local_s3.endpoint_url)  # for "database/table" names
+    database = Database("dask-db")
+    database.create()
+    yield database
+    configure(ConnectionSettings())
+
+
+def events(n: int = 120) -> pd.DataFrame:
+    return pd.DataFrame({
+        "kind": [("click", "view", "buy")[i % 3] for i in range(n)],
+        "id": [str(i) for i in range(n)],
+        "data": [f"payload {i}".encode() for i in range(n)],
+    })
+
+
+def test_round_trip_in_row_mode(client: Client, db: Database) -> None:
+    table = Table("events", db, ["kind", "id"])
+    result = to_s3aads(dd.from_pandas(events(), npartitions=4), table)
+    assert result.written == 120 and result.failures == {}
+    ddf = read_s3aads(table)
+    assert ddf.npartitions == 3  # one per kind
+    assert list(ddf.columns) == ["kind", "id", "data"] and pd.api.types.is_string_dtype(ddf["id"].dtype)
+    back = ddf.compute().sort_values("id", key=lambda s: s.astype(int), ignore_index=True)
+    pd.testing.assert_frame_equal(back, events(), check_dtype=False)
+
+
+def test_round_trip_in_dataset_mode(client: Client, db: Database) -> None:
+    sales = pd.DataFrame({"region": ["eu", "eu", "us", "us"] * 5, "amount": [float(i) for i in range(20)],
+                          "units": list(range(20))})
+    ddf = dd.from_pandas(sales, npartitions=2)
+    ddf.s3aads.write("dask-db/sales", partition_by=["region"], format="parquet")
+    back = read_s3aads("dask-db/sales", format="parquet")
+    assert back.npartitions == 2 and str(back["units"].dtype) == "int64"  # meta from the first object
+    computed = back.compute()
+    assert sorted(computed["units"]) == list(range(20))
+    assert computed.groupby("region")["units"].count().to_dict() == {"eu": 10, "us": 10}
+
+
+def test_duplicate_keys_across_partitions_are_refused(client: Client, db: Database) -> None:
+    frame = pd.concat([events(6), events(6)], ignore_index=True)
+    with pytest.raises(InvalidValueError, match="6 row"):
+        to_s3aads(dd.from_pandas(frame, npartitions=2), Table("events", db, ["kind", "id"]))
+    assert db.tables == []
+
+
+def test_filters_prune_partitions_before_reading(client: Client, db: Database, count_requests) -> None:
+    table = Table("events", db, ["kind", "id"])
+    events().s3aads.write(table)
+    counter = count_requests(db)
+    pruned = read_s3aads(table, kind=["view", "buy"])
+    assert pruned.npartitions == 2
+    assert counter.total == 0  # the filter named the partitions: no request to plan the graph
+    assert sorted(pruned.compute()["kind"].unique()) == ["buy", "view"]
+    planned = read_s3aads(table, data=False)
+    assert dict(counter.operations) == {"ListObjectsV2": 1}  # one Delimiter listing
+    assert counter.params("ListObjectsV2")[0]["Delimiter"] == "/"
+    assert len(planned.compute()) == 120
+
+
+def test_an_error_in_one_partition_is_reported(client: Client, db: Database) -> None:
+    events(12).s3aads.write(Table("events", db, ["kind", "id"]))
+    # a second endpoint on the same in-memory store, where one object always fails
+    with LocalS3(faults=FaultPlan(rate=0, failing=frozenset({"dask-db/events/view/4"}))) as faulty:
+        table = Table("events", Database("dask-db", endpoint_url=faulty.endpoint_url), ["kind", "id"])
+        with pytest.raises(BulkOperationError) as info:
+            read_s3aads(table, kind=["view", "click"]).compute()
+        assert list(info.value.failures) == ["events/view/4"]
+        assert "InternalError" in info.value.failures["events/view/4"]
+
+
+def test_failed_rows_are_collected_from_every_partition(client: Client, db: Database) -> None:
+    Table("events", db, ["kind", "id"]).insert(b"", kind="buy", id="x")
+    with LocalS3(faults=FaultPlan(rate=0, failing=frozenset({"dask-db/events/view/1", "dask-db/events/buy/5"}))) as faulty:
+        table = Table("events", Database("dask-db", endpoint_url=faulty.endpoint_url), ["kind", "id"])
+        with pytest.raises(BulkOperationError) as info:
+            to_s3aads(dd.from_pandas(events(12), npartitions=3), table)
+        assert info.value.failed_keys == ["events/buy/5", "events/view/1"]
+        assert "write failed for 2 of 12" in str(info.value)

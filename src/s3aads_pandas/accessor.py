@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import ColumnError, InvalidArgumentError, InvalidValueError, S3aadsError
 from .keys import KeyCodec
-from .pandas_io import Errors, check_errors, report_failures, resolve_table
+from .pandas_io import Errors, check_errors, report_failures, resolve_table, split_table_name
 from .payloads import Codec, check_format, decoder, encoder, frame_to_bytes
 from .table import Table
 from .transfer import get_objects, put_objects
@@ -168,13 +168,8 @@ class S3aadsAccessor:
 
 def _dataset_table(table: Table | str, partition_by: list[str]) -> Table:
     """The target of a dataset write; a new table takes ``partition_by`` as its columns."""
-    if isinstance(table, Table):
-        return table if table.columns else Table(table.name, table.database, partition_by)
-    if isinstance(table, str) and table.count("/") == 1:
-        database, name = table.split("/")
-        found = Table(name, database)
-        return found if found.columns else Table(name, found.database, partition_by)
-    return resolve_table(table)
+    named = table if isinstance(table, Table) else Table(*split_table_name(table))
+    return named if named.columns else Table(named.name, named.database, partition_by)
 
 
 def _refuse_duplicate_keys(keys: list[str]) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 from .config import configure
 from .database import Database
 from .errors import S3aadsError
-from .pandas_io import read_s3aads, resolve_table
+from .pandas_io import read_s3aads, resolve_table, split_table_name
 from .table import Table
 
 FILE_FORMATS = ("table", "csv", "json", "parquet")
@@ -156,7 +156,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         result = frame.s3aads.write(args.table, partition_by=args.partition_by.split(","), format="parquet")
     else:
         table = resolve_table(args.table) if not args.columns else Table(
-            args.table.split("/", 1)[1], args.table.split("/", 1)[0], args.columns.split(","))
+            *split_table_name(args.table), args.columns.split(","))
         result = frame.s3aads.write(table, data=args.data)
     print(f"imported {result.written} objects into {args.table}", file=sys.stderr)
     return 0

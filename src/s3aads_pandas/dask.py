@@ -22,7 +22,7 @@ from .config import ConnectionSettings
 from .database import Database
 from .errors import BulkOperationError, InvalidArgumentError, InvalidValueError
 from .keys import is_value_list
-from .pandas_io import Errors, check_errors, read_s3aads as read_frame, resolve_table
+from .pandas_io import Errors, check_errors, read_s3aads as read_frame, resolve_table, split_table_name
 from .payloads import Codec, bytes_to_frame
 from .table import Table
 
@@ -195,12 +195,7 @@ def to_s3aads(
 
 
 def _names(table: Table | str) -> tuple[str, Database]:
-    if isinstance(table, Table):
-        return table.name, table.database
-    if isinstance(table, str) and table.count("/") == 1:
-        database, name = table.split("/")
-        return name, Database(database)
-    raise InvalidArgumentError(f"table must be a Table or a 'database/table' string, got {table!r}")
+    return (table.name, table.database) if isinstance(table, Table) else split_table_name(table)
 
 
 @register_dataframe_accessor("s3aads")

@@ -28,20 +28,26 @@ Errors = Literal["raise", "skip"]
 FAILURES_ATTR = "s3aads_failures"
 
 
-def resolve_table(table: Table | str) -> Table:
-    """A Table, or ``"database/table"`` whose columns come from the table's record."""
-    if isinstance(table, Table):
-        return table
+def split_table_name(table: str) -> tuple[str, Database]:
+    """The table name and the Database of a ``"database/table"`` string."""
     if not isinstance(table, str) or table.count("/") != 1:
         raise InvalidArgumentError(
             f"table must be a Table or a 'database/table' string, got {table!r}"
         )
     database, name = table.split("/")
-    found = Database(database).get_table(name)
+    return name, Database(database)
+
+
+def resolve_table(table: Table | str) -> Table:
+    """A Table, or ``"database/table"`` whose columns come from the table's record."""
+    if isinstance(table, Table):
+        return table
+    name, database = split_table_name(table)
+    found = database.get_table(name)
     if found is None:
         raise TableNotFoundError(
-            f"table {name!r} of database {database!r} has no rows and no column record; "
-            f"for a new table pass Table({name!r}, {database!r}, columns=[...])"
+            f"table {name!r} of database {database.name!r} has no rows and no column record; "
+            f"for a new table pass Table({name!r}, {database.name!r}, columns=[...])"
         )
     return found
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import cloudpickle
 import dask.dataframe as dd
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
-from s3aads_pandas import BulkOperationError, InvalidValueError, ConnectionSettings, Database, Table, configure
+from s3aads_pandas import (BulkOperationError, ConnectionSettings, Database, InvalidArgumentError, InvalidValueError,
+                           Table, configure)
 from s3aads_pandas.dask import read_s3aads, to_s3aads
 from s3aads_pandas.faults import FaultPlan
 from s3aads_pandas.local_s3 import LocalS3
@@ -103,3 +105,28 @@ def test_failed_rows_are_collected_from_every_partition(client: Client, db: Data
             to_s3aads(dd.from_pandas(events(12), npartitions=3), table)
         assert info.value.failed_keys == ["events/buy/5", "events/view/1"]
         assert "write failed for 2 of 12" in str(info.value)
+
+
+def test_the_task_graph_carries_no_credentials(client: Client, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    events(6).s3aads.write(Table("events", db, ["kind", "id"]))
+    secret = "driver-only-secret-3f9a"  # the driver's own; the workers have theirs
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    table = Table("events", Database("dask-db", endpoint_url=db.settings.endpoint_url), ["kind", "id"])
+    ddf = read_s3aads(table)
+    graph = cloudpickle.dumps(dict(ddf.__dask_graph__()))
+    assert db.settings.endpoint_url.encode() in graph  # the graph does carry the settings...
+    assert secret.encode() not in graph  # ...but not the credentials
+    assert len(ddf.compute()) == 6
+
+
+def test_explicit_credentials_are_refused_before_any_request(client: Client, db: Database, count_requests) -> None:
+    events(6).s3aads.write(Table("events", db, ["kind", "id"]))
+    keyed = Database("dask-db", endpoint_url=db.settings.endpoint_url,
+                     aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="not-for-the-graph")
+    counter = count_requests(keyed)
+    table = Table("events", keyed, ["kind", "id"])
+    with pytest.raises(InvalidArgumentError, match="workers' environment"):
+        read_s3aads(table, kind="buy")
+    with pytest.raises(InvalidArgumentError, match="profile_name"):
+        to_s3aads(dd.from_pandas(events(6), npartitions=2), table)
+    assert counter.total == 0

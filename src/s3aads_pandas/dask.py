@@ -47,6 +47,12 @@ class _TableSpec:
                 "Dask workers make their own S3 clients: give the Database endpoint_url, "
                 "region_name or profile_name instead of a ready boto3 client or session"
             )
+        if settings.aws_access_key_id or settings.aws_secret_access_key or settings.aws_session_token:
+            raise InvalidArgumentError(
+                "Dask workers take their credentials from their own environment (AWS_ACCESS_KEY_ID..., "
+                "a profile, an instance role), never from the task graph: give the Database a "
+                "profile_name, or set the credentials in the workers' environment, instead of aws_* keys"
+            )
         portable = ConnectionSettings(endpoint_url=settings.endpoint_url, region_name=settings.region_name,
                                       profile_name=settings.profile_name, config=settings.config,
                                       max_workers=settings.max_workers)
@@ -168,6 +174,7 @@ def to_s3aads(
     """
     check_errors(errors)
     target = resolve_table(table) if partition_by is None else Table(*_names(table), list(partition_by))
+    spec = _TableSpec.of(target)  # refuses settings the workers cannot use, before any request
     columns = list(target.codec.columns)
     options: dict[str, Any] = {"overwrite": overwrite, "max_workers": max_workers}
     if partition_by is not None:
@@ -184,7 +191,7 @@ def to_s3aads(
             )
     target.database.ensure_recorded(target.name, columns)
     meta = pd.DataFrame({"written": pd.Series([], dtype="int64"), "failures": pd.Series([], dtype=object)})
-    outcome = ddf.map_partitions(_WriteTask(_TableSpec.of(target), options), meta=meta).compute()
+    outcome = ddf.map_partitions(_WriteTask(spec, options), meta=meta).compute()
     failures: dict[str, str] = {}
     for found in outcome["failures"]:
         failures.update(found)

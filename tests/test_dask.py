@@ -8,10 +8,12 @@ import cloudpickle
 import dask.dataframe as dd
 import pandas as pd
 import pytest
+from botocore.config import Config
 from distributed import Client, LocalCluster
 
 from s3aads_pandas import (BulkOperationError, ConnectionSettings, Database, InvalidArgumentError, InvalidValueError,
                            Table, configure)
+from s3aads_pandas import dask as dask_module
 from s3aads_pandas.dask import read_s3aads, to_s3aads
 from s3aads_pandas.faults import FaultPlan
 from s3aads_pandas.local_s3 import LocalS3
@@ -130,3 +132,18 @@ def test_explicit_credentials_are_refused_before_any_request(client: Client, db:
     with pytest.raises(InvalidArgumentError, match="profile_name"):
         to_s3aads(dd.from_pandas(events(6), npartitions=2), table)
     assert counter.total == 0
+
+
+def test_tasks_on_a_worker_share_one_client(client: Client, db: Database) -> None:
+    events(60).s3aads.write(Table("events", db, ["kind", "id"]))
+    # a botocore Config compares by identity, and each task unpickles its own copy of it
+    configured = Database("dask-db", endpoint_url=db.settings.endpoint_url,
+                          config=Config(s3={"addressing_style": "path"}))
+    ddf = read_s3aads(Table("events", configured, ["kind", "id"]), partition_on="id")
+
+    def clients_made() -> int:
+        return sum(client.run(lambda: len(dask_module._worker_clients)).values())
+
+    before = clients_made()
+    assert ddf.npartitions == 60 and len(ddf.compute()) == 60
+    assert 1 <= clients_made() - before <= len(client.scheduler_info()["workers"])  # not one per task

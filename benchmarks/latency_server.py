@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,8 +20,30 @@ import waitress
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 
+#: GET this path for the number of S3 requests served so far (from any process).
+COUNT_PATH = "/_requests"
+
+
+class Tally:
+    """A count that server threads add to."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
 def with_latency(app: Callable[..., Iterable[bytes]], seconds: float) -> Callable[..., Iterable[bytes]]:
+    served = Tally()
+
     def delayed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == COUNT_PATH:
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [str(served.value).encode()]
+        served.add()
         time.sleep(seconds)
         return app(environ, start_response)
 

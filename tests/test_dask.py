@@ -6,13 +6,14 @@ from collections.abc import Iterator
 
 import cloudpickle
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pytest
 from botocore.config import Config
 from distributed import Client, LocalCluster
 
 from s3aads_pandas import (BulkOperationError, ConnectionSettings, Database, InvalidArgumentError, InvalidValueError,
-                           Table, configure)
+                           PayloadTypeError, Table, configure, payloads)
 from s3aads_pandas import dask as dask_module
 from s3aads_pandas.dask import read_s3aads, to_s3aads
 from s3aads_pandas.faults import FaultPlan
@@ -147,3 +148,49 @@ def test_tasks_on_a_worker_share_one_client(client: Client, db: Database) -> Non
     before = clients_made()
     assert ddf.npartitions == 60 and len(ddf.compute()) == 60
     assert 1 <= clients_made() - before <= len(client.scheduler_info()["workers"])  # not one per task
+
+
+def _object_size(db: Database, table: str) -> int:
+    listed = db.store.client.list_objects_v2(Bucket=db.name, Prefix=f"{table}/")["Contents"]
+    return min(obj["Size"] for obj in listed)
+
+
+@pytest.mark.parametrize("columns, rows, gets", [(3, 20_000, 1), (3_000, 2, 2)], ids=["footer-in-sample", "wide-footer"])
+def test_dataset_meta_comes_from_the_parquet_footer(db: Database, count_requests, columns: int, rows: int, gets: int) -> None:
+    frame = pd.DataFrame({"region": ["eu"] * rows, **{f"c{i}": np.random.default_rng(i).random(rows) for i in range(columns)}})
+    frame["label"] = "x"
+    frame["units"] = 7
+    frame.s3aads.write("dask-db/wide", partition_by=["region"], format="parquet")
+    assert _object_size(db, "wide") > payloads.SAMPLE_BYTES
+    counter = count_requests(db)
+    ddf = read_s3aads(Table("wide", db, ["region"]), format="parquet")
+    ranges = [params.get("Range", "") for params in counter.params("GetObject")]
+    assert len(ranges) == gets and all(r.startswith("bytes=-") for r in ranges)  # never the whole object
+    computed = ddf.compute(scheduler="sync")
+    assert dict(ddf.dtypes) == dict(computed.dtypes) and list(ddf.columns) == list(computed.columns)
+    assert str(ddf["label"].dtype) == str(frame["label"].dtype) and str(ddf["units"].dtype) == "int64"
+
+
+def test_dataset_meta_comes_from_the_first_lines_of_a_csv(db: Database, count_requests) -> None:
+    frame = pd.DataFrame({"region": "eu", "n": range(10_000), "amount": 0.5, "note": "some text"})
+    frame.s3aads.write("dask-db/lines", partition_by=["region"], format="csv")
+    assert _object_size(db, "lines") > payloads.SAMPLE_BYTES
+    counter = count_requests(db)
+    ddf = read_s3aads(Table("lines", db, ["region"]), format="csv")
+    assert [p.get("Range") for p in counter.params("GetObject")] == [f"bytes=0-{payloads.SAMPLE_BYTES - 1}"]
+    assert {c: str(t) for c, t in ddf.dtypes.items() if c != "region"} == {
+        "n": "int64", "amount": "float64", "note": str(frame["note"].dtype)}
+
+
+def test_a_csv_sample_cut_inside_a_quoted_field_falls_back_to_the_whole_object(db: Database) -> None:
+    long_field = "line\n" * (payloads.SAMPLE_BYTES // 5)  # the sample ends inside this quoted field
+    pd.DataFrame({"region": ["eu"], "n": [1], "text": [long_field]}).s3aads.write(
+        "dask-db/quoted", partition_by=["region"], format="csv")
+    ddf = read_s3aads(Table("quoted", db, ["region"]), format="csv")
+    assert list(ddf.columns) == ["region", "n", "text"] and str(ddf["n"].dtype) == "int64"
+
+
+def test_a_dataset_read_in_the_wrong_format_names_the_object(db: Database) -> None:
+    pd.DataFrame({"region": ["eu"], "n": [1]}).s3aads.write("dask-db/lines", partition_by=["region"], format="csv")
+    with pytest.raises(PayloadTypeError, match=r"s3://dask-db/lines/eu is not a parquet file"):
+        read_s3aads(Table("lines", db, ["region"]), format="parquet")

@@ -92,3 +92,12 @@ def test_objects_of_the_wrong_depth_are_skipped_with_one_warning(db: Database) -
     with pytest.warns(SkippedKeysWarning, match="skipped 2 object") as caught:
         assert table.query() == [{"id": "1", "year": "2020"}]
     assert len(caught) == 1
+
+
+def test_a_ranged_get_gives_part_of_an_object_and_its_full_size(db: Database) -> None:
+    db.store.put(db.name, "blob", b"0123456789")
+    db.store.put(db.name, "empty", b"")
+    assert db.store.get_range(db.name, "blob", "bytes=-4") == (b"6789", 10)
+    assert db.store.get_range(db.name, "blob", "bytes=0-3") == (b"0123", 10)
+    assert db.store.get_range(db.name, "blob", "bytes=-100") == (b"0123456789", 10)
+    assert db.store.get_range(db.name, "empty", "bytes=-4") == (b"", 0)

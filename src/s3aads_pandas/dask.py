@@ -25,7 +25,7 @@ from .database import Database
 from .errors import BulkOperationError, InvalidArgumentError, InvalidValueError
 from .keys import is_value_list
 from .pandas_io import Errors, check_errors, read_s3aads as read_frame, resolve_table, split_table_name
-from .payloads import Codec, bytes_to_frame
+from .payloads import Codec, empty_frame_like
 from .table import Table
 
 #: Above this many values of the partition column, values are grouped into this many partitions.
@@ -116,7 +116,8 @@ def read_s3aads(
     gives; filters on it prune partitions before any payload is read (no listing at all when
     they name the values). Many values are grouped into at most :data:`MAX_PARTITIONS`
     partitions. ``meta`` is known without reading: key columns as strings plus ``data``; in
-    dataset mode (``format=``) it comes from ``meta=``, or else from the first object's schema.
+    dataset mode (``format=``) it comes from ``meta=``, or else from the first object, of which
+    only its parquet footer or its first lines are read.
     """
     source = resolve_table(table)
     codec = source.codec
@@ -158,8 +159,10 @@ def _meta(table: Table, columns: Sequence[str], data: bool, format: str | None, 
     first = next((row for task in tasks for row in table.iter_rows(**task.filters)), None)
     if first is None:
         return pd.DataFrame(keys)
-    sample = bytes_to_frame(table.database.store.get(table.database.name, first.obj["Key"]) or b"", format)
-    return pd.concat([pd.DataFrame(keys), sample.iloc[0:0]], axis=1)
+    store, bucket, key = table.database.store, table.database.name, first.obj["Key"]
+    sample = empty_frame_like(lambda byte_range: store.get_range(bucket, key, byte_range), format,
+                              f"s3://{bucket}/{key}")
+    return pd.concat([pd.DataFrame(keys), sample], axis=1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -256,6 +256,21 @@ class ObjectStore:
                 return None
             raise
 
+    def get_range(self, bucket: str, key: str, byte_range: str) -> tuple[bytes, int]:
+        """Part of an object (one ranged GET, ``bytes=0-99`` or ``bytes=-100``) and its full size."""
+        def fetch() -> tuple[bytes, int]:
+            response = self.client.get_object(Bucket=bucket, Key=key, Range=byte_range)
+            body = response["Body"].read()
+            size = str(response.get("ContentRange", "")).rpartition("/")[2]
+            return body, int(size) if size.isdigit() else len(body)
+
+        try:
+            return self._request(fetch, bucket, key)
+        except S3RequestError as error:
+            if error.code == "InvalidRange":  # an empty object has no byte to give
+                return b"", 0
+            raise
+
     def delete(self, bucket: str, key: str) -> dict[str, Any]:
         return self._request(lambda: self.client.delete_object(Bucket=bucket, Key=key), bucket, key)
 

@@ -16,3 +16,13 @@ def test_quick_start_runs_as_written(s3: str | None) -> None:
     assert table.query(year=2020) == [{"id": "2", "year": "2020", "month": "01", "day": "01"}]
     assert table.ids() == ["2", "3"]
     assert namespace["db"].get_table("daily-data").columns == ["id", "year", "month", "day"]
+
+
+def test_dask_example_runs_as_written(s3: str | None) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README quick start", "exec"), namespace)
+    example = next(block for block in blocks if "s3aads_pandas.dask" in block)
+    exec(compile(example, "README Dask example", "exec"), namespace)
+    copied = namespace["copy"]
+    assert copied.query() == namespace["table"].query(year=2020) != []

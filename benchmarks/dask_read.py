@@ -4,7 +4,8 @@ The table has N rows spread over P values of its first column. pandas reads it i
 with W threads; Dask plans one partition per value (one Delimiter listing), then each task on a
 worker process lists its prefix and reads its rows with W threads of its own. The S3 endpoint is
 benchmarks/latency_server.py with the latency added to every request; requests are counted by
-that server, so the workers' requests are counted too. Prints two Markdown tables: the
+that server, so the workers' requests are counted too, and so is the CPU the server spends (on
+the same machine, it competes with the readers for the cores). Prints two Markdown tables: the
 comparison, and the tasks (how many, on which worker, how long).
 """
 
@@ -13,14 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from bench import start_server
+from bench import process_cpu, start_server
 from latency_server import COUNT_PATH
 
 
@@ -30,13 +33,29 @@ def served(url: str) -> int:
         return int(answer.read())
 
 
-def timed(url: str, work: Callable[[], Any]) -> tuple[Any, float, int]:
-    before, start = served(url), time.perf_counter()
+@dataclass
+class Timed:
+    result: Any
+    wall: float
+    requests: int
+    server_cpu: float
+
+    def __add__(self, other: Timed) -> Timed:
+        return Timed(other.result, self.wall + other.wall, self.requests + other.requests,
+                     self.server_cpu + other.server_cpu)
+
+    def row(self, name: str, versus: str = "") -> str:
+        return f"| {name} | {self.wall:.2f} | {self.requests} | {self.server_cpu:.2f} | {versus} |"
+
+
+def timed(server: subprocess.Popen[bytes], url: str, work: Callable[[], Any]) -> Timed:
+    requests, cpu, start = served(url), process_cpu(server.pid), time.perf_counter()
     result = work()
-    return result, time.perf_counter() - start, served(url) - before
+    wall = time.perf_counter() - start
+    return Timed(result, wall, served(url) - requests, process_cpu(server.pid) - cpu)
 
 
-def run(url: str, args: argparse.Namespace) -> None:
+def run(server: subprocess.Popen[bytes], url: str, args: argparse.Namespace) -> None:
     import pandas as pd
     from distributed import Client, LocalCluster, get_task_stream
 
@@ -51,28 +70,29 @@ def run(url: str, args: argparse.Namespace) -> None:
                           "id": range(args.rows), "data": [body] * args.rows})
     frame.s3aads.write(table, progress=False)
 
-    read, pandas_wall, pandas_requests = timed(url, lambda: pd.read_s3aads(table, progress=False))
+    pandas = timed(server, url, lambda: pd.read_s3aads(table, progress=False))
     with LocalCluster(n_workers=args.processes, threads_per_worker=args.threads, processes=True,
                       host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(lambda: __import__("s3aads_pandas.dask"))  # workers import once, before timing
-        ddf, plan_wall, plan_requests = timed(url, lambda: read_s3aads(table))
+        plan = timed(server, url, lambda: read_s3aads(table))
         with get_task_stream(client) as stream:
-            computed, compute_wall, compute_requests = timed(url, ddf.compute)
-    if not len(read) == len(computed) == args.rows:
-        raise RuntimeError(f"read {len(read)} rows with pandas and {len(computed)} with Dask, not {args.rows}")
+            compute = timed(server, url, plan.result.compute)
+    computed = compute.result
+    if not len(pandas.result) == len(computed) == args.rows:
+        raise RuntimeError(f"read {len(pandas.result)} rows with pandas and {len(computed)} with Dask, not {args.rows}")
 
-    limit = args.rows * args.latency / args.workers
-    dask_wall, dask_requests = plan_wall + compute_wall, plan_requests + compute_requests
-    print(f"`python benchmarks/dask_read.py {' '.join(sys.argv[1:])}`: N={args.rows} rows of {args.payload} "
+    total = plan + compute
+    command = " ".join(["python", "benchmarks/dask_read.py", *sys.argv[1:]])
+    print(f"`{command}`: N={args.rows} rows of {args.payload} "
           f"bytes in P={args.parts} values of the first column, latency {args.latency * 1000:.0f} ms, "
           f"W={args.workers} threads per reader; Dask: {args.processes} worker processes x "
           f"{args.threads} thread(s)\n")
-    print("| read | wall s | S3 requests | vs pandas |\n|---|---:|---:|---:|")
-    print(f"| pandas `pd.read_s3aads` | {pandas_wall:.2f} | {pandas_requests} | 1.00x |")
-    print(f"| Dask: plan (`read_s3aads`) | {plan_wall:.2f} | {plan_requests} | |")
-    print(f"| Dask: compute | {compute_wall:.2f} | {compute_requests} | |")
-    print(f"| Dask: total | {dask_wall:.2f} | {dask_requests} | {pandas_wall / dask_wall:.2f}x |")
-    print(f"| limit N x L / W (one reader) | {limit:.2f} | {args.rows} | |\n")
+    print("| read | wall s | S3 requests | S3 server CPU s | vs pandas |\n|---|---:|---:|---:|---:|")
+    print(pandas.row("pandas `pd.read_s3aads`", "1.00x"))
+    print(plan.row("Dask: plan (`read_s3aads`)"))
+    print(compute.row("Dask: compute"))
+    print(total.row("Dask: total", f"{pandas.wall / total.wall:.2f}x"))
+    print(f"| limit N x L / W (one reader) | {args.rows * args.latency / args.workers:.2f} | {args.rows} | | |\n")
 
     tasks = [t for t in stream.data if "read-s3aads" in str(t["key"])]
     seconds = [sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute") for t in tasks]
@@ -99,7 +119,7 @@ def main() -> None:
     os.environ.update({"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
                        "AWS_DEFAULT_REGION": "us-east-1"})
     try:
-        run(url, args)
+        run(server, url, args)
     finally:
         server.terminate()
         server.wait(10)

@@ -13,7 +13,7 @@ from botocore.config import Config
 from distributed import Client, LocalCluster
 
 from s3aads_pandas import (BulkOperationError, ConnectionSettings, Database, InvalidArgumentError, InvalidValueError,
-                           PayloadTypeError, Table, configure, payloads)
+                           FailedRowsWarning, PayloadTypeError, Table, configure, payloads)
 from s3aads_pandas import dask as dask_module
 from s3aads_pandas.dask import read_s3aads, to_s3aads
 from s3aads_pandas.faults import FaultPlan
@@ -108,6 +108,9 @@ def test_failed_rows_are_collected_from_every_partition(client: Client, db: Data
             to_s3aads(dd.from_pandas(events(12), npartitions=3), table)
         assert info.value.failed_keys == ["events/buy/5", "events/view/1"]
         assert "write failed for 2 of 12" in str(info.value)
+        with pytest.warns(FailedRowsWarning, match="write failed for 2 of 12 rows"):
+            result = dd.from_pandas(events(12), npartitions=3).s3aads.write(table, errors="skip")
+        assert sorted(result.failures) == ["events/buy/5", "events/view/1"] and result.written == 10
 
 
 def test_the_task_graph_carries_no_credentials(client: Client, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

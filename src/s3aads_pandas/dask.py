@@ -22,9 +22,10 @@ from dask.dataframe.extensions import register_dataframe_accessor
 from .accessor import WriteResult
 from .config import ConnectionSettings
 from .database import Database
-from .errors import BulkOperationError, InvalidArgumentError, InvalidValueError
+from .errors import InvalidArgumentError, InvalidValueError
 from .keys import is_value_list
-from .pandas_io import Errors, check_errors, read_s3aads as read_frame, resolve_table, split_table_name
+from .pandas_io import (Errors, check_errors, read_s3aads as read_frame, report_failures, resolve_table,
+                        split_table_name)
 from .payloads import Codec, empty_frame_like
 from .table import Table
 
@@ -192,7 +193,8 @@ def to_s3aads(
     """Write every partition in parallel on the workers, as ``df.s3aads.write`` does.
 
     Failed rows are collected from every partition: with ``errors="raise"`` one
-    :class:`BulkOperationError` names them all once every partition is done. In dataset mode
+    :class:`BulkOperationError` names them all once every partition is done; with
+    ``errors="skip"`` a :class:`FailedRowsWarning` counts them and the result lists them. In dataset mode
     the rows are first shuffled so that each key's group is in one partition (one object per
     key); in row mode a key given by two rows is refused, as with pandas, which takes one pass
     over the key columns before writing.
@@ -221,8 +223,7 @@ def to_s3aads(
     for found in outcome["failures"]:
         failures.update(found)
     written = int(outcome["written"].sum())
-    if failures and errors == "raise":
-        raise BulkOperationError("write", failures, written + len(failures))
+    report_failures("write", failures, written + len(failures), errors)
     return WriteResult(written, failures)
 
 

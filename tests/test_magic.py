@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,13 +25,22 @@ def table(db: Database) -> Table:
     return table
 
 
-@pytest.fixture
-def shell(table: Table) -> Iterator[InteractiveShell]:
+@pytest.fixture(scope="module")
+def ipython() -> Iterator[InteractiveShell]:
+    """One shell for the module: every shell left behind runs a full garbage collection at exit."""
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "s3aads_pandas")
-    shell.user_ns["daily"] = table
     yield shell
+    shell.atexit_operations()  # now, on this module's heap, rather than at interpreter exit
+    atexit.unregister(shell.atexit_operations)
     InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def shell(ipython: InteractiveShell, table: Table) -> Iterator[InteractiveShell]:
+    ipython.user_ns["daily"] = table
+    yield ipython
+    ipython.user_ns.pop("daily", None)
 
 
 def run(shell: InteractiveShell, code: str) -> Any:

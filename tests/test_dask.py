@@ -197,3 +197,16 @@ def test_a_dataset_read_in_the_wrong_format_names_the_object(db: Database) -> No
     pd.DataFrame({"region": ["eu"], "n": [1]}).s3aads.write("dask-db/lines", partition_by=["region"], format="csv")
     with pytest.raises(PayloadTypeError, match=r"s3://dask-db/lines/eu is not a parquet file"):
         read_s3aads(Table("lines", db, ["region"]), format="parquet")
+
+
+def test_many_values_are_read_in_runs_of_keys(db: Database, count_requests, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dask_module, "MAX_PARTITIONS", 4)
+    table = Table("events", db, ["id", "kind"])
+    events(40).s3aads.write(table)  # 40 ids, one row each
+    ddf = read_s3aads(table)
+    assert ddf.npartitions == 4
+    tasks_client = dask_module._worker_client(dask_module._TableSpec.of(table).settings)
+    counter = count_requests(Database(db.name, db.settings.replace(client=tasks_client)))
+    back = ddf.compute(scheduler="sync")
+    assert dict(counter.operations) == {"ListObjectsV2": 4, "GetObject": 40}  # a listing per run, not per id
+    assert list(back["id"]) == list(pd.read_s3aads(table)["id"])  # every row once, in key order

@@ -185,3 +185,25 @@ def test_repr_does_not_talk_to_s3(db: Database, count_requests) -> None:
     assert repr(table) == "Table('daily-data', database='s3aads-test', columns=<not loaded>)"
     assert repr(db) == "Database('s3aads-test')" or "endpoint_url" in repr(db)
     assert counter.total == 0
+
+
+# values whose keys sort differently from the values: '-', '!', ' ' and '.' come before '/'
+RUN_VALUES = ["2024", "2024-01", "2024!", "a", "a b", "a/b", "%", "..", "é", "z"]
+
+
+@pytest.mark.parametrize("columns", [["k", "n"], ["k"]], ids=["two-columns", "one-column"])
+def test_a_run_of_first_column_values_is_listed_exactly(db: Database, count_requests, columns: list[str]) -> None:
+    table = Table("runs", db, columns)
+    for value in RUN_VALUES:
+        for n in (["1", "2"] if len(columns) == 2 else [None]):
+            table.insert(b"", **({"k": value, "n": n} if n else {"k": value}))
+    in_order = sorted(RUN_VALUES, key=table.codec.first_column_start)
+    assert [row["k"] for row in table.query()][:: len(columns)] == in_order  # the order S3 lists them in
+    counter = count_requests(db)
+    for i in range(len(in_order)):
+        for j in range(i, len(in_order)):
+            rows = table.list_rows_between(in_order[i], in_order[j])
+            assert [table.codec.decode(row.segments)["k"] for row in rows][:: len(columns)] == in_order[i:j + 1]
+    assert counter.operations["ListObjectsV2"] == 55  # one listing per run, never one per value
+    narrowed = table.list_rows_between(in_order[0], in_order[-1], k=["a", "z"])
+    assert [table.codec.decode(row.segments)["k"] for row in narrowed][:: len(columns)] == ["a", "z"]

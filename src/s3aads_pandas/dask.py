@@ -24,8 +24,7 @@ from .config import ConnectionSettings
 from .database import Database
 from .errors import InvalidArgumentError, InvalidValueError
 from .keys import is_value_list
-from .pandas_io import (Errors, check_errors, read_s3aads as read_frame, report_failures, resolve_table,
-                        split_table_name)
+from .pandas_io import Errors, check_errors, read_rows, report_failures, resolve_table, split_table_name
 from .payloads import Codec, empty_frame_like
 from .table import Table
 
@@ -87,12 +86,21 @@ def _worker_client(settings: ConnectionSettings) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class _ReadTask:
+    """One partition: the rows matching ``filters``, listed as one run of first-column values
+    from ``key_range[0]`` to ``key_range[1]`` when it is set, else by the filters' prefixes."""
+
     spec: _TableSpec
     filters: dict[str, Any]
     options: dict[str, Any]
+    key_range: tuple[str, str] | None = None
 
     def __call__(self) -> pd.DataFrame:
-        return read_frame(self.spec.open(), filters=self.filters, progress=False, **self.options)
+        table = self.spec.open()
+        if self.key_range is None:
+            rows = table.list_rows(**self.filters)
+        else:
+            rows = table.list_rows_between(*self.key_range, **self.filters)
+        return read_rows(table, rows, progress=False, **self.options)
 
 
 def _run(task: _ReadTask) -> pd.DataFrame:
@@ -116,7 +124,8 @@ def read_s3aads(
     ``partition_on`` defaults to the first key column, whose values a single Delimiter listing
     gives; filters on it prune partitions before any payload is read (no listing at all when
     they name the values). Many values are grouped into at most :data:`MAX_PARTITIONS`
-    partitions. ``meta`` is known without reading: key columns as strings plus ``data``; in
+    partitions of consecutive values, each read with one listing of its run of keys. Another
+    column can be given, at the cost of a listing of the table per partition. ``meta`` is known without reading: key columns as strings plus ``data``; in
     dataset mode (``format=``) it comes from ``meta=``, or else from the first object, of which
     only its parquet footer or its first lines are read.
     """
@@ -131,10 +140,18 @@ def read_s3aads(
         values = sorted({str(v) for v in (wanted if is_value_list(wanted) else [wanted])})
     else:
         values = [v[0] for v in source.distinct([column], **chosen)]
-    groups = _group(values)
+    # listed values of the first column are every value in their range: a group of consecutive
+    # ones (in listing order) is one run of keys; values named by a filter may be far apart
+    runs = column == codec.columns[0] and column not in chosen
+    if runs:
+        values.sort(key=codec.first_column_start)
     spec = _TableSpec.of(source, max_workers)
     options = {"data": data, "decode": decode, "format": format}
-    tasks = [_ReadTask(spec, {**chosen, column: group}, options) for group in groups]
+    tasks = [
+        _ReadTask(spec, {**chosen, column: group}, options,
+                  (group[0], group[-1]) if runs and len(group) > 1 else None)
+        for group in _group(values)
+    ]
     if meta is None:
         meta = _meta(source, codec.columns, data, format, tasks)
     # Dask would turn object columns into Arrow strings, decoding bytes payloads: keep them as read.

@@ -225,6 +225,15 @@ class KeyCodec:
     def matches(segments: Sequence[str], positions: Mapping[int, Collection[str]]) -> bool:
         return all(segments[i] in accepted for i, accepted in positions.items())
 
+    def first_column_start(self, value: Any) -> str:
+        """How the keys of rows with this first-column value start; it sorts as S3 lists them.
+
+        S3 lists keys by their bytes and a segment is followed by '/', so "2024-01" (with '-'
+        before '/') is listed before "2024": sorting values by this string gives listing order.
+        """
+        separator = "/" if len(self.columns) > 1 else ""
+        return self.prefix + encode_segment(value, self.columns[0]) + separator
+
     def positions(self, encoded: Mapping[str, Collection[str]]) -> dict[int, Collection[str]]:
         """Filters keyed by column position, for :meth:`matches`."""
         return {self.columns.index(c): values for c, values in encoded.items()}

@@ -122,6 +122,13 @@ def read_s3aads(
     return loader.frame(source.list_rows(**chosen_filters))
 
 
+def read_rows(table: Table, rows: list[Row], *, data: bool = True, decode: Codec = "bytes",
+              format: str | None = None, progress: bool | None = None) -> pd.DataFrame:
+    """The DataFrame of rows listed elsewhere (a Dask task's range), as :func:`read_s3aads` makes it."""
+    loader = _Loader(table, list(table.codec.columns), data, decode, format, None, None, None, progress, "raise")
+    return loader.frame(rows)
+
+
 class _Loader:
     """Turns listed rows into DataFrames the way one read_s3aads call asked for."""
 

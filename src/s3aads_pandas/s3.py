@@ -169,9 +169,9 @@ class ObjectStore:
 
     # -- listing -------------------------------------------------------------------------------
 
-    def iter_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
-        """Every object under ``prefix``, page by page (1,000 keys a request)."""
-        for page in self._pages(bucket, prefix, delimiter=None):
+    def iter_objects(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every object under ``prefix`` (after the key ``start_after``), page by page (1,000 keys a request)."""
+        for page in self._pages(bucket, prefix, delimiter=None, start_after=start_after):
             yield from page.get("Contents", [])
 
     def iter_common_prefixes(self, bucket: str, prefix: str, delimiter: str = "/") -> Iterator[str]:
@@ -180,10 +180,13 @@ class ObjectStore:
             for entry in page.get("CommonPrefixes", []):
                 yield entry["Prefix"]
 
-    def _pages(self, bucket: str, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
+    def _pages(self, bucket: str, prefix: str, delimiter: str | None,
+               start_after: str | None = None) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_SIZE}
         if delimiter:
             params["Delimiter"] = delimiter
+        if start_after:
+            params["StartAfter"] = start_after
         while True:
             page = self._request(lambda: self.client.list_objects_v2(**params), bucket, prefix)
             yield page

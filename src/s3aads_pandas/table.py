@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random as _random
 import warnings
@@ -316,6 +317,25 @@ class Table:
             self.database.settings.max_workers,
         )
         objects = (obj for listing in listings for obj in listing)
+        return list(_matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket))
+
+    def list_rows_between(self, first: Any, last: Any, **filters: Any) -> list[Row]:
+        """Rows whose first column runs from ``first`` to ``last`` in listing order, in one listing.
+
+        For a run of many first-column values this costs one request per 1,000 rows, where
+        listing each value's prefix costs at least one request per value.
+        """
+        codec = self.codec
+        start, end = codec.first_column_start(first), codec.first_column_start(last)
+        store, bucket = self.database.store, self.database.name
+
+        def within(key: str) -> bool:  # the keys of `last` start with `end` (are `end`, with one column)
+            return key <= end or (key.startswith(end) and end.endswith("/"))
+
+        # S3 lists what comes after a key: start one character early, then skip up to `start`
+        listed = store.iter_objects(bucket, codec.prefix, start_after=start[:-1])
+        from_start = itertools.dropwhile(lambda obj: obj["Key"] < start, listed)
+        objects = itertools.takewhile(lambda obj: within(obj["Key"]), from_start)
         return list(_matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket))
 
     def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:

@@ -209,4 +209,8 @@ def test_many_values_are_read_in_runs_of_keys(db: Database, count_requests, monk
     counter = count_requests(Database(db.name, db.settings.replace(client=tasks_client)))
     back = ddf.compute(scheduler="sync")
     assert dict(counter.operations) == {"ListObjectsV2": 4, "GetObject": 40}  # a listing per run, not per id
+    assert [p["MaxKeys"] for p in counter.params("ListObjectsV2")] == [11] * 4  # its 10 keys and the next
     assert list(back["id"]) == list(pd.read_s3aads(table)["id"])  # every row once, in key order
+    assert read_s3aads(table, npartitions=3).npartitions == 3
+    with pytest.raises(InvalidArgumentError, match="npartitions must be a positive integer, got 0"):
+        read_s3aads(table, npartitions=0)

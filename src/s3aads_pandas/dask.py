@@ -87,12 +87,12 @@ def _worker_client(settings: ConnectionSettings) -> Any:
 @dataclasses.dataclass(frozen=True)
 class _ReadTask:
     """One partition: the rows matching ``filters``, listed as one run of first-column values
-    from ``key_range[0]`` to ``key_range[1]`` when it is set, else by the filters' prefixes."""
+    (first, last, how many) when ``key_range`` is set, else by the filters' prefixes."""
 
     spec: _TableSpec
     filters: dict[str, Any]
     options: dict[str, Any]
-    key_range: tuple[str, str] | None = None
+    key_range: tuple[str, str, int] | None = None
 
     def __call__(self) -> pd.DataFrame:
         table = self.spec.open()
@@ -114,6 +114,7 @@ def read_s3aads(
     decode: Codec = "bytes",
     format: str | None = None,
     partition_on: str | None = None,
+    npartitions: int | None = None,
     meta: pd.DataFrame | None = None,
     max_workers: int | None = None,
     filters: dict[str, Any] | None = None,
@@ -123,8 +124,9 @@ def read_s3aads(
 
     ``partition_on`` defaults to the first key column, whose values a single Delimiter listing
     gives; filters on it prune partitions before any payload is read (no listing at all when
-    they name the values). Many values are grouped into at most :data:`MAX_PARTITIONS`
-    partitions of consecutive values, each read with one listing of its run of keys. Another
+    they name the values). Many values are grouped into at most ``npartitions`` (default
+    :data:`MAX_PARTITIONS`) partitions of consecutive values, each read with one listing of its
+    run of keys; give fewer when each value has few rows, as every task pays a round trip or two. Another
     column can be given, at the cost of a listing of the table per partition. ``meta`` is known without reading: key columns as strings plus ``data``; in
     dataset mode (``format=``) it comes from ``meta=``, or else from the first object, of which
     only its parquet footer or its first lines are read.
@@ -135,6 +137,8 @@ def read_s3aads(
     codec.encode_filters(chosen)  # refuse bad filters before planning
     column = partition_on or codec.columns[0]
     codec.check_known([column])
+    if npartitions is not None and (not isinstance(npartitions, int) or npartitions < 1):
+        raise InvalidArgumentError(f"npartitions must be a positive integer, got {npartitions!r}")
     if column in chosen:  # the filter names the partitions: nothing to list
         wanted = chosen[column]
         values = sorted({str(v) for v in (wanted if is_value_list(wanted) else [wanted])})
@@ -149,8 +153,8 @@ def read_s3aads(
     options = {"data": data, "decode": decode, "format": format}
     tasks = [
         _ReadTask(spec, {**chosen, column: group}, options,
-                  (group[0], group[-1]) if runs and len(group) > 1 else None)
-        for group in _group(values)
+                  (group[0], group[-1], len(group)) if runs and len(group) > 1 else None)
+        for group in _group(values, npartitions or MAX_PARTITIONS)
     ]
     if meta is None:
         meta = _meta(source, codec.columns, data, format, tasks)
@@ -161,10 +165,10 @@ def read_s3aads(
         return dd.from_map(_run, tasks, meta=meta, label="read-s3aads", enforce_metadata=False)
 
 
-def _group(values: Sequence[str]) -> list[list[str]]:
-    if len(values) <= MAX_PARTITIONS:
+def _group(values: Sequence[str], npartitions: int) -> list[list[str]]:
+    if len(values) <= npartitions:
         return [[v] for v in values]
-    size = -(-len(values) // MAX_PARTITIONS)
+    size = -(-len(values) // npartitions)
     return [list(values[i:i + size]) for i in range(0, len(values), size)]
 
 

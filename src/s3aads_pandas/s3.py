@@ -169,9 +169,14 @@ class ObjectStore:
 
     # -- listing -------------------------------------------------------------------------------
 
-    def iter_objects(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every object under ``prefix`` (after the key ``start_after``), page by page (1,000 keys a request)."""
-        for page in self._pages(bucket, prefix, delimiter=None, start_after=start_after):
+    def iter_objects(self, bucket: str, prefix: str, start_after: str | None = None,
+                     first_page: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """Every object under ``prefix`` (after the key ``start_after``), page by page.
+
+        Pages hold 1,000 keys; ``first_page`` asks for fewer first, when the caller expects to
+        stop early and a full page would be mostly keys it does not want.
+        """
+        for page in self._pages(bucket, prefix, delimiter=None, start_after=start_after, first_page=first_page):
             yield from page.get("Contents", [])
 
     def iter_common_prefixes(self, bucket: str, prefix: str, delimiter: str = "/") -> Iterator[str]:
@@ -180,9 +185,9 @@ class ObjectStore:
             for entry in page.get("CommonPrefixes", []):
                 yield entry["Prefix"]
 
-    def _pages(self, bucket: str, prefix: str, delimiter: str | None,
-               start_after: str | None = None) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_SIZE}
+    def _pages(self, bucket: str, prefix: str, delimiter: str | None, start_after: str | None = None,
+               first_page: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(first_page, PAGE_SIZE)}
         if delimiter:
             params["Delimiter"] = delimiter
         if start_after:
@@ -194,6 +199,7 @@ class ObjectStore:
             if not page.get("IsTruncated") or not token:
                 return
             params["ContinuationToken"] = token
+            params["MaxKeys"] = PAGE_SIZE
 
     # -- objects -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from .errors import (
 from .executor import parallel_map
 from .keys import KeyCodec, decode_segment, validate_columns, validate_table_name
 from .payloads import bytes_like
-from .s3 import ObjectStore
+from .s3 import PAGE_SIZE, ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -319,11 +319,13 @@ class Table:
         objects = (obj for listing in listings for obj in listing)
         return list(_matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket))
 
-    def list_rows_between(self, first: Any, last: Any, **filters: Any) -> list[Row]:
+    def list_rows_between(self, first: Any, last: Any, values: int = 0, /, **filters: Any) -> list[Row]:
         """Rows whose first column runs from ``first`` to ``last`` in listing order, in one listing.
 
         For a run of many first-column values this costs one request per 1,000 rows, where
-        listing each value's prefix costs at least one request per value.
+        listing each value's prefix costs at least one request per value. ``values``, the number
+        of values in the run if known, sizes the first page: one key more than that, so a run of
+        one row per value is one request without a page of keys past its end.
         """
         codec = self.codec
         start, end = codec.first_column_start(first), codec.first_column_start(last)
@@ -333,7 +335,8 @@ class Table:
             return key <= end or (key.startswith(end) and end.endswith("/"))
 
         # S3 lists what comes after a key: start one character early, then skip up to `start`
-        listed = store.iter_objects(bucket, codec.prefix, start_after=start[:-1])
+        listed = store.iter_objects(bucket, codec.prefix, start_after=start[:-1],
+                                    first_page=values + 1 if values else PAGE_SIZE)
         from_start = itertools.dropwhile(lambda obj: obj["Key"] < start, listed)
         objects = itertools.takewhile(lambda obj: within(obj["Key"]), from_start)
         return list(_matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket))

@@ -56,6 +56,7 @@ def timed(server: subprocess.Popen[bytes], url: str, work: Callable[[], Any]) ->
 
 
 def run(server: subprocess.Popen[bytes], url: str, args: argparse.Namespace) -> None:
+    import dask
     import pandas as pd
     from distributed import Client, LocalCluster, get_task_stream
 
@@ -74,10 +75,11 @@ def run(server: subprocess.Popen[bytes], url: str, args: argparse.Namespace) -> 
     with LocalCluster(n_workers=args.processes, threads_per_worker=args.threads, processes=True,
                       host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
         client.run(lambda: __import__("s3aads_pandas.dask"))  # workers import once, before timing
-        plan = timed(server, url, lambda: read_s3aads(table))
+        plan = timed(server, url, lambda: read_s3aads(table, npartitions=args.npartitions))
         with get_task_stream(client) as stream:
-            compute = timed(server, url, plan.result.compute)
-    computed = compute.result
+            compute = timed(server, url, lambda: dask.compute(*plan.result.to_delayed()))
+    partitions = compute.result
+    computed = pd.concat(partitions, ignore_index=True)
     if not len(pandas.result) == len(computed) == args.rows:
         raise RuntimeError(f"read {len(pandas.result)} rows with pandas and {len(computed)} with Dask, not {args.rows}")
 
@@ -97,9 +99,9 @@ def run(server: subprocess.Popen[bytes], url: str, args: argparse.Namespace) -> 
     tasks = [t for t in stream.data if "read-s3aads" in str(t["key"])]
     seconds = [sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute") for t in tasks]
     per_worker = Counter(t["worker"] for t in tasks)
-    rows = computed.groupby("part").size()
+    rows = [len(partition) for partition in partitions]
     print("| tasks | rows per task | tasks per worker | task seconds (median / max) |\n|---:|---|---|---|")
-    print(f"| {len(tasks)} | {rows.min()}-{rows.max()} | {' / '.join(str(n) for n in sorted(per_worker.values()))} "
+    print(f"| {len(tasks)} | {min(rows)}-{max(rows)} | {' / '.join(str(n) for n in sorted(per_worker.values()))} "
           f"| {statistics.median(seconds):.2f} / {max(seconds):.2f} |")
 
 
@@ -109,6 +111,7 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=16, help="values of the first column (partitions)")
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per request (default 0.1)")
     parser.add_argument("--workers", type=int, default=32, help="threads per reader")
+    parser.add_argument("--npartitions", type=int, default=None, help="at most this many partitions (default 256)")
     parser.add_argument("--processes", type=int, default=2, help="Dask worker processes")
     parser.add_argument("--threads", type=int, default=1, help="Dask threads per worker process")
     parser.add_argument("--payload", type=int, default=1024, help="payload bytes per row")

@@ -201,6 +201,7 @@ def test_a_dataset_read_in_the_wrong_format_names_the_object(db: Database) -> No
 
 def test_many_values_are_read_in_runs_of_keys(db: Database, count_requests, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dask_module, "MAX_PARTITIONS", 4)
+    monkeypatch.setattr(dask_module, "PARTITION_ROWS", 10)
     table = Table("events", db, ["id", "kind"])
     events(40).s3aads.write(table)  # 40 ids, one row each
     ddf = read_s3aads(table)
@@ -214,3 +215,27 @@ def test_many_values_are_read_in_runs_of_keys(db: Database, count_requests, monk
     assert read_s3aads(table, npartitions=3).npartitions == 3
     with pytest.raises(InvalidArgumentError, match="npartitions must be a positive integer, got 0"):
         read_s3aads(table, npartitions=0)
+
+
+@pytest.mark.parametrize("ids, rows_per_id, limits, expected", [
+    (40, 1, {"PARTITION_ROWS": 10}, 4),  # 10 ids of one row each per partition
+    (40, 1, {"PARTITION_ROWS": 20}, 2),
+    (40, 1, {"PARTITION_BYTES": 20 * len(b"payload 10")}, 2),  # or as many bytes
+    (12, 5, {"PARTITION_ROWS": 10}, 6),  # 2 ids of 5 rows
+    (12, 5, {"PARTITION_ROWS": 1}, 8),  # never more than MAX_PARTITIONS
+], ids=["rows", "fewer", "bytes", "dense", "capped"])
+def test_past_max_partitions_groups_are_sized_from_one_listing_page(
+        db: Database, count_requests, monkeypatch: pytest.MonkeyPatch, ids: int, rows_per_id: int,
+        limits: dict[str, int], expected: int) -> None:
+    monkeypatch.setattr(dask_module, "MAX_PARTITIONS", 8)
+    for name, value in limits.items():
+        monkeypatch.setattr(dask_module, name, value)
+    table = Table("events", db, ["id", "kind"])
+    frame = pd.DataFrame({"id": [f"{i:03d}" for i in range(ids) for _ in range(rows_per_id)],
+                          "kind": [f"k{j}" for _ in range(ids) for j in range(rows_per_id)]})
+    frame["data"] = [b"payload 10"] * len(frame)
+    frame.s3aads.write(table)
+    counter = count_requests(db)
+    assert read_s3aads(table).npartitions == expected
+    assert counter.operations["ListObjectsV2"] == 2  # the values, and one page of rows
+    assert read_s3aads(table, npartitions=3).npartitions == 3

@@ -9,6 +9,7 @@ the task graph.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import pickle
 import threading
 from collections.abc import Sequence
@@ -26,10 +27,14 @@ from .errors import InvalidArgumentError, InvalidValueError
 from .keys import is_value_list
 from .pandas_io import Errors, check_errors, read_rows, report_failures, resolve_table, split_table_name
 from .payloads import Codec, empty_frame_like
+from .s3 import PAGE_SIZE
 from .table import Table
 
-#: Above this many values of the partition column, values are grouped into this many partitions.
+#: Above this many values of the partition column, values are grouped into at most this many partitions.
 MAX_PARTITIONS = 256
+#: What a group of values aims to hold, estimated from one page of the listing.
+PARTITION_ROWS = 1_000
+PARTITION_BYTES = 128 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +129,10 @@ def read_s3aads(
 
     ``partition_on`` defaults to the first key column, whose values a single Delimiter listing
     gives; filters on it prune partitions before any payload is read (no listing at all when
-    they name the values). Many values are grouped into at most ``npartitions`` (default
-    :data:`MAX_PARTITIONS`) partitions of consecutive values, each read with one listing of its
-    run of keys; give fewer when each value has few rows, as every task pays a round trip or two. Another
+    they name the values). Past :data:`MAX_PARTITIONS` values, consecutive values are grouped
+    into partitions of about :data:`PARTITION_ROWS` rows or :data:`PARTITION_BYTES` (estimated
+    from one listing page), each read with one listing of its run of keys; ``npartitions``
+    caps the number of partitions instead. Another
     column can be given, at the cost of a listing of the table per partition. ``meta`` is known without reading: key columns as strings plus ``data``; in
     dataset mode (``format=``) it comes from ``meta=``, or else from the first object, of which
     only its parquet footer or its first lines are read.
@@ -154,7 +160,7 @@ def read_s3aads(
     tasks = [
         _ReadTask(spec, {**chosen, column: group}, options,
                   (group[0], group[-1], len(group)) if runs and len(group) > 1 else None)
-        for group in _group(values, npartitions or MAX_PARTITIONS)
+        for group in _group(values, npartitions or _default_partitions(source, values, runs))
     ]
     if meta is None:
         meta = _meta(source, codec.columns, data, format, tasks)
@@ -165,11 +171,31 @@ def read_s3aads(
         return dd.from_map(_run, tasks, meta=meta, label="read-s3aads", enforce_metadata=False)
 
 
+def _default_partitions(table: Table, values: Sequence[str], runs: bool) -> int:
+    """One partition per value up to :data:`MAX_PARTITIONS`; past it, groups sized from a sample.
+
+    One page of the table's listing (one request) tells how many rows a value has and how big
+    they are, so that a table keyed by unique ids is not cut into hundreds of tasks of a few rows.
+    """
+    if len(values) <= MAX_PARTITIONS or not runs:
+        return MAX_PARTITIONS
+    codec, store = table.codec, table.database.store
+    sample = list(itertools.islice(store.iter_objects(table.database.name, codec.prefix), PAGE_SIZE))
+    split = ((codec.split(obj["Key"]), obj["Size"]) for obj in sample)
+    rows = [(segments[0], size) for segments, size in split if segments is not None]
+    if not rows:
+        return MAX_PARTITIONS
+    rows_per_value = len(rows) / len({value for value, _ in rows})
+    row_bytes = max(1.0, sum(size for _, size in rows) / len(rows))
+    values_per_partition = max(1, int(min(PARTITION_ROWS, PARTITION_BYTES / row_bytes) / rows_per_value))
+    return max(1, min(MAX_PARTITIONS, -(-len(values) // values_per_partition)))
+
+
 def _group(values: Sequence[str], npartitions: int) -> list[list[str]]:
-    if len(values) <= npartitions:
-        return [[v] for v in values]
-    size = -(-len(values) // npartitions)
-    return [list(values[i:i + size]) for i in range(0, len(values), size)]
+    """``values`` in order, cut into ``npartitions`` groups (or one each, if fewer) of even size."""
+    count = min(npartitions, len(values))
+    bounds = [len(values) * i // count for i in range(count + 1)] if count else [0]
+    return [list(values[start:stop]) for start, stop in zip(bounds, bounds[1:])]
 
 
 def _meta(table: Table, columns: Sequence[str], data: bool, format: str | None, tasks: list[_ReadTask]) -> pd.DataFrame:

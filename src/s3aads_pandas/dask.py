@@ -132,10 +132,12 @@ def read_s3aads(
     they name the values). Past :data:`MAX_PARTITIONS` values, consecutive values are grouped
     into partitions of about :data:`PARTITION_ROWS` rows or :data:`PARTITION_BYTES` (estimated
     from one listing page), each read with one listing of its run of keys; ``npartitions``
-    caps the number of partitions instead. Another
-    column can be given, at the cost of a listing of the table per partition. ``meta`` is known without reading: key columns as strings plus ``data``; in
-    dataset mode (``format=``) it comes from ``meta=``, or else from the first object, of which
-    only its parquet footer or its first lines are read.
+    caps the number of partitions instead. Another column can be given, at the cost of a
+    listing of the table per partition.
+
+    ``meta`` is known without reading: key columns as strings plus ``data``; in dataset mode
+    (``format=``) it comes from ``meta=``, or else from the first object, of which only its
+    parquet footer or its first lines are read.
     """
     source = resolve_table(table)
     codec = source.codec
@@ -179,14 +181,11 @@ def _default_partitions(table: Table, values: Sequence[str], runs: bool) -> int:
     """
     if len(values) <= MAX_PARTITIONS or not runs:
         return MAX_PARTITIONS
-    codec, store = table.codec, table.database.store
-    sample = list(itertools.islice(store.iter_objects(table.database.name, codec.prefix), PAGE_SIZE))
-    split = ((codec.split(obj["Key"]), obj["Size"]) for obj in sample)
-    rows = [(segments[0], size) for segments, size in split if segments is not None]
+    rows = list(itertools.islice(table.iter_rows(), PAGE_SIZE))
     if not rows:
         return MAX_PARTITIONS
-    rows_per_value = len(rows) / len({value for value, _ in rows})
-    row_bytes = max(1.0, sum(size for _, size in rows) / len(rows))
+    rows_per_value = len(rows) / len({row.segments[0] for row in rows})
+    row_bytes = max(1.0, sum(row.obj["Size"] for row in rows) / len(rows))
     values_per_partition = max(1, int(min(PARTITION_ROWS, PARTITION_BYTES / row_bytes) / rows_per_value))
     return max(1, min(MAX_PARTITIONS, -(-len(values) // values_per_partition)))
 
@@ -241,14 +240,15 @@ def to_s3aads(
 
     Failed rows are collected from every partition: with ``errors="raise"`` one
     :class:`BulkOperationError` names them all once every partition is done; with
-    ``errors="skip"`` a :class:`FailedRowsWarning` counts them and the result lists them. In dataset mode
-    the rows are first shuffled so that each key's group is in one partition (one object per
-    key); in row mode a key given by two rows is refused, as with pandas, which takes one pass
-    over the key columns before writing.
+    ``errors="skip"`` a :class:`FailedRowsWarning` counts them and the result lists them.
+
+    In dataset mode the rows are first shuffled so that each key's group is in one partition
+    (one object per key); in row mode a key given by two rows is refused, as with pandas, which
+    takes one pass over the key columns before writing.
     """
     check_errors(errors)
     target = resolve_table(table) if partition_by is None else Table(*_names(table), list(partition_by))
-    spec = _TableSpec.of(target, max_workers)  # refuses settings the workers cannot use, before any request
+    spec = _TableSpec.of(target, max_workers)  # refuses what workers cannot use, before any request
     columns = list(target.codec.columns)
     options: dict[str, Any] = {"overwrite": overwrite}
     if partition_by is not None:

@@ -125,7 +125,8 @@ def read_s3aads(
 def read_rows(table: Table, rows: list[Row], *, data: bool = True, decode: Codec = "bytes",
               format: str | None = None, progress: bool | None = None) -> pd.DataFrame:
     """The DataFrame of rows listed elsewhere (a Dask task's range), as :func:`read_s3aads` makes it."""
-    loader = _Loader(table, list(table.codec.columns), data, decode, format, None, None, None, progress, "raise")
+    loader = _Loader(table, list(table.codec.columns), data, decode, format, dtype=None, dtype_backend=None,
+                     max_workers=None, progress=progress, errors="raise")
     return loader.frame(rows)
 
 

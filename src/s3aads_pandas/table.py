@@ -7,7 +7,7 @@ import logging
 import random as _random
 import warnings
 from collections import namedtuple
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from .database import Database
@@ -305,7 +305,7 @@ class Table:
         codec, prefixes = self._plan(filters)
         store, bucket = self.database.store, self.database.name
         objects = (obj for prefix in prefixes for obj in _objects_under(store, bucket, prefix))
-        yield from _matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket)
+        yield from _matching_rows(codec, filters, objects, bucket)
 
     def list_rows(self, **filters: Any) -> list[Row]:
         """Rows matching the filters, in key order; several prefixes are listed in parallel."""
@@ -317,7 +317,7 @@ class Table:
             self.database.settings.max_workers,
         )
         objects = (obj for listing in listings for obj in listing)
-        return list(_matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket))
+        return list(_matching_rows(codec, filters, objects, bucket))
 
     def list_rows_between(self, first: Any, last: Any, values: int = 0, /, **filters: Any) -> list[Row]:
         """Rows whose first column runs from ``first`` to ``last`` in listing order, in one listing.
@@ -339,7 +339,7 @@ class Table:
                                     first_page=values + 1 if values else PAGE_SIZE)
         from_start = itertools.dropwhile(lambda obj: obj["Key"] < start, listed)
         objects = itertools.takewhile(lambda obj: within(obj["Key"]), from_start)
-        return list(_matching_rows(codec, codec.positions(codec.encode_filters(filters)), objects, bucket))
+        return list(_matching_rows(codec, filters, objects, bucket))
 
     def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:
         codec = self.codec
@@ -356,11 +356,12 @@ def _objects_under(store: ObjectStore, bucket: str, prefix: str) -> Iterator[dic
 
 def _matching_rows(
     codec: KeyCodec,
-    positions: Mapping[int, Collection[str]],
+    filters: Mapping[str, Any],
     objects: Iterable[dict[str, Any]],
     bucket: str,
 ) -> Iterator[Row]:
     """The objects that are rows and match the filters; one warning for those that are not rows."""
+    positions = codec.positions(codec.encode_filters(filters))
     skipped = 0
     for obj in objects:
         segments = codec.split(obj["Key"])

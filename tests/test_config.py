@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from s3aads_pandas import ConnectionSettings, Database, InvalidArgumentError, Table, configure
 from s3aads_pandas.local_s3 import LocalS3
+from s3aads_pandas.retry import RetryPolicy
 
 
 def test_importing_and_constructing_makes_no_client() -> None:
@@ -92,12 +93,20 @@ def test_ready_session_and_client_are_used() -> None:
     assert client.get_object(Bucket="with-client", Key="t/1")["Body"].read() == b"x"
 
 
-def test_standard_retries_and_a_pool_as_large_as_the_workers() -> None:
-    config = ConnectionSettings(max_workers=48).botocore_config()
-    assert config.retries == {"mode": "standard"}
+def test_one_retry_layer_timeouts_and_a_pool_as_large_as_the_workers() -> None:
+    settings = ConnectionSettings(max_workers=48)
+    config = settings.botocore_config()
+    assert config.retries["total_max_attempts"] == 1  # botocore never retries: the project's layer does
+    assert (config.connect_timeout, config.read_timeout) == (5, 20)
     assert config.max_pool_connections == 48
-    merged = ConnectionSettings(config=Config(connect_timeout=7, retries={"mode": "adaptive"})).botocore_config()
-    assert merged.connect_timeout == 7 and merged.retries == {"mode": "adaptive"}
+    assert settings.retry_policy() == RetryPolicy(attempts=10, deadline=90)
+    given = ConnectionSettings(config=Config(connect_timeout=7, read_timeout=3, retries={"max_attempts": 2}))
+    merged = given.botocore_config()
+    assert (merged.connect_timeout, merged.read_timeout, merged.retries["total_max_attempts"]) == (7, 3, 1)
+    assert given.retry_policy().attempts == 3  # botocore's max_attempts counts retries
+    explicit = given.replace(read_timeout=1, deadline=4, max_attempts=2)
+    assert explicit.botocore_config().read_timeout == 1
+    assert explicit.retry_policy() == RetryPolicy(attempts=2, deadline=4)
 
 
 @mock_aws
@@ -106,7 +115,7 @@ def test_client_uses_the_configured_botocore_config() -> None:
     client_config = db.store.client.meta.config
     assert client_config.read_timeout == 11
     assert client_config.max_pool_connections == 24
-    assert client_config.retries["mode"] == "standard"
+    assert client_config.retries["total_max_attempts"] == 1
 
 
 def test_configure_changes_and_resets_process_defaults() -> None:
@@ -123,5 +132,11 @@ def test_invalid_settings_are_refused() -> None:
         Database("any-name", endpoint="http://x")
     with pytest.raises(InvalidArgumentError, match="max_workers"):
         ConnectionSettings(max_workers=0)
+    with pytest.raises(InvalidArgumentError, match="deadline must be a positive number"):
+        ConnectionSettings(deadline=0)
+    with pytest.raises(InvalidArgumentError, match="read_timeout"):
+        ConnectionSettings(read_timeout="fast")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="endpoint_url must be an http"):
+        Database("any-name", endpoint_url="notaurl")
     with pytest.raises(InvalidArgumentError, match="not both"):
         ConnectionSettings(client=object(), session=object())  # type: ignore[arg-type]

@@ -13,7 +13,6 @@ from s3aads_pandas import (
     BulkOperationError,
     Database,
     RowChangedError,
-    RowExistsError,
     Table,
 )
 from s3aads_pandas.faults import KINDS, FaultPlan
@@ -64,47 +63,6 @@ def test_a_persistently_failing_key_is_reported_exactly() -> None:
         assert sorted(table.ids(), key=int) == [str(i) for i in range(40) if i != 17]
 
 
-def test_racing_writers_with_overwrite_false_have_one_winner(local_s3: LocalS3) -> None:
-    local_s3.reset()
-    db = Database("race", endpoint_url=local_s3.endpoint_url)
-    db.create()
-    table = Table("slots", db, ["id"])
-    table.insert(b"other row", id=0)  # records the table outside the race
-    outcomes: dict[int, str] = {}
-    start = threading.Barrier(16)
-
-    def write(writer: int) -> None:
-        start.wait()
-        try:
-            table.insert(f"writer {writer}".encode(), overwrite=False, id=1)
-            outcomes[writer] = "won"
-        except RowExistsError:
-            outcomes[writer] = "exists"
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    winners = [w for w, outcome in outcomes.items() if outcome == "won"]
-    assert len(outcomes) == 16 and len(winners) == 1
-    assert table.select(id=1) == f"writer {winners[0]}".encode()
-
-
-def test_a_refused_retry_of_our_own_conditional_write_is_not_a_conflict() -> None:
-    # The first PUT lands but its answer is lost; botocore retries and meets 412 from our object.
-    for server in faulty(FaultPlan(rate=0, script=(None, None, None, "drop-after"))):
-        db = Database("ambiguous", endpoint_url=server.endpoint_url)
-        db.create()  # request 1
-        table = Table("t", db, ["id"])
-        table.insert(b"first", id=0)  # requests 2 and 3: the column record
-        table.insert(b"mine", overwrite=False, id=1)  # request 4 is dropped after it took effect
-        assert server.faults.injected["drop-after"] == 1
-        assert table.select(id=1) == b"mine"
-        with pytest.raises(RowExistsError, match="overwrite=False"):
-            table.insert(b"someone else", overwrite=False, id=1)
-
-
 def test_compare_and_swap_update(db: Database) -> None:
     table = Table("counters", db, ["name"])
     table.insert(b"1", name="hits")
@@ -144,3 +102,43 @@ def test_interrupting_a_bulk_write_leaves_only_whole_objects(local_s3: LocalS3) 
     stored = {row["id"]: table.select(id=row["id"]) for row in table.query() if row["id"] != "first"}
     assert 0 < len(stored) < 400
     assert all(data == body[int(i)] for i, data in stored.items())  # each one whole
+
+
+class _Denied:
+    status_code = 403
+
+
+@pytest.mark.parametrize("how", ["delete_many", "drop_table", "accessor"])
+def test_a_failed_bulk_delete_tries_every_batch_and_names_every_row(db: Database, seed, how: str) -> None:
+    keys = [f"t/{i:04d}" for i in range(2500)]
+    seed(db.name, keys)
+    calls: list[int] = []
+
+    def deny_after_the_first(**kwargs) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            return None
+        return _Denied(), {"Error": {"Code": "AccessDenied", "Message": "injected"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    def two_keys_refused(parsed: dict, **kwargs) -> None:
+        if len(calls) == 1:
+            parsed["Errors"] = [{"Key": key, "Code": "InternalError", "Message": "try again"} for key in keys[:2]]
+
+    events = db.store.client.meta.events
+    events.register("before-call.s3.DeleteObjects", deny_after_the_first)
+    events.register("after-call.s3.DeleteObjects", two_keys_refused)
+    with pytest.raises(BulkOperationError) as info:
+        if how == "delete_many":
+            db.store.delete_many(db.name, keys)
+        elif how == "drop_table":
+            db.drop_table("t")
+        else:
+            pd.DataFrame({"id": [key[2:] for key in keys]}).s3aads.delete(Table("t", db, ["id"]))
+    assert len(calls) == 3  # every batch was tried
+    failed = set(info.value.failures)
+    assert failed >= set(keys[:2]) | set(keys[1000:])
+    assert failed - set(keys) <= {".s3aads-table.t.json"}  # drop_table also deletes the record
+    assert not set(keys[2:1000]) & failed
+    assert "InternalError: try again" in info.value.failures[keys[0]]
+    assert "AccessDenied" in info.value.failures[keys[2499]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -76,3 +77,50 @@ def test_the_limiter_bounds_concurrency() -> None:
     for thread in threads:
         thread.join()
     assert peak[0] == 3
+
+
+def test_a_burst_of_slowdowns_sent_together_halves_once() -> None:
+    limiter = AdaptiveLimiter(16)
+    with limiter.slot() as first, limiter.slot() as second, limiter.slot() as third:
+        pass
+    for epoch in (first, second, third):  # three answers to requests sent at the same limit
+        limiter.throttled(epoch)
+    assert limiter.limit == 8
+    with limiter.slot() as later:  # a request sent after the halving
+        pass
+    limiter.throttled(later)
+    assert limiter.limit == 4
+
+
+class FixedDelay(RetryPolicy):
+    def delay(self, attempt: int, rng: object) -> float:
+        return 0.3
+
+
+def test_backoff_sleeps_hold_no_slot() -> None:
+    limiter = AdaptiveLimiter(1)
+    retrier = Retrier(limiter, FixedDelay(attempts=2))
+    events: list[str] = []
+    failures = [S3RequestError("x", "InternalError", retryable=True)]
+
+    def request() -> None:
+        events.append("attempt")
+        if failures:
+            raise failures.pop()
+
+    worker = threading.Thread(target=retrier, args=(request,))
+    worker.start()
+    time.sleep(0.1)  # the first attempt has failed; its backoff has begun
+    with limiter.slot():  # the only slot is free during the backoff
+        events.append("other request")
+    worker.join()
+    assert events == ["attempt", "other request", "attempt"]
+
+
+def test_the_deadline_ends_retries_early_and_history_keeps_each_attempt() -> None:
+    retrier = Retrier(AdaptiveLimiter(4), RetryPolicy(attempts=50, base_delay=0.05, max_delay=0.05, deadline=0.3))
+    request, calls = flaky([S3RequestError("x", "InternalError", retryable=True)] * 50)
+    history: list[S3RequestError] = []
+    with pytest.raises(S3RequestError, match="at its deadline of 0.3 s"):
+        retrier(request, history)
+    assert 2 <= len(calls) < 50 and len(history) == len(calls)

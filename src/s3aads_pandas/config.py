@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import urllib.parse
 from typing import Any
 
 import boto3
@@ -17,11 +18,22 @@ from botocore.config import Config
 
 from .errors import InvalidArgumentError
 from .redact import install, remember
+from .retry import RetryPolicy
 
 #: Threads that transfer payloads in parallel; the client's connection pool is sized to match.
 DEFAULT_MAX_WORKERS = 16
+#: Seconds to open a connection, and to wait for each read of an answer (botocore's: 60 and 60).
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 20.0
+#: Seconds one request may take in all, retries and the reading of its body included.
+DEFAULT_DEADLINE = 90.0
+#: Attempts one request gets (the first one and its retries).
+DEFAULT_MAX_ATTEMPTS = 10
 
-_DEFAULT_CONFIG = Config(retries={"mode": "standard"})
+_DEFAULT_CONFIG = Config(connect_timeout=DEFAULT_CONNECT_TIMEOUT, read_timeout=DEFAULT_READ_TIMEOUT)
+#: botocore makes one attempt: this project's retry layer is the only one (see retry.py), so that
+#: attempts do not multiply and a conditional write knows which of its attempts lost an answer.
+_ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +41,14 @@ class ConnectionSettings:
     """How to reach S3. ``None`` everywhere means: do what boto3 does by default.
 
     ``session`` or ``client`` hand over a ready boto3 object; ``config`` is merged over the
-    defaults (standard retries, a connection pool as large as ``max_workers``). Credentials given
-    here never appear in the repr.
+    defaults (the timeouts below, a connection pool as large as ``max_workers``). Credentials
+    given here never appear in the repr.
+
+    Every request has a ``connect_timeout`` and a ``read_timeout`` (seconds, for each attempt;
+    ``None`` takes ``config``'s, else 5 and 20) and a ``deadline`` for all its attempts and the
+    reading of its body (90 s): no new attempt starts after it, and a body still arriving then
+    is abandoned. A request gets ``max_attempts`` attempts (10; ``retries`` in ``config`` sets it
+    too), with jittered backoff, from this project's retry layer only.
     """
 
     endpoint_url: str | None = None
@@ -43,12 +61,31 @@ class ConnectionSettings:
     client: Any = dataclasses.field(default=None, repr=False)
     config: Config | None = dataclasses.field(default=None, repr=False)
     max_workers: int = DEFAULT_MAX_WORKERS
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    deadline: float = DEFAULT_DEADLINE
+    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_workers, int) or self.max_workers < 1:
             raise InvalidArgumentError(
                 f"max_workers must be a positive integer, got {self.max_workers!r}"
             )
+        if self.max_attempts is not None and (not isinstance(self.max_attempts, int) or self.max_attempts < 1):
+            raise InvalidArgumentError(
+                f"max_attempts must be a positive integer, got {self.max_attempts!r}"
+            )
+        if self.endpoint_url is not None:
+            parsed = urllib.parse.urlsplit(str(self.endpoint_url))
+            if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+                raise InvalidArgumentError(
+                    f"endpoint_url must be an http:// or https:// URL such as http://127.0.0.1:9000, "
+                    f"got {self.endpoint_url!r}"
+                )
+        for name in ("connect_timeout", "read_timeout", "deadline"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+                raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.client is not None and self.session is not None:
             raise InvalidArgumentError("pass either a boto3 client or a boto3 session, not both")
 
@@ -64,12 +101,29 @@ class ConnectionSettings:
         return dataclasses.replace(self, **changes)
 
     def botocore_config(self) -> Config:
-        """Standard retries and a pool sized to the workers, under what the caller configured."""
-        pool = Config(max_pool_connections=self.max_workers)
-        merged = _DEFAULT_CONFIG.merge(pool)
+        """Timeouts and a pool sized to the workers, under what the caller configured; one attempt."""
+        merged = _DEFAULT_CONFIG.merge(Config(max_pool_connections=self.max_workers))
         if self.config is not None:
             merged = merged.merge(self.config)
-        return merged
+        timeouts = {name: getattr(self, name) for name in ("connect_timeout", "read_timeout")}
+        explicit = {name: value for name, value in timeouts.items() if value is not None}
+        if explicit:
+            merged = merged.merge(Config(**explicit))
+        return merged.merge(_ONE_ATTEMPT)
+
+    def retry_policy(self) -> RetryPolicy:
+        """The attempts and the deadline of every request made with these settings.
+
+        Without ``max_attempts``, a ``retries`` setting in ``config`` (botocore's
+        ``total_max_attempts``, or ``max_attempts`` retries) gives the number of attempts.
+        """
+        attempts = self.max_attempts
+        retries = (self.config.retries if self.config is not None else None) or {}
+        if attempts is None and "total_max_attempts" in retries:
+            attempts = int(retries["total_max_attempts"])
+        elif attempts is None and "max_attempts" in retries:
+            attempts = int(retries["max_attempts"]) + 1
+        return RetryPolicy(attempts=max(1, attempts or DEFAULT_MAX_ATTEMPTS), deadline=float(self.deadline))
 
     def make_client(self) -> Any:
         """A new S3 client for these settings (or the client that was handed over).

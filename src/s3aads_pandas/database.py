@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def open_store(settings: ConnectionSettings) -> ObjectStore:
+    """An S3 adapter over a new client for ``settings``, with their pool size and retry policy."""
+    return ObjectStore(settings.make_client(), settings.max_workers, settings.retry_policy())
+
+
 class Database:
     """An S3 bucket. Nothing talks to S3 until a method that needs it is called.
 
@@ -47,7 +52,7 @@ class Database:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = ObjectStore(self.settings.make_client(), self.settings.max_workers)
+                    self._store = open_store(self.settings)
         return self._store
 
     def store_for(self, workers: int) -> tuple[ObjectStore, int]:
@@ -65,7 +70,7 @@ class Database:
         with self._lock:
             if workers not in self._wide_stores:
                 wider = self.settings.replace(max_workers=workers)
-                self._wide_stores[workers] = ObjectStore(wider.make_client(), workers)
+                self._wide_stores[workers] = open_store(wider)
             return self._wide_stores[workers], workers
 
     @classmethod
@@ -73,7 +78,7 @@ class Database:
         """Names of all buckets the credentials can see."""
         base = settings if settings is not None else default_settings()
         chosen = base.replace(**connection) if connection else base
-        return ObjectStore(chosen.make_client(), chosen.max_workers).list_buckets()
+        return open_store(chosen).list_buckets()
 
     def create(self) -> None:
         """Create the bucket; nothing happens when this account already has it."""
@@ -141,16 +146,22 @@ class Database:
         return known
 
     def ensure_recorded(self, table: str, columns: Sequence[str]) -> None:
-        """Record ``columns`` for ``table`` unless recorded; refuse columns that contradict it."""
+        """Record ``columns`` for ``table`` unless recorded; refuse columns that contradict it.
+
+        The record is written with If-None-Match, so when two first writers race, the one whose
+        record lost reads the winner's and is refused if its columns differ.
+        """
         columns = validate_columns(columns)
         recorded = self.recorded_columns(table)
         if recorded is None:
-            schema.write_columns(self.store, self.name, table, columns)
-            with self._lock:
-                self._recorded[table] = columns
-        elif recorded != columns:
+            if schema.write_columns(self.store, self.name, table, columns):
+                with self._lock:
+                    self._recorded[table] = columns
+                return
+            recorded = self.recorded_columns(table)
+        if recorded != columns:
             raise SchemaMismatchError(
                 f"table {table!r} of database {self.name!r} is recorded with columns "
-                f"{list(recorded)}, not {list(columns)}; use Database({self.name!r})"
+                f"{list(recorded or ())}, not {list(columns)}; use Database({self.name!r})"
                 f".get_table({table!r}) or give the recorded columns"
             )

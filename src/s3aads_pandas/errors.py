@@ -82,22 +82,31 @@ class S3RequestError(S3aadsError, OSError):
     """Any other failure of an S3 request, with the S3 error code when there is one.
 
     ``retryable`` says whether trying again may succeed (throttling, 5xx, a dropped connection,
-    a corrupted body); ``throttled`` whether S3 asked the client to slow down.
+    a corrupted body); ``throttled`` whether S3 asked the client to slow down; ``answer_lost``
+    whether the request may have reached S3 and taken effect while its answer never arrived (a
+    read timeout or a connection reset after sending).
     """
 
     def __init__(self, message: str, code: str | None = None, *, retryable: bool = False,
-                 throttled: bool = False) -> None:
+                 throttled: bool = False, answer_lost: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.retryable = retryable or throttled
         self.throttled = throttled
+        self.answer_lost = answer_lost
+
+    def gave_up(self, how: str) -> S3RequestError:
+        """This error, saying that the retry layer gave up on the request and ``how``."""
+        return S3RequestError(f"{self} (gave up {how})", self.code, retryable=self.retryable,
+                              throttled=self.throttled, answer_lost=self.answer_lost)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _rebuild_request_error, (str(self), self.code, self.retryable, self.throttled)
+        return _rebuild_request_error, (str(self), self.code, self.retryable, self.throttled, self.answer_lost)
 
 
-def _rebuild_request_error(message: str, code: str | None, retryable: bool, throttled: bool) -> S3RequestError:
-    return S3RequestError(message, code, retryable=retryable, throttled=throttled)
+def _rebuild_request_error(message: str, code: str | None, retryable: bool, throttled: bool,
+                           answer_lost: bool = False) -> S3RequestError:
+    return S3RequestError(message, code, retryable=retryable, throttled=throttled, answer_lost=answer_lost)
 
 
 class BulkOperationError(S3aadsError, RuntimeError):
@@ -124,6 +133,10 @@ class BulkOperationError(S3aadsError, RuntimeError):
 
 class FailedRowsWarning(UserWarning):
     """Some rows of a bulk operation with ``errors="skip"`` failed; the result says which."""
+
+
+class FloatKeyWarning(UserWarning):
+    """A key column holds whole floats (1.0): their keys ("1.0") do not match integer filters."""
 
 
 class SkippedKeysWarning(UserWarning):

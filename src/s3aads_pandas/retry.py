@@ -1,10 +1,11 @@
-"""Retries that hold under load: bounded, jittered, and slowing the whole pool on throttling.
+"""The one retry layer: bounded, jittered, within a deadline, and slowing the pool on throttling.
 
-botocore's standard mode shares one retry quota per client, which many threads drain in a burst
-of 5xx, and it does not retry a corrupted body. So every request of the S3 adapter also goes
-through :func:`retrying`: a bounded number of attempts with full-jitter backoff on retryable
-failures, and an :class:`AdaptiveLimiter` that halves the requests in flight when S3 says
-SlowDown and grows them back one at a time as requests succeed.
+botocore makes a single attempt per call (see :mod:`s3aads_pandas.config`); every request of the
+S3 adapter goes through a :class:`Retrier` instead: a bounded number of attempts with full-jitter
+backoff on retryable failures, all within the request's deadline, and an :class:`AdaptiveLimiter`
+that halves the requests in flight when S3 says SlowDown and grows them back as requests succeed.
+Owning every attempt is also what lets a conditional write tell a conflict from its own earlier
+attempt (see ``ObjectStore.put``). Backoff sleeps hold no slot of the limiter.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """How many attempts a request gets, and the backoff between them (seconds)."""
+    """How many attempts a request gets, the backoff between them and the deadline (seconds)."""
 
     attempts: int = 6
     base_delay: float = 0.05
     max_delay: float = 2.0
+    deadline: float | None = None
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** attempt))
@@ -44,26 +46,38 @@ class AdaptiveLimiter:
         self.limit = self.ceiling
         self._active = 0
         self._successes = 0
+        self._epoch = 0  # bumped at each halving
         self._condition = threading.Condition()
 
     @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self) -> Iterator[int]:
+        """Hold one of the slots; yields the epoch the request started in, for :meth:`throttled`."""
         with self._condition:
             while self._active >= self.limit:
                 self._condition.wait()
             self._active += 1
+            epoch = self._epoch
         try:
-            yield
+            yield epoch
         finally:
             with self._condition:
                 self._active -= 1
                 self._condition.notify()
 
-    def throttled(self) -> None:
+    def throttled(self, epoch: int | None = None) -> None:
+        """Halve the limit, once for all the requests that were in flight together.
+
+        A burst of SlowDown answers to requests sent at the same limit is one signal, not many:
+        halving for each of them would drive the pool to one request at a time (as TCP halves
+        its window once per round trip). Requests started before the last halving do not halve.
+        """
         with self._condition:
+            if epoch is not None and epoch != self._epoch:
+                return
             if self.limit > 1:
                 self.limit = max(1, self.limit // 2)
                 logger.info("S3 asked to slow down: at most %d requests in flight", self.limit)
+            self._epoch += 1
             self._successes = 0
 
     def succeeded(self) -> None:
@@ -78,7 +92,11 @@ class AdaptiveLimiter:
 
 
 class Retrier:
-    """Runs requests with the policy and the limiter, and counts the retries it made."""
+    """Runs requests with the policy and the limiter, and counts the retries it made.
+
+    ``history``, when given, receives the error of every failed attempt in order, so that the
+    caller can tell what happened to the attempts before the last one.
+    """
 
     def __init__(self, limiter: AdaptiveLimiter, policy: RetryPolicy | None = None) -> None:
         self.limiter = limiter
@@ -87,21 +105,33 @@ class Retrier:
         self._rng = random.Random()
         self._lock = threading.Lock()
 
-    def __call__(self, request: Callable[[], T]) -> T:
-        for attempt in range(self.policy.attempts):
+    def __call__(self, request: Callable[[], T], history: list[S3RequestError] | None = None) -> T:
+        started = time.monotonic()
+        deadline = self.policy.deadline
+        for attempt in range(1, self.policy.attempts + 1):
             try:
-                with self.limiter.slot():
+                with self.limiter.slot() as epoch:
                     result = request()
             except S3RequestError as error:
-                if not error.retryable or attempt == self.policy.attempts - 1:
-                    raise
+                if history is not None:
+                    history.append(error)
                 if error.throttled:
-                    self.limiter.throttled()
+                    self.limiter.throttled(epoch)
+                elapsed = time.monotonic() - started
+                with self._lock:
+                    delay = self.policy.delay(attempt - 1, self._rng)
+                if not error.retryable:
+                    raise
+                if attempt == self.policy.attempts:
+                    raise error.gave_up(f"after {attempt} attempts in {elapsed:.1f} s") from None
+                if deadline is not None and elapsed + delay >= deadline:
+                    raise error.gave_up(
+                        f"after {attempt} attempt(s) in {elapsed:.1f} s, at its deadline of {deadline:g} s"
+                    ) from None
                 with self._lock:
                     self.retries += 1
-                    delay = self.policy.delay(attempt, self._rng)
-                logger.debug("retrying after %s (attempt %d)", error.code or "a transient failure", attempt + 1)
-                time.sleep(delay)
+                logger.debug("retrying after %s (attempt %d)", error.code or "a transient failure", attempt)
+                time.sleep(delay)  # outside the slot: a backoff keeps no request from running
             else:
                 self.limiter.succeeded()
                 return result

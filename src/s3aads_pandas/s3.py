@@ -6,23 +6,30 @@ Everything above this module speaks in buckets, keys and bytes, and sees only th
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import logging
 import hashlib
+import logging
+import time
+import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    EndpointConnectionError,
+    ConnectionClosedError,
     FlexibleChecksumError,
     HTTPClientError,
     IncompleteReadError,
     NoCredentialsError,
     ParamValidationError,
+    ReadTimeoutError,
     ResponseStreamingError,
 )
+from botocore.exceptions import ConnectionError as CouldNotConnectError
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from .errors import (
     AccessDeniedError,
@@ -32,6 +39,7 @@ from .errors import (
     InvalidArgumentError,
     RowChangedError,
     RowExistsError,
+    S3aadsError,
     S3RequestError,
 )
 from .redact import redact
@@ -45,9 +53,20 @@ logger = logging.getLogger(__name__)
 PAGE_SIZE = 1000
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
 _THROTTLING_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"}
-_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "RequestTimeout", "500", "502", "504"}
+#: ConditionalRequestConflict: another conditional write of the key was in progress; S3 asks to retry.
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "RequestTimeout", "ConditionalRequestConflict",
+                    "500", "502", "504"}
 #: Failures where the same request may succeed if sent again.
 _TRANSIENT_ERRORS = (HTTPClientError, IncompleteReadError, ResponseStreamingError, FlexibleChecksumError)
+#: Failures after the request was sent and before its answer came: it may have taken effect.
+_ANSWER_LOST_ERRORS = (ReadTimeoutError, ConnectionClosedError)
+#: The answers of S3 to a conditional write whose condition does not hold (If-Match on a missing
+#: key is a 404).
+_REFUSED_CODES = {"PreconditionFailed", "412", "NoSuchKey", "404"}
+#: User metadata that a conditional write carries, so that a retry can recognise its own object.
+WRITE_ID = "s3aads-write-id"
+#: How much of a body one read takes, between two checks of the request's deadline.
+_READ_CHUNK = 1 << 20
 _DENIED_CODES = {
     "AccessDenied",
     "403",
@@ -70,14 +89,19 @@ class ObjectStore:
         self.client = client
         self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
 
-    def _request(self, call: Callable[[], T], bucket: str | None = None, key: str | None = None) -> T:
+    def _request(self, call: Callable[[], T], bucket: str | None = None, key: str | None = None,
+                 history: list[S3RequestError] | None = None) -> T:
         """One request, its errors translated, retried while the failure is transient."""
 
         def attempt() -> T:
             with self._errors(bucket, key):
                 return call()
 
-        return self.retrier(attempt)
+        return self.retrier(attempt, history)
+
+    def _deadline(self) -> float:
+        """The monotonic time by which a request starting now must be done."""
+        return time.monotonic() + (self.retrier.policy.deadline or float("inf"))
 
     @property
     def endpoint(self) -> str:
@@ -98,10 +122,15 @@ class ObjectStore:
             ) from None
         except ParamValidationError as error:
             raise InvalidArgumentError(f"invalid S3 parameters for {where}: {redact(str(error))}") from None
-        except EndpointConnectionError:
+        except CouldNotConnectError as error:  # the request never reached S3
             raise S3RequestError(
-                f"could not connect to S3 at {self.endpoint}: check the endpoint URL and network",
+                f"could not connect to S3 at {self.endpoint} for {where}: check the endpoint URL "
+                f"and network ({redact(str(error))})",
                 retryable=True,
+            ) from None
+        except _ANSWER_LOST_ERRORS as error:
+            raise S3RequestError(
+                f"no answer from S3 for {where}: {redact(str(error))}", retryable=True, answer_lost=True
             ) from None
         except _TRANSIENT_ERRORS as error:
             raise S3RequestError(f"request to {where} failed: {redact(str(error))}", retryable=True) from None
@@ -217,46 +246,86 @@ class ObjectStore:
         *,
         overwrite: bool = True,
     ) -> dict[str, Any]:
-        """One PUT; with ``overwrite=False`` a conditional one (If-None-Match: *)."""
-        extra = dict(params or {})
-        if not overwrite:
-            extra["IfNoneMatch"] = "*"
-        try:
+        """One PUT; with ``overwrite=False`` a conditional one (If-None-Match: *) that raises
+        :class:`RowExistsError` when the key exists."""
+        if overwrite:
+            extra = dict(params or {})
             return self._request(lambda: self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra), bucket, key)
-        except S3RequestError as error:
-            if error.code != "PreconditionFailed" or overwrite:
-                raise
-        # A retry of this very write may have met the first attempt's object: compare first.
-        if self.get(bucket, key) == body:
-            return {}
-        raise RowExistsError(f"s3://{bucket}/{key} exists and overwrite=False")
+        written = self._conditional_put(bucket, key, body, params, IfNoneMatch="*")
+        if written is None:
+            raise RowExistsError(f"s3://{bucket}/{key} exists and overwrite=False")
+        return written
 
     def put_if_match(self, bucket: str, key: str, body: bytes, etag: str,
                      params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """PUT only over the object whose ETag is ``etag`` (If-Match): compare-and-swap."""
+        written = self._conditional_put(bucket, key, body, params, IfMatch=etag)
+        if written is None:
+            state = "changed" if self.exists(bucket, key) else "was deleted"
+            raise RowChangedError(
+                f"s3://{bucket}/{key} {state} since ETag {etag} was read; read it again and retry"
+            )
+        return written
+
+    def _conditional_put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None,
+                         **condition: str) -> dict[str, Any] | None:
+        """A PUT under ``condition``; None when S3 refuses it because the condition does not hold.
+
+        A refusal answered to the first attempt is a conflict, always, whatever is stored: another
+        writer got there first, even if it wrote the same bytes. Only a retry of an attempt whose
+        answer was lost (a read timeout or a reset after the request went out) can be refused
+        because that very attempt landed. Then, and only then, the stored object decides: each
+        write carries a random write id in its user metadata, and one HEAD tells whether the
+        stored object is ours. Bytes are never compared: equal bytes from another writer are
+        still another writer's update.
+        """
+        write_id = uuid.uuid4().hex
         extra = dict(params or {})
+        extra["Metadata"] = {**extra.get("Metadata", {}), WRITE_ID: write_id}
+        history: list[S3RequestError] = []
         try:
             return self._request(
-                lambda: self.client.put_object(Bucket=bucket, Key=key, Body=body, IfMatch=etag, **extra), bucket, key
+                lambda: self.client.put_object(Bucket=bucket, Key=key, Body=body, **extra, **condition),
+                bucket, key, history,
             )
         except S3RequestError as error:
-            if error.code not in {"PreconditionFailed", "NoSuchKey", "404"}:
+            if error.code not in _REFUSED_CODES:
                 raise
-        current = self.get(bucket, key)
-        if current == body:  # our own earlier attempt landed before a retry was refused
+        if any(attempt.answer_lost for attempt in history[:-1]) and self._written_by(bucket, key, write_id):
+            logger.info("a retry of the write of s3://%s/%s was refused because its first attempt landed", bucket, key)
             return {}
-        state = "was deleted" if current is None else "changed"
-        raise RowChangedError(
-            f"s3://{bucket}/{key} {state} since ETag {etag} was read; read it again and retry"
-        )
+        return None
+
+    def _written_by(self, bucket: str, key: str, write_id: str) -> bool:
+        """Whether the stored object is the one written with ``write_id`` (one HEAD)."""
+        head = self.head(bucket, key)
+        return head is not None and head.get("Metadata", {}).get(WRITE_ID) == write_id
+
+    def head(self, bucket: str, key: str) -> dict[str, Any] | None:
+        """The object's headers (one HEAD), or None when there is no such key."""
+        try:
+            return self._request(lambda: self.client.head_object(Bucket=bucket, Key=key), bucket, key)
+        except S3RequestError as error:
+            if error.code in _MISSING_KEY_CODES:
+                return None
+            raise
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self.head(bucket, key) is not None
 
     def get_with_etag(self, bucket: str, key: str) -> tuple[bytes, str] | None:
         """The body and ETag of an object (one GET), or None when missing."""
+        where = f"s3://{bucket}/{key}"
+        deadline = self._deadline()
+
         def fetch() -> tuple[bytes, str]:
             response = self.client.get_object(Bucket=bucket, Key=key)
-            body = response["Body"].read()
-            _check_body(response, body, f"s3://{bucket}/{key}")
-            return body, response["ETag"]
+            body = _read_body(response, where, deadline)
+            etag = response.get("ETag")
+            if not etag:
+                raise S3RequestError(f"S3 answered the GET of {where} without an ETag header", retryable=True)
+            _check_body(response, body, where)
+            return body, etag
 
         try:
             return self._request(fetch, bucket, key)
@@ -267,9 +336,11 @@ class ObjectStore:
 
     def get_range(self, bucket: str, key: str, byte_range: str) -> tuple[bytes, int]:
         """Part of an object (one ranged GET, ``bytes=0-99`` or ``bytes=-100``) and its full size."""
+        deadline = self._deadline()
+
         def fetch() -> tuple[bytes, int]:
             response = self.client.get_object(Bucket=bucket, Key=key, Range=byte_range)
-            body = response["Body"].read()
+            body = _read_body(response, f"s3://{bucket}/{key}", deadline)
             size = str(response.get("ContentRange", "")).rpartition("/")[2]
             return body, int(size) if size.isdigit() else len(body)
 
@@ -284,7 +355,11 @@ class ObjectStore:
         return self._request(lambda: self.client.delete_object(Bucket=bucket, Key=key), bucket, key)
 
     def delete_many(self, bucket: str, keys: Iterable[str]) -> int:
-        """Delete keys with DeleteObjects, 1,000 a request; raise naming every key that failed."""
+        """Delete keys with DeleteObjects, 1,000 a request; raise naming every key not deleted.
+
+        Every batch is tried, also after one failed: the keys S3 reports in ``Errors`` and all
+        the keys of a batch whose request failed end in one :class:`BulkOperationError`.
+        """
         failures: dict[str, str] = {}
         total = 0
         batch: list[str] = []
@@ -302,8 +377,13 @@ class ObjectStore:
         return total
 
     def _delete_batch(self, bucket: str, keys: list[str]) -> dict[str, str]:
+        """The keys of one DeleteObjects request that were not deleted, with the reason."""
         request = {"Objects": [{"Key": key} for key in keys], "Quiet": True}
-        response = self._request(lambda: self.client.delete_objects(Bucket=bucket, Delete=request), bucket)
+        try:
+            response = self._request(lambda: self.client.delete_objects(Bucket=bucket, Delete=request), bucket)
+        except S3aadsError as error:  # denied, throttled past the retries, ...: the next batch may work
+            reason = f"{type(error).__name__}: {error}".replace("\n", " ")
+            return dict.fromkeys(keys, reason)
         return {
             error["Key"]: f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
             for error in response.get("Errors", [])
@@ -335,15 +415,65 @@ class ObjectStore:
             )
 
 
-def _check_body(response: Mapping[str, Any], body: bytes, where: str) -> None:
-    """Refuse a body whose MD5 differs from a plain single-part ETag (a corrupted transfer).
+def _read_body(response: Mapping[str, Any], where: str, deadline: float) -> bytes:
+    """The whole body of a GET, given up when it is still arriving at ``deadline`` (monotonic).
 
-    botocore checks CRC checksums only where S3 returns them; a single-part object that is not
-    KMS- or customer-key-encrypted always has its MD5 as ETag, so this catches the rest.
+    A read timeout only bounds the wait for each piece, so a body that trickles in could take
+    forever; reading what has arrived, piece by piece, lets the deadline be checked in between.
     """
+    stream = response["Body"]
+    read1 = getattr(getattr(stream, "_raw_stream", None), "read1", None)
+    if read1 is None:  # not urllib3's response: nothing to read piece by piece
+        return bytes(stream.read())
+    parts = []
+    try:
+        while chunk := read1(_READ_CHUNK):
+            parts.append(chunk)
+            if time.monotonic() > deadline:
+                stream.close()
+                raise S3RequestError(
+                    f"the body of {where} was still arriving at the request's deadline "
+                    f"({sum(map(len, parts))} bytes read); raise the deadline setting for slow links",
+                    retryable=True,
+                )
+    except Urllib3Error as error:
+        raise S3RequestError(f"reading the body of {where} failed: {redact(str(error))}", retryable=True) from None
+    body = b"".join(parts)
+    expected = response.get("ContentLength")
+    if expected is not None and len(body) != int(expected):
+        raise S3RequestError(
+            f"the body of {where} arrived incomplete ({len(body)} of {expected} bytes)", retryable=True
+        )
+    return body
+
+
+#: The whole-object checksums S3 may return, and how to compute them (base64 of the digest).
+_CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
+    "ChecksumCRC32": lambda body: zlib.crc32(body).to_bytes(4, "big"),
+    "ChecksumSHA1": lambda body: hashlib.sha1(body, usedforsecurity=False).digest(),
+    "ChecksumSHA256": lambda body: hashlib.sha256(body).digest(),
+}
+
+
+def _check_body(response: Mapping[str, Any], body: bytes, where: str) -> None:
+    """Refuse a body that differs from the checksum S3 returned, or from a plain single-part ETag.
+
+    The body is read piece by piece (see :func:`_read_body`), past botocore's own checksum
+    check, so the whole-object checksums S3 returns are checked here; a single-part object that
+    is not KMS- or customer-key-encrypted also has its MD5 as ETag, which catches the rest.
+    """
+    corrupted = S3RequestError(
+        f"the body of {where} arrived corrupted (it differs from the checksum S3 sent)", retryable=True
+    )
+    if "ContentRange" in response:
+        return
+    for field, digest in _CHECKSUMS.items():
+        expected = str(response.get(field) or "")
+        if expected and "-" not in expected and base64.b64encode(digest(body)).decode() != expected:
+            raise corrupted
     etag = str(response.get("ETag", "")).strip('"')
     encrypted = response.get("SSECustomerAlgorithm") or response.get("ServerSideEncryption") == "aws:kms"
-    if len(etag) != 32 or "-" in etag or encrypted or "ContentRange" in response:
+    if len(etag) != 32 or "-" in etag or encrypted:
         return
     if hashlib.md5(body, usedforsecurity=False).hexdigest() != etag:
-        raise S3RequestError(f"the body of {where} arrived corrupted (its MD5 differs from its ETag)", retryable=True)
+        raise corrupted

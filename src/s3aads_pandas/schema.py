@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Sequence
 
-from .errors import S3RequestError
+from .errors import RowExistsError, S3RequestError
 from .s3 import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,19 @@ def read_columns(store: ObjectStore, bucket: str, table: str) -> tuple[str, ...]
     return columns
 
 
-def write_columns(store: ObjectStore, bucket: str, table: str, columns: Sequence[str]) -> None:
+def write_columns(store: ObjectStore, bucket: str, table: str, columns: Sequence[str]) -> bool:
+    """Record the columns unless a record exists (If-None-Match); False when one does.
+
+    Of two first writers of a table only one records its columns; the other then reads them.
+    """
     body = json.dumps({"format": RECORD_FORMAT, "table": table, "columns": list(columns)})
-    store.put(bucket, record_key(table), body.encode("utf-8"), {"ContentType": "application/json"})
+    try:
+        store.put(bucket, record_key(table), body.encode("utf-8"), {"ContentType": "application/json"},
+                  overwrite=False)
+    except RowExistsError:
+        return False
     logger.info("recorded columns %s of table %s in bucket %s", list(columns), table, bucket)
+    return True
 
 
 def delete_record(store: ObjectStore, bucket: str, table: str) -> None:

@@ -1,0 +1,196 @@
+"""Conditional writes never lose an update: a refusal on a first attempt is always a conflict."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from s3aads_pandas import (
+    BulkOperationError,
+    Database,
+    FailedRowsWarning,
+    RowChangedError,
+    RowExistsError,
+    SchemaMismatchError,
+    Table,
+)
+from s3aads_pandas.faults import FaultPlan
+from s3aads_pandas.local_s3 import LocalS3
+
+
+def run_together(count: int, work: Any) -> None:
+    """``work(i)`` on ``count`` threads that start at the same moment."""
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        start.wait()
+        work(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.fixture
+def shared(local_s3: LocalS3) -> Database:
+    """A database on the HTTP endpoint, where conditional writes are atomic as on S3."""
+    local_s3.reset()
+    db = Database("race", endpoint_url=local_s3.endpoint_url)
+    db.create()
+    return db
+
+
+def test_compare_and_swap_increments_lose_no_update(shared: Database) -> None:
+    table = Table("counters", shared, ["name"])
+    table.insert(b"0", name="hits")
+    conflicts: list[int] = []
+
+    def increment_ten_times(_: int) -> None:
+        for _ in range(10):
+            while True:
+                current = table.select_with_etag(name="hits")
+                try:
+                    table.update(str(int(current.data) + 1).encode(), current.etag, name="hits")
+                    break
+                except RowChangedError:
+                    conflicts.append(1)
+
+    run_together(6, increment_ten_times)
+    assert table.select(name="hits") == b"60"
+    assert conflicts  # the writers did race
+
+
+def test_writers_of_identical_bytes_have_exactly_one_winner(shared: Database) -> None:
+    table = Table("slots", shared, ["id"])
+    table.insert(b"other row", id=0)
+    outcomes: dict[int, str] = {}
+
+    def write(writer: int) -> None:
+        try:
+            table.insert(b"the same bytes", overwrite=False, id=1)
+            outcomes[writer] = "won"
+        except RowExistsError:
+            outcomes[writer] = "exists"
+
+    run_together(16, write)
+    assert sorted(outcomes.values()) == ["exists"] * 15 + ["won"]
+
+
+def _insert_all(endpoint_url: str, ids: list[int]) -> list[int]:
+    """In a process of its own: insert every id with overwrite=False; the ids this process won."""
+    table = Table("shared", Database("race", endpoint_url=endpoint_url), ["id"])
+    won = []
+    for id_ in ids:
+        try:
+            table.insert(b"equal payload", overwrite=False, id=id_)
+            won.append(id_)
+        except RowExistsError:
+            pass
+    return won
+
+
+def test_processes_inserting_the_same_keys_win_each_key_once(shared: Database) -> None:
+    Table("shared", shared, ["id"]).insert(b"", id="recorded")
+    ids = list(range(60))
+    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+        wins = list(pool.map(_insert_all, [shared.settings.endpoint_url] * 4, [ids] * 4))
+    assert sorted(id_ for won in wins for id_ in won) == ids
+
+
+def test_rewriting_with_overwrite_false_reports_every_row_and_reads_nothing(db: Database, count_requests) -> None:
+    table = Table("t", db, ["id"])
+    frame = pd.DataFrame({"id": range(25), "data": [b"x"] * 25})
+    frame.s3aads.write(table, progress=False)
+    counter = count_requests(db)
+    with pytest.warns(FailedRowsWarning):
+        result = frame.s3aads.write(table, overwrite=False, errors="skip", progress=False)
+    assert result.written == 0
+    assert result.failed_keys == sorted(f"t/{i}" for i in range(25))
+    assert all("exists and overwrite=False" in reason for reason in result.failures.values())
+    assert dict(counter.operations) == {"PutObject": 25}  # no GET nor HEAD per row
+    with pytest.raises(BulkOperationError) as info:
+        frame.s3aads.write(table, overwrite=False, progress=False)
+    assert len(info.value.failures) == 25
+
+
+def faulty(plan: FaultPlan) -> Iterator[LocalS3]:
+    with LocalS3(faults=plan) as server:
+        server.reset()  # moto's store is one per process: start from nothing
+        yield server
+
+
+def put_attempts(db: Database, key: str) -> list[int]:
+    """A list that grows by one at each attempt of a PutObject request for ``key``."""
+    attempts: list[int] = []
+
+    def count(params: dict[str, Any], **kwargs: Any) -> None:
+        if params.get("Key") == key:
+            attempts.append(1)
+
+    db.store.client.meta.events.register("before-parameter-build.s3.PutObject", count)
+    return attempts
+
+
+def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds() -> None:
+    # request 5 (the conditional PUT of t/1) takes effect, then its answer is lost
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, "drop-after"))):
+        db = Database("ambiguous", endpoint_url=server.endpoint_url)
+        db.create()  # request 1
+        table = Table("t", db, ["id"])
+        table.insert(b"first", id=0)  # requests 2 to 4: the column record (GET, PUT) and the row
+        attempts = put_attempts(db, "t/1")
+        table.insert(b"mine", overwrite=False, id=1)
+        assert server.faults.injected["drop-after"] == 1 and len(attempts) == 2
+        assert table.select(id=1) == b"mine"
+        with pytest.raises(RowExistsError, match="overwrite=False"):
+            table.insert(b"someone else", overwrite=False, id=1)
+
+
+def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours() -> None:
+    # request 5 (our conditional PUT of t/1) is dropped before S3 sees it; before our retry,
+    # another writer stores the very same bytes: the retry's 412 is a conflict
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, "drop-before"))):
+        db = Database("ambiguous", endpoint_url=server.endpoint_url)
+        db.create()
+        table = Table("t", db, ["id"])
+        table.insert(b"first", id=0)
+        other = Table("t", Database("ambiguous", endpoint_url=server.endpoint_url), ["id"])
+        attempts = put_attempts(db, "t/1")
+
+        def other_writer_first(params: dict[str, Any], **kwargs: Any) -> None:
+            if params.get("Key") == "t/1" and len(attempts) == 2:
+                other.insert(b"same", overwrite=False, id=1)
+
+        db.store.client.meta.events.register("before-parameter-build.s3.PutObject", other_writer_first)
+        with pytest.raises(RowExistsError):
+            table.insert(b"same", overwrite=False, id=1)
+        assert server.faults.injected["drop-before"] == 1 and len(attempts) == 2
+
+
+def test_first_writers_of_a_table_with_different_columns_one_is_refused(shared: Database) -> None:
+    for round_ in range(5):
+        name = f"new-{round_}"
+        outcomes: dict[int, str] = {}
+
+        def write(writer: int) -> None:
+            columns = ["id"] if writer == 0 else ["id", "year"]
+            values = {"id": writer} if writer == 0 else {"id": writer, "year": 2020}
+            try:
+                Table(name, Database("race", shared.settings), columns).insert(b"x", **values)
+                outcomes[writer] = "written"
+            except SchemaMismatchError:
+                outcomes[writer] = "refused"
+
+        run_together(2, write)
+        assert sorted(outcomes.values()) == ["refused", "written"]
+        winner = next(w for w, outcome in outcomes.items() if outcome == "written")
+        table = shared.get_table(name)
+        assert table is not None and table.keys == (["0"] if winner == 0 else ["1/2020"])

@@ -1,0 +1,137 @@
+"""Nothing waits forever: read timeouts, a deadline per request, one retry layer."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from s3aads_pandas import ConnectionSettings, Database, S3RequestError, Table
+
+Respond = Callable[[socket.socket, threading.Event], None]
+
+
+class StallingServer:
+    """A TCP server on 127.0.0.1 that reads each request's head and answers it with ``respond``.
+
+    ``connections`` counts the connections made: one per attempt, since each failed attempt
+    leaves its connection unusable.
+    """
+
+    def __init__(self, respond: Respond) -> None:
+        self.respond = respond
+        self.connections = 0
+        self.stop = threading.Event()
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            try:
+                self.respond(connection, self.stop)
+            except OSError:  # the client gave up and closed the connection
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(5)
+        self._socket.close()
+
+
+def serve(respond: Respond) -> Iterator[StallingServer]:
+    server = StallingServer(respond)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[StallingServer]:
+    """Accepts every request and never answers."""
+    yield from serve(lambda connection, stop: stop.wait())
+
+
+@pytest.fixture
+def trickling() -> Iterator[StallingServer]:
+    """Answers 200 at once, then sends the body one byte every 0.2 s."""
+
+    def respond(connection: socket.socket, stop: threading.Event) -> None:
+        connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nETag: "x"\r\n\r\n')
+        while not stop.wait(0.2):
+            connection.sendall(b"x")
+
+    yield from serve(respond)
+
+
+@pytest.fixture
+def no_etag() -> Iterator[StallingServer]:
+    """Answers every GET with a body and no ETag header."""
+
+    def respond(connection: socket.socket, stop: threading.Event) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+
+    yield from serve(respond)
+
+
+def select_from(server: StallingServer, **settings: float) -> tuple[S3RequestError, float]:
+    table = Table("t", Database("stalled", endpoint_url=server.url, **settings), ["id"])
+    started = time.monotonic()
+    with pytest.raises(S3RequestError) as info:
+        table.select(id=1)
+    return info.value, time.monotonic() - started
+
+
+def test_a_silent_server_fails_after_the_attempts_naming_the_key(silent: StallingServer) -> None:
+    error, elapsed = select_from(silent, read_timeout=1)
+    assert elapsed < 25  # 10 attempts of 1 s and their backoff
+    assert silent.connections == 10  # one retry layer: botocore's attempts do not multiply ours
+    assert "s3://stalled/t/1" in str(error) and "gave up after 10 attempts" in str(error)
+    assert error.answer_lost
+
+
+def test_the_deadline_bounds_every_attempt_together(silent: StallingServer) -> None:
+    error, elapsed = select_from(silent, read_timeout=1, deadline=2.5)
+    assert elapsed < 4.5 and silent.connections < 10
+    assert "at its deadline of 2.5 s" in str(error) and "s3://stalled/t/1" in str(error)
+
+
+def test_a_trickling_body_is_given_up_at_the_deadline(trickling: StallingServer) -> None:
+    error, elapsed = select_from(trickling, read_timeout=1, deadline=2)
+    assert elapsed < 4  # each byte arrives within the read timeout: only the deadline stops it
+    assert "still arriving at the request's deadline" in str(error) and "s3://stalled/t/1" in str(error)
+
+
+def test_an_answer_without_etag_is_a_retried_request_error(no_etag: StallingServer) -> None:
+    error, _ = select_from(no_etag, max_attempts=3)
+    assert "without an ETag header" in str(error) and "s3://stalled/t/1" in str(error)
+    assert no_etag.connections == 3
+
+
+def test_default_timeouts_bound_a_silent_server_under_two_minutes() -> None:
+    config = ConnectionSettings().botocore_config()
+    policy = ConnectionSettings().retry_policy()
+    # no attempt starts after the deadline, and the one running then ends within a read timeout
+    worst = policy.deadline + config.connect_timeout + config.read_timeout
+    assert worst < 120

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import math
 
+import pandas as pd
 import pytest
 
 from s3aads_pandas import (
     ColumnError,
     Database,
+    FloatKeyWarning,
     InvalidArgumentError,
     InvalidNameError,
     InvalidValueError,
@@ -42,6 +44,15 @@ def _all_keys(db: Database) -> list[str]:
         (lambda t: t.insert(b"x", metadata="text/plain", **ROW), InvalidArgumentError, "must be a dict"),
         (lambda t: t.insert(b"x", id="x" * 1100, year=2020), InvalidValueError, "at most 1024 bytes"),
         (lambda t: t.insert_by_key("1/2020", "text"), PayloadTypeError, "use insert_string"),
+        (lambda t: t.insert(b"x", id=[1, 2], year=2020), InvalidValueError, "column 'id' got a list"),
+        (lambda t: t.insert(b"x", id={"a": 1}, year=2020), InvalidValueError, "column 'id' got a dict"),
+        (lambda t: t.insert(b"x", id={1}, year=2020), InvalidValueError, "column 'id' got a set"),
+        (lambda t: t.insert(b"x", id=pd.Series([1]), year=2020), InvalidValueError, "column 'id' got a Series"),
+        (lambda t: t.insert(b"x", id="a\udcffb", year=2020), InvalidValueError, "lone surrogate, at position 1"),
+        (lambda t: pd.DataFrame({"id": [[1], [2]], "year": [2020, 2021], "data": [b"x", b"y"]}).s3aads.write(t),
+         InvalidValueError, "row 0: column 'id' got a list"),
+        (lambda t: pd.DataFrame([[1, 2, 2020, b"x"]], columns=["id", "id", "year", "data"]).s3aads.write(t),
+         InvalidNameError, "more than one column named 'id'"),
     ],
 )
 def test_bad_writes_raise_clearly_and_write_nothing(db: Database, call, error, message) -> None:
@@ -103,3 +114,15 @@ def test_credentials_never_appear_in_repr_logs_or_errors(s3: str | None, caplog:
     for text in texts:
         for credential in (secret, key_id, token):
             assert credential not in text
+
+
+def test_whole_float_keys_warn_with_the_fix(db: Database) -> None:
+    table = Table("floats", db, ["id"])
+    frame = pd.DataFrame({"id": [1.0, 2.0], "data": [b"a", b"b"]})
+    with pytest.warns(FloatKeyWarning, match=r'id=1 will not find them.*astype\("Int64"\)') as caught:
+        frame.s3aads.write(table, progress=False)
+    assert len(caught) == 1  # once for the column, not once per row
+    assert table.select(id=1) is None and table.select(id="1.0") == b"a"  # the trap it warns of
+    frame["id"] = frame["id"].astype("Int64")
+    frame.s3aads.write(table, progress=False)
+    assert table.select(id=1) == b"a"

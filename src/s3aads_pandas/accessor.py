@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import ColumnError, InvalidArgumentError, InvalidValueError, S3aadsError
+from .errors import ColumnError, InvalidArgumentError, InvalidNameError, InvalidValueError, S3aadsError
 from .keys import KeyCodec
 from .pandas_io import Errors, check_errors, report_failures, resolve_table, split_table_name
 from .payloads import Codec, check_format, decoder, encoder, frame_to_bytes
@@ -114,6 +114,12 @@ class S3aadsAccessor:
     # -- helpers ----------------------------------------------------------------------------------
 
     def _keys(self, codec: KeyCodec) -> list[str]:
+        repeated = sorted({str(c) for c in self._frame.columns[self._frame.columns.duplicated()]})
+        if repeated:
+            raise InvalidNameError(
+                f"the DataFrame has more than one column named {', '.join(map(repr, repeated))}: "
+                "a row's key would take one of them silently; rename or drop the copies"
+            )
         missing = [c for c in codec.columns if c not in self._frame.columns]
         if missing:
             raise ColumnError(

@@ -8,14 +8,17 @@ byte-identical to those of s3aads 2.x. This is a storage format: keep it stable.
 
 from __future__ import annotations
 
+import fractions
 import itertools
 import keyword
 import math
+import numbers
 import re
+import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from .errors import ColumnError, InvalidNameError, InvalidValueError
+from .errors import ColumnError, FloatKeyWarning, InvalidNameError, InvalidValueError
 
 #: S3 refuses keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 1024
@@ -55,16 +58,35 @@ def encode_segment(value: Any, column: str) -> str:
             f"column {column!r} got bytes {bytes(value)[:20]!r}; key values must be str or "
             "numbers (decode the bytes first)"
         )
+    if is_value_list(value) or isinstance(value, Mapping) or getattr(value, "ndim", 0):
+        raise InvalidValueError(
+            f"column {column!r} got a {type(value).__name__} as its value; a key value is one str "
+            "or number (a list of values means 'any of them' only in a filter)"
+        )
     text = str(value)
     if text == "":
         raise InvalidValueError(
             f"column {column!r} has an empty value; key segments cannot be empty strings"
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidValueError(
+            f"column {column!r} has a value that is not valid Unicode text ({text[error.start]!r}, a "
+            f"lone surrogate, at position {error.start}); S3 keys are UTF-8: fix or drop that value"
+        ) from None
     if text == ".":
         return "%2E"
     if text == "..":
         return "%2E%2E"
     return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], text)
+
+
+def _is_whole_float(value: Any) -> bool:
+    """A float such as 1.0, whose key segment "1.0" the integer 1 does not find."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (numbers.Integral, fractions.Fraction)):
+        return False
+    return math.isfinite(value) and float(value).is_integer()
 
 
 def decode_segment(segment: str) -> str:
@@ -143,6 +165,20 @@ class KeyCodec:
         self.table = validate_table_name(table)
         self.columns = validate_columns(columns)
         self.prefix = f"{self.table}/"
+        self._warned_floats: set[str] = set()
+
+    def encode(self, value: Any, column: str) -> str:
+        """``seg(value)``, with a warning (once per column) for whole floats such as 1.0."""
+        if column not in self._warned_floats and _is_whole_float(value):
+            self._warned_floats.add(column)
+            warnings.warn(
+                f"column {column!r} holds whole floats such as 1.0, whose keys say '1.0': the filter "
+                f"{column}=1 will not find them. Convert the column to integers first, for example "
+                f'df["{column}"] = df["{column}"].astype("Int64")',
+                FloatKeyWarning,
+                stacklevel=3,
+            )
+        return encode_segment(value, column)
 
     def segments(self, values: Mapping[str, Any]) -> list[str]:
         """The key segments of a full row, refusing missing and unknown columns."""
@@ -153,7 +189,7 @@ class KeyCodec:
                 f"missing value for column(s) {', '.join(missing)} of table {self.table!r}; "
                 f"a row needs all of {', '.join(self.columns)}"
             )
-        return [encode_segment(values[c], c) for c in self.columns]
+        return [self.encode(values[c], c) for c in self.columns]
 
     def to_key(self, values: Mapping[str, Any]) -> str:
         """The full S3 key (table prefix included) of a row, checked against S3's size limit."""
@@ -195,7 +231,7 @@ class KeyCodec:
         encoded = {}
         for column, value in filters.items():
             values = value if is_value_list(value) else [value]
-            encoded[column] = frozenset(encode_segment(v, column) for v in values)
+            encoded[column] = frozenset(self.encode(v, column) for v in values)
         return encoded
 
     def listing_prefixes(self, encoded: Mapping[str, Collection[str]]) -> list[str]:

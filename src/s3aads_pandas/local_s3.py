@@ -1,18 +1,24 @@
 """A local S3 endpoint for demos and tests: moto's server over HTTP on 127.0.0.1.
 
 Its data lives in memory and is gone when it stops. It needs the ``local`` extra
-(``pip install "s3aads-pandas[local]"``).
+(``pip install "s3aads-pandas[local]"``). It has no authentication: any program of this machine
+can use it. Web pages cannot: requests a browser sends for a page are refused (see
+:class:`NoBrowsers`), and moto's control API answers only the :class:`LocalS3` that started it.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import socket
 import threading
+import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from .faults import ConditionalWrites, FaultInjector, FaultPlan
+from .faults import ConditionalWrites, FaultInjector, FaultPlan, WSGIApp
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +28,54 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+#: The header that carries the control token to moto's control API (``/moto-api/...``).
+CONTROL_HEADER = "X-S3aads-Control"
+
+
+class NoBrowsers:
+    """Refuses what a web page could send: the local endpoint is for this machine's programs.
+
+    Without this, any page open in a browser could drive moto's server on 127.0.0.1: moto grants
+    every Origin through CORS, and accepts unsigned requests. So: a request that carries an
+    ``Origin`` or a cross-site ``Sec-Fetch-Site`` header (browsers add them, programs do not), a
+    CORS preflight, and a request signed neither in its headers nor in its URL are answered 403;
+    moto's control API needs the token of the :class:`LocalS3` that started the server; and no
+    answer carries a CORS grant.
+    """
+
+    def __init__(self, app: WSGIApp, control_token: str) -> None:
+        self.app = app
+        self.control_token = control_token
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        problem = self._problem(environ)
+        if problem:
+            body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                    f"<Message>{problem}</Message></Error>").encode()
+            start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
+
+        def without_cors(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            kept = [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
+            return start_response(status, kept, *rest)
+
+        return self.app(environ, without_cors)
+
+    def _problem(self, environ: dict[str, Any]) -> str | None:
+        if "HTTP_ORIGIN" in environ or environ.get("HTTP_SEC_FETCH_SITE", "none") not in {"none", "same-origin"}:
+            return "the local S3 endpoint refuses requests from web pages"
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            return "the local S3 endpoint grants no cross-origin access"
+        if environ.get("PATH_INFO", "").startswith("/moto-api"):
+            given = environ.get("HTTP_" + CONTROL_HEADER.upper().replace("-", "_"), "")
+            return None if secrets.compare_digest(given, self.control_token) else "the control API is not open"
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        if "HTTP_AUTHORIZATION" not in environ and "X-Amz-Signature" not in query and "Signature" not in query:
+            return "unsigned requests are refused: sign them with any access key"
+        return None
 
 
 class LocalS3:
@@ -38,6 +92,7 @@ class LocalS3:
         self.faults: FaultInjector | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._control_token = secrets.token_urlsafe(24)
 
     def start(self) -> LocalS3:
         try:
@@ -53,7 +108,17 @@ class LocalS3:
         app: Any = ConditionalWrites(DomainDispatcherApplication(create_backend_app))
         if self.plan is not None:
             app = self.faults = FaultInjector(app, self.plan)
-        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        app = NoBrowsers(app, self._control_token)
+        try:  # bound here, as werkzeug would print and exit on a port in use
+            listener = socket.create_server(("127.0.0.1", self.port))
+        except OSError as error:
+            raise OSError(
+                error.errno, f"cannot listen on 127.0.0.1:{self.port}: {error.strerror or error}; "
+                "choose another port, or 0 for any free one"
+            ) from None
+        with listener:  # werkzeug serves a duplicate of its descriptor
+            self._server = make_server("127.0.0.1", listener.getsockname()[1], app, threaded=True,
+                                       fd=listener.fileno())
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-s3", daemon=True)
         self._thread.start()
@@ -81,7 +146,8 @@ class LocalS3:
 
     def reset(self) -> None:
         """Forget every bucket and object."""
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST",
+                                         headers={CONTROL_HEADER: self._control_token})
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 

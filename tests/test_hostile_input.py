@@ -124,3 +124,27 @@ def test_sse_c_key_is_masked_and_sse_parameters_pass_through(caplog: pytest.LogC
     encoded = base64.b64encode(SSE_C_KEY.encode()).decode()  # botocore sends it base64-encoded
     assert "SSECustomerKey" in caplog.text or "customer-key" in caplog.text
     assert SSE_C_KEY not in caplog.text and encoded not in caplog.text
+
+
+def test_secrets_are_masked_in_tracebacks_and_in_hex_and_base64(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with mock_aws():
+        Database("masked", aws_access_key_id="AKIAMASKEDEXAMPLE12", aws_secret_access_key=SECRET,
+                 aws_session_token=TOKEN).store  # the client is made: its credentials are known
+    request = f"PUT\n/masked/t/1\n\nx-amz-security-token:{TOKEN}\n".encode()
+    body = f"<CanonicalRequestBytes>{request.hex(' ')}</CanonicalRequestBytes>"
+    logging.getLogger("botocore.parsers").debug("Response body:\n%s", body)
+    logging.getLogger("botocore.endpoint").debug("packed %s and %s", request.hex(), request.hex().upper())
+    logging.getLogger("s3aads_pandas").debug("encoded %s", base64.b64encode(b"ab" + request).decode())
+    try:
+        raise RuntimeError(f"signing failed with token {TOKEN}")
+    except RuntimeError:
+        logging.getLogger("s3aads_pandas.s3").exception("request failed")
+        logging.getLogger("botocore.hooks").debug("with stack", stack_info=True)
+    text = caplog.text
+    assert "CanonicalRequestBytes" in text and "request failed" in text and "Traceback" in text
+    token_bytes = TOKEN.encode()
+    for form in (TOKEN, token_bytes.hex(), token_bytes.hex(" "), token_bytes.hex().upper(), SECRET):
+        assert form not in text
+    for offset in range(3):  # any alignment of the token inside a base64 text
+        assert base64.b64encode(b"a" * offset + token_bytes).decode()[4:-4] not in text

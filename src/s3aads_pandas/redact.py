@@ -8,6 +8,7 @@ records so that neither those values nor anything shaped like them is ever emitt
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
@@ -29,9 +30,34 @@ _LOGGER_PREFIXES = ("botocore", "boto3", "urllib3", "s3aads_pandas")
 
 
 def remember(*secrets: str | None) -> None:
-    """Redact these exact values too (credentials that do not look like AWS ones)."""
+    """Redact these exact values too, and their hex and base64 forms.
+
+    Credentials that do not look like AWS ones are caught this way, and so are encoded copies:
+    S3's SignatureDoesNotMatch error carries the request it received as hex bytes
+    (``CanonicalRequestBytes``), which botocore logs at DEBUG.
+    """
     with _lock:
-        _known.update(s for s in secrets if s and len(s) >= 8)  # shorter ones are words, not keys
+        for secret in secrets:
+            if secret and len(secret) >= 8:  # shorter ones are words, not keys
+                _known.update(encoded_forms(secret))
+
+
+def encoded_forms(secret: str) -> set[str]:
+    """The secret as text, as hex (packed or byte by byte, either case) and as base64.
+
+    In a longer base64 text the secret's bytes may start at any of three offsets within a group
+    of three bytes; for each, the characters that depend on its bytes alone are its signature.
+    """
+    raw = secret.encode("utf-8")
+    forms = {secret, raw.hex(), raw.hex(" ")}
+    forms |= {form.upper() for form in forms - {secret}}
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        whole_groups = (offset + len(raw)) // 3 * 4
+        core = encoded[4 if offset else 0:whole_groups]
+        if len(core) >= 8:
+            forms.add(core)
+    return forms
 
 
 def redact(text: str) -> str:
@@ -44,7 +70,10 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Renders each record's message and masks secrets in it before any handler sees it."""
+    """Renders each record's message, traceback and stack and masks secrets in them before any
+    handler sees them (a traceback shows the arguments of the calls that failed)."""
+
+    _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -52,6 +81,13 @@ class RedactingFilter(logging.Filter):
         except Exception:  # a broken record is the logging module's problem, not ours
             return True
         record.msg, record.args = redact(message), ()
+        if record.exc_info:
+            record.exc_text = record.exc_text or self._formatter.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

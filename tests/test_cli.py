@@ -98,3 +98,60 @@ def test_serve_prints_the_environment_line() -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"kind,id,data\nclick,1,x,extra\n", "ragged.csv", "cannot read"),
+        (b"", "empty.csv", "No columns to parse"),
+        (b"kind,id,data\n\xff\xfe,1,x\n", "latin.csv", "can't decode byte 0xff"),
+        (b'kind,id,data\nclick,1,"never closed\n', "quote.csv", "EOF inside string"),
+        (b'{"kind": "click", "id": \n', "bad.jsonl", "as JSON lines"),
+        (b"not parquet at all", "fake.parquet", "as Parquet"),
+    ],
+)
+def test_malformed_files_are_one_line_errors(endpoint: str, capsys, tmp_path: Path, content: bytes,
+                                             name: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert run(endpoint, "import", "cli-db/events", str(path)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("s3aads: error: ") and len(err.splitlines()) == 1 and message in err
+    assert Table("events", Database("cli-db", endpoint_url=endpoint)).count() == 3  # nothing written
+
+
+def test_bad_endpoints_and_ports_are_one_line_errors(capsys, local_s3: LocalS3) -> None:
+    assert main(["--endpoint-url", "notaurl", "tables", "cli-db"]) == 1
+    err = capsys.readouterr().err
+    assert "endpoint_url must be an http:// or https:// URL" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", "80000"])
+    assert exit_info.value.code == 2 and "a port is a number from 0 to 65535" in capsys.readouterr().err
+    busy = local_s3.endpoint_url.rsplit(":", 1)[1]
+    assert main(["serve", "--port", busy]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{busy}" in err and len(err.splitlines()) == 1
+
+
+def test_serve_without_the_local_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "moto.moto_server.werkzeug_app", None)  # as if moto were absent
+    assert main(["serve"]) == 1
+    err = capsys.readouterr().err
+    assert err == 's3aads: error: the local S3 endpoint needs moto\'s server: pip install "s3aads-pandas[local]"\n'
+
+
+def test_bytes_export_as_base64_and_import_back_identical(endpoint: str, tmp_path: Path) -> None:
+    db = Database("cli-db", endpoint_url=endpoint)
+    blobs = {i: bytes(range(256)) * i + b"\x00\n,\"'" for i in range(4)}
+    Table("blobs", db, ["id"]).insert(b"", id="empty")
+    for i, blob in blobs.items():
+        Table("blobs", db, ["id"]).insert(blob, id=i)
+    for name in ("blobs.csv", "blobs.jsonl"):
+        exported = tmp_path / name
+        assert run(endpoint, "export", "cli-db/blobs", str(exported), "--decode", "bytes") == 0
+        assert "data:base64" in exported.read_text()
+        copy = f"copy-{name.split('.')[1]}"
+        assert run(endpoint, "import", f"cli-db/{copy}", str(exported), "--columns", "id") == 0
+        back = Table(copy, db)
+        assert {i: back.select(id=i) for i in blobs} == blobs and back.select(id="empty") == b""

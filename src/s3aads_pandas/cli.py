@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,6 +22,10 @@ from .pandas_io import read_s3aads, resolve_table, split_table_name
 from .table import Table
 
 FILE_FORMATS = ("table", "csv", "json", "parquet")
+#: The header suffix of a column of bytes written as base64 text to a CSV or JSON lines file;
+#: import decodes such a column back into bytes under its name without the suffix.
+BASE64_SUFFIX = ":base64"
+_READERS = {"csv": "CSV", "json": "JSON lines", "parquet": "Parquet"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,6 +59,8 @@ def _write_frame(frame: pd.DataFrame, output: str | None, fmt: str) -> None:
             raise S3aadsError("--format parquet needs -o FILE: Parquet is binary")
         frame.to_parquet(output, index=False)
         return
+    if fmt in {"csv", "json"}:
+        frame = _bytes_as_base64(frame)
     text = {
         "table": lambda: frame.to_string(index=False) + "\n",
         "csv": lambda: frame.to_csv(index=False),
@@ -64,15 +72,51 @@ def _write_frame(frame: pd.DataFrame, output: str | None, fmt: str) -> None:
         sys.stdout.write(text)
 
 
+def _bytes_as_base64(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of bytes as base64 text under ``<name>:base64``: text files cannot hold raw bytes."""
+    encoded = {}
+    for name in frame.columns:
+        values = frame[name]
+        if values.dtype == object and values.map(lambda v: isinstance(v, bytes)).any():
+            encoded[name] = values.map(lambda v: base64.b64encode(v).decode() if isinstance(v, bytes) else v)
+    if not encoded:
+        return frame
+    return frame.assign(**encoded).rename(columns={name: f"{name}{BASE64_SUFFIX}" for name in encoded})
+
+
+def _base64_as_bytes(frame: pd.DataFrame, path: str) -> pd.DataFrame:
+    """The inverse of :func:`_bytes_as_base64`."""
+    for name in [c for c in frame.columns if str(c).endswith(BASE64_SUFFIX)]:
+        try:
+            decoded = frame[name].map(lambda v: base64.b64decode(v, validate=True))
+        except (ValueError, TypeError):
+            raise S3aadsError(f"column {name!r} of {path} is not base64 text") from None
+        frame = frame.assign(**{name: decoded}).rename(columns={name: name[: -len(BASE64_SUFFIX)]})
+    return frame
+
+
 def _read_file(path: str) -> pd.DataFrame:
-    suffix = Path(path).suffix.lower()
-    if suffix in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    if suffix in {".json", ".jsonl"}:
-        return pd.read_json(path, orient="records", lines=True, dtype=False)
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    raise S3aadsError(f"cannot tell the format of {path!r}: use a .csv, .parquet or .jsonl file")
+    """The rows of a CSV, JSON lines or Parquet file; a file that is not one says so in a line."""
+    fmt = _format_of(path, None)
+    if fmt == "table":
+        raise S3aadsError(f"cannot tell the format of {path!r}: use a .csv, .parquet or .jsonl file")
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+        elif fmt == "json":
+            frame = pd.read_json(path, orient="records", lines=True, dtype=False)
+        else:
+            with warnings.catch_warnings():  # a row longer than the header would lose fields
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+    except (OSError, ImportError):
+        raise
+    except Exception as error:  # each reader has its own errors for a malformed file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise S3aadsError(f"cannot read {path} as {_READERS[fmt]}: {reason}") from None
+    if frame.empty and not len(frame.columns):
+        raise S3aadsError(f"{path} holds no rows and no columns")
+    return _base64_as_bytes(frame, path)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -162,13 +206,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+DECODE_HELP = (f"payloads as str (UTF-8), json or bytes (default: str); in CSV and JSON lines files bytes are "
+               f"written as base64 under the header data{BASE64_SUFFIX}, which import decodes")
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 for any free one."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="s3aads", description="S3 as a cheap datastore: tables of S3 objects.")
     top.add_argument("--endpoint-url", help="S3 endpoint (default: boto3's, e.g. AWS_ENDPOINT_URL)")
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run a local S3 endpoint on 127.0.0.1 (in memory)")
-    serve.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    serve.add_argument("--port", type=_port, default=0, help="port (default: any free one)")
     serve.set_defaults(run=cmd_serve)
 
     demo = commands.add_parser("demo", help="write and read a sample table on an embedded endpoint")
@@ -184,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("filters", nargs="*", metavar="col=value")
     query.add_argument("--format", choices=FILE_FORMATS, help="output format (default: from -o, else table)")
     query.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of the terminal")
-    query.add_argument("--decode", choices=("str", "json", "bytes"), default="str")
+    query.add_argument("--decode", choices=("str", "json", "bytes"), default="str", help=DECODE_HELP)
     query.add_argument("--keys-only", action="store_true", help="key columns only, no payloads")
     query.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     query.set_defaults(run=cmd_query)
@@ -193,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("table", metavar="DB/TABLE")
     export.add_argument("file")
     export.add_argument("filters", nargs="*", metavar="col=value")
-    export.add_argument("--decode", choices=("str", "json", "bytes"), default="str")
+    export.add_argument("--decode", choices=("str", "json", "bytes"), default="str", help=DECODE_HELP)
     export.set_defaults(run=cmd_export)
 
     imports = commands.add_parser("import", help="write the rows of a CSV, JSON lines or Parquet file to DB/TABLE")
@@ -208,11 +263,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.endpoint_url:
-        configure(endpoint_url=args.endpoint_url)
     try:
+        if args.endpoint_url:
+            configure(endpoint_url=args.endpoint_url)
         return int(args.run(args))
-    except (S3aadsError, OSError) as error:
+    except (S3aadsError, OSError, ImportError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         rest = str(error).splitlines()[1:]
         print(f"s3aads: error: {first}", file=sys.stderr)

@@ -53,6 +53,8 @@ def parse(sql: str) -> exp.Expression:
     dialect = "mysql" if text.split(None, 1)[0].upper() == "SHOW" else None
     try:
         statements = sqlglot.parse(text, read=dialect)
+    except sqlglot.errors.TokenError:
+        raise SqlError("syntax error: the SQL cannot be read; look for a quote (' or \") that is not closed") from None
     except sqlglot.errors.ParseError as error:
         raise SqlError(f"syntax error: {_describe_parse_error(error)}") from None
     if len(statements) != 1 or statements[0] is None:
@@ -60,13 +62,29 @@ def parse(sql: str) -> exp.Expression:
     return statements[0]
 
 
+#: What the parser's names of expressions are in SQL, for its "missing" errors.
+_EXPRESSION_NAMES = {"EQ": "=", "NEQ": "<>", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<=", "In": "IN",
+                     "Like": "LIKE", "ILike": "ILIKE", "And": "AND", "Or": "OR", "Not": "NOT", "Limit": "LIMIT",
+                     "Where": "WHERE", "Order": "ORDER BY", "Between": "BETWEEN"}
+_MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
+_TOKEN = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+.*?>")
+
+
 def _describe_parse_error(error: sqlglot.errors.ParseError) -> str:
+    """The parser's first complaint in SQL's words, not in the names of its classes."""
     if not error.errors:
         return str(error)
     first = error.errors[0]
+    description = str(first.get("description"))
+    missing = _MISSING.search(description)
+    if missing:
+        name = _EXPRESSION_NAMES.get(missing.group(2), missing.group(2).upper())
+        part = "a value after it" if missing.group(1) == "expression" else f"its {missing.group(1)}"
+        description = f"{name} is incomplete: it needs {part}"
+    description = _TOKEN.sub(lambda match: repr(match.group(1)), description)
     near = re.sub(r"\x1b\[[0-9;]*m", "", str(first.get("highlight") or "")).strip()
     where = f" at line {first.get('line')}, column {first.get('col')}"
-    return f"{first.get('description')}{where}" + (f", near {near!r}" if near else "")
+    return f"{description}{where}" + (f", near {near!r}" if near else "")
 
 
 def execute(sql: str, context: Context) -> pd.DataFrame:

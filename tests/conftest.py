@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from s3aads_pandas import ConnectionSettings, Database, configure
-from s3aads_pandas.local_s3 import LOCAL_CREDENTIALS, LocalS3
+from s3aads_pandas.local import LOCAL_CREDENTIALS, LocalS3
 
 
 def pytest_configure(config: pytest.Config) -> None:

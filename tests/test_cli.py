@@ -11,7 +11,7 @@ import pytest
 
 from s3aads_pandas import ConnectionSettings, Database, Table, configure
 from s3aads_pandas.cli import main
-from s3aads_pandas.local_s3 import LocalS3
+from s3aads_pandas.local import LocalS3
 
 
 @pytest.fixture

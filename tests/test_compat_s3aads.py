@@ -9,7 +9,7 @@ from types import ModuleType
 import pytest
 
 from s3aads_pandas import ConnectionSettings, Database, Table, configure
-from s3aads_pandas.local_s3 import LocalS3
+from s3aads_pandas.local import LocalS3
 
 COLUMNS = ["id", "year", "month", "day"]
 ROWS = [

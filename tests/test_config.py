@@ -12,8 +12,8 @@ from botocore.config import Config
 from moto import mock_aws
 
 from s3aads_pandas import ConnectionSettings, Database, InvalidArgumentError, Table, configure
-from s3aads_pandas.local_s3 import LocalS3
-from s3aads_pandas.retry import RetryPolicy
+from s3aads_pandas.local import LocalS3
+from s3aads_pandas.storage.retry import RetryPolicy
 
 
 def test_importing_and_constructing_makes_no_client() -> None:

@@ -11,7 +11,7 @@ from s3aads_pandas import (
     SkippedKeysWarning,
     Table,
 )
-from s3aads_pandas.schema import record_key
+from s3aads_pandas.tables.column_record import record_key
 
 
 def test_create_is_idempotent_and_listed(s3: str | None) -> None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from s3aads_pandas.executor import parallel_map, run_each
+from s3aads_pandas.tables.executor import parallel_map, run_each
 
 
 def _s3aads_threads() -> list[threading.Thread]:

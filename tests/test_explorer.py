@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from s3aads_pandas import Database, Table, explore
-from s3aads_pandas.explorer import ANY, Explorer
-from s3aads_pandas.preview import MAX_TEXT_CHARS, render
+from s3aads_pandas.notebook.explorer import ANY, Explorer
+from s3aads_pandas.notebook.preview import MAX_TEXT_CHARS, render
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 
@@ -44,7 +44,7 @@ def test_database_explorer_lists_tables_with_columns(table: Table) -> None:
 
 
 def test_filters_cascade_with_the_narrowest_listing(table: Table, count_requests) -> None:
-    explorer = table.explore()
+    explorer = explore(table)
     explorer.wait()
     assert explorer.filters["year"].disabled  # no kind chosen yet
     counter = count_requests(table.database)
@@ -105,7 +105,7 @@ def test_preview_renderer_binary_and_truncation() -> None:
 
 
 def test_load_dataframe(table: Table) -> None:
-    explorer = table.explore()
+    explorer = explore(table)
     explorer.wait()
     explorer.filters["kind"].value = ("view",)
     explorer.wait()
@@ -125,7 +125,7 @@ def test_errors_show_inside_the_widget(s3: str | None) -> None:
 
 
 def test_cancel_stops_a_long_listing(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
-    explorer = table.explore()
+    explorer = explore(table)
     explorer.wait()
     real_rows = table.list_rows()
 
@@ -147,7 +147,7 @@ def test_cancel_stops_a_long_listing(table: Table, monkeypatch: pytest.MonkeyPat
 def test_copy_as_code_uses_filters_for_columns_named_like_parameters(db: Database) -> None:
     table = Table("odd", db, ["format", "id"])
     table.insert(b"x", format="csv", id=1)
-    explorer = table.explore()
+    explorer = explore(table)
     explorer.wait()
     explorer.filters["format"].value = ("csv",)
     explorer.wait()

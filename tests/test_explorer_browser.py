@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from s3aads_pandas import Database, Table
-from s3aads_pandas.local_s3 import LocalS3
+from s3aads_pandas.local import LocalS3
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -19,8 +19,8 @@ from s3aads_pandas import (
     S3aadsError,
     Table,
 )
-from s3aads_pandas.keys import MAX_KEY_BYTES, KeyCodec, validate_columns, validate_database_name, validate_table_name
-from s3aads_pandas.local_s3 import LocalS3
+from s3aads_pandas.tables.keys import MAX_KEY_BYTES, KeyCodec, validate_columns, validate_database_name, validate_table_name
+from s3aads_pandas.local import LocalS3
 
 
 @given(st.text())
@@ -139,7 +139,7 @@ def test_secrets_are_masked_in_tracebacks_and_in_hex_and_base64(caplog: pytest.L
     try:
         raise RuntimeError(f"signing failed with token {TOKEN}")
     except RuntimeError:
-        logging.getLogger("s3aads_pandas.s3").exception("request failed")
+        logging.getLogger("s3aads_pandas.storage.adapter").exception("request failed")
         logging.getLogger("botocore.hooks").debug("with stack", stack_info=True)
     text = caplog.text
     assert "CanonicalRequestBytes" in text and "request failed" in text and "Traceback" in text

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3aads_pandas import ColumnError, InvalidNameError, InvalidValueError
-from s3aads_pandas.keys import (
+from s3aads_pandas.tables.keys import (
     MAX_PREFIXES,
     KeyCodec,
     decode_segment,

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from s3aads_pandas import Database, Table
-from s3aads_pandas.local_s3 import LocalS3
+from s3aads_pandas.local import LocalS3
 
 
 def test_local_endpoint_serves_s3_over_http_and_resets() -> None:

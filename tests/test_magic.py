@@ -11,7 +11,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from s3aads_pandas import ConnectionSettings, Database, Table, configure
-from s3aads_pandas.magic import MagicError
+from s3aads_pandas.notebook.magic import MagicError
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from s3aads_pandas import S3RequestError
-from s3aads_pandas.retry import AdaptiveLimiter, Retrier, RetryPolicy
+from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
 

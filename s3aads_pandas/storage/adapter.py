@@ -31,7 +31,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as CouldNotConnectError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from .errors import (
+from s3aads_pandas.errors import (
     AccessDeniedError,
     BulkOperationError,
     DatabaseNameTakenError,
@@ -42,8 +42,8 @@ from .errors import (
     S3aadsError,
     S3RequestError,
 )
-from .redact import redact
-from .retry import AdaptiveLimiter, Retrier, RetryPolicy
+from s3aads_pandas.storage.redaction import redact
+from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
 
 T = TypeVar("T")
 

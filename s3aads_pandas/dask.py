@@ -20,15 +20,15 @@ import dask.dataframe as dd
 import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor
 
-from .accessor import WriteResult
-from .config import ConnectionSettings
-from .database import Database
-from .errors import InvalidArgumentError, InvalidValueError
-from .keys import is_value_list
-from .pandas_io import Errors, check_errors, read_rows, report_failures, resolve_table, split_table_name
-from .payloads import Codec, empty_frame_like
-from .s3 import PAGE_SIZE
-from .table import Table
+from s3aads_pandas.frames.accessor import WriteResult
+from s3aads_pandas.config import ConnectionSettings
+from s3aads_pandas.tables.datastore import Database
+from s3aads_pandas.errors import InvalidArgumentError, InvalidValueError
+from s3aads_pandas.tables.keys import is_value_list
+from s3aads_pandas.frames.read import Errors, check_errors, read_rows, report_failures, resolve_table, split_table_name
+from s3aads_pandas.frames.payloads import Codec, empty_frame_like
+from s3aads_pandas.storage.adapter import PAGE_SIZE
+from s3aads_pandas.tables.datastore import Table
 
 #: Above this many values of the partition column, values are grouped into at most this many partitions.
 MAX_PARTITIONS = 256

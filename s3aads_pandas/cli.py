@@ -15,11 +15,11 @@ from typing import Any, NoReturn
 
 import pandas as pd
 
-from .config import configure
-from .database import Database
-from .errors import S3aadsError
-from .pandas_io import read_s3aads, resolve_table, split_table_name
-from .table import Table
+from s3aads_pandas.config import configure
+from s3aads_pandas.tables.datastore import Database
+from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.frames.read import read_s3aads, resolve_table, split_table_name
+from s3aads_pandas.tables.datastore import Table
 
 FILE_FORMATS = ("table", "csv", "json", "parquet")
 #: The header suffix of a column of bytes written as base64 text to a CSV or JSON lines file;
@@ -120,7 +120,7 @@ def _read_file(path: str) -> pd.DataFrame:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .local_s3 import LocalS3
+    from s3aads_pandas.local.server import LocalS3
 
     with LocalS3(port=args.port) as server:
         exports = " ".join(f"{k}={v}" for k, v in server.environ().items())
@@ -134,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .local_s3 import LocalS3
+    from s3aads_pandas.local.server import LocalS3
 
     steps: list[tuple[str, float]] = []
 

@@ -1,30 +1,184 @@
-"""``Table``: the s3aads API over the key codec and the S3 adapter."""
+"""``Database`` and ``Table``: the datastore API of s3aads, on the S3 adapter and the key codec.
+
+A database is an S3 bucket and a table a top-level "folder" of it; the two live in one module
+because each hands out the other (``Database.get_table``, ``Table(name, "bucket-name")``).
+"""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import random as _random
-import warnings
+import threading
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .database import Database
-from .errors import (
+from s3aads_pandas.config import ConnectionSettings, default_settings
+from s3aads_pandas.errors import (
     ColumnError,
     ColumnsNotSetError,
     InvalidArgumentError,
     PayloadTypeError,
-    SkippedKeysWarning,
+    SchemaMismatchError,
     TableEmptyError,
 )
-from .executor import parallel_map
-from .keys import KeyCodec, decode_segment, validate_columns, validate_table_name
-from .payloads import bytes_like
-from .s3 import PAGE_SIZE, ObjectStore
+from s3aads_pandas.storage.adapter import PAGE_SIZE, ObjectStore
+from s3aads_pandas.tables import column_record
+from s3aads_pandas.tables.executor import parallel_map
+from s3aads_pandas.tables.keys import (
+    KeyCodec,
+    decode_segment,
+    validate_columns,
+    validate_database_name,
+    validate_table_name,
+)
+from s3aads_pandas.tables.listing import Row, matching_rows, objects_under
 
 logger = logging.getLogger(__name__)
+
+def open_store(settings: ConnectionSettings) -> ObjectStore:
+    """An S3 adapter over a new client for ``settings``, with their pool size and retry policy."""
+    return ObjectStore(settings.make_client(), settings.max_workers, settings.retry_policy())
+
+
+class Database:
+    """An S3 bucket. Nothing talks to S3 until a method that needs it is called.
+
+    Connection settings come from :func:`s3aads_pandas.configure` unless given here, as a
+    :class:`ConnectionSettings` or as keyword arguments (``endpoint_url=...``, ``client=...``).
+    """
+
+    def __init__(self, name: str, settings: ConnectionSettings | None = None, **connection: Any) -> None:
+        self.name = validate_database_name(name)
+        base = settings if settings is not None else default_settings()
+        self.settings = base.replace(**connection) if connection else base
+        self._store: ObjectStore | None = None
+        self._lock = threading.Lock()
+        self._recorded: dict[str, tuple[str, ...]] = {}
+        self._wide_stores: dict[int, ObjectStore] = {}
+
+    def __repr__(self) -> str:
+        endpoint = f", endpoint_url={self.settings.endpoint_url!r}" if self.settings.endpoint_url else ""
+        return f"Database({self.name!r}{endpoint})"
+
+    @property
+    def store(self) -> ObjectStore:
+        """The S3 adapter, with a client made on first use and shared by every thread."""
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store(self.settings)
+        return self._store
+
+    def store_for(self, workers: int) -> tuple[ObjectStore, int]:
+        """A store whose connection pool fits ``workers`` threads, and the workers it allows.
+
+        A client handed over by the caller cannot be resized: its pool size caps the workers.
+        """
+        if workers <= self.settings.max_workers:
+            return self.store, workers
+        if self.settings.client is not None:
+            pool = self.settings.client.meta.config.max_pool_connections
+            if workers > pool:
+                logger.warning("using %d workers, the connection pool size of the given client", pool)
+            return self.store, min(workers, pool)
+        with self._lock:
+            if workers not in self._wide_stores:
+                wider = self.settings.replace(max_workers=workers)
+                self._wide_stores[workers] = open_store(wider)
+            return self._wide_stores[workers], workers
+
+    @classmethod
+    def list_databases(cls, settings: ConnectionSettings | None = None, **connection: Any) -> list[str]:
+        """Names of all buckets the credentials can see."""
+        base = settings if settings is not None else default_settings()
+        chosen = base.replace(**connection) if connection else base
+        return open_store(chosen).list_buckets()
+
+    def create(self) -> None:
+        """Create the bucket; nothing happens when this account already has it."""
+        self.store.create_bucket(self.name)
+
+    def exists(self) -> bool:
+        return self.store.bucket_exists(self.name)
+
+    @property
+    def tables(self) -> list[str]:
+        """Names of the tables: the top-level "folders" of the bucket (column records hidden)."""
+        return [p[:-1] for p in self.store.iter_common_prefixes(self.name, prefix="")]
+
+    def get_table(
+        self,
+        name: str,
+        columns: Sequence[str] | None = None,
+        *,
+        infer_columns: bool = False,
+    ) -> Table | None:
+        """The table ``name`` with its recorded columns, or None when it has no rows nor record.
+
+        A table written by s3aads 2.x has no record: its columns are then ``columns`` when given,
+        ``col1..colN`` from the depth of its first key with ``infer_columns=True``, or unknown.
+        """
+        validate_table_name(name)
+        recorded = self.recorded_columns(name)
+        if recorded is not None:
+            return Table(name, self, list(columns) if columns else list(recorded))
+        first = next(self.store.iter_objects(self.name, f"{name}/"), None)
+        if first is None:
+            return None
+        if columns:
+            return Table(name, self, list(columns))
+        if infer_columns:
+            depth = len(first["Key"].split("/")) - 1
+            return Table(name, self, [f"col{i}" for i in range(1, depth + 1)])
+        return Table(name, self)
+
+    def drop_table(self, name: str) -> int:
+        """Delete every object of the table and its record (DeleteObjects, 1,000 keys a request).
+
+        Returns how many objects were deleted under the table's prefix.
+        """
+        validate_table_name(name)
+        keys = (obj["Key"] for obj in self.store.iter_objects(self.name, f"{name}/"))
+        deleted = self.store.delete_many(self.name, itertools.chain(keys, [column_record.record_key(name)]))
+        with self._lock:
+            self._recorded.pop(name, None)
+        logger.info("dropped table %s of %s (%d objects)", name, self.name, deleted - 1)
+        return deleted - 1
+
+    # -- column records, used by Table ---------------------------------------------------------
+
+    def recorded_columns(self, table: str) -> tuple[str, ...] | None:
+        """The columns recorded for ``table`` (one GET, then cached), or None without a record."""
+        known = self._recorded.get(table)
+        if known is None:
+            known = column_record.read_columns(self.store, self.name, table)
+            if known is not None:
+                with self._lock:
+                    self._recorded[table] = known
+        return known
+
+    def ensure_recorded(self, table: str, columns: Sequence[str]) -> None:
+        """Record ``columns`` for ``table`` unless recorded; refuse columns that contradict it.
+
+        The record is written with If-None-Match, so when two first writers race, the one whose
+        record lost reads the winner's and is refused if its columns differ.
+        """
+        columns = validate_columns(columns)
+        recorded = self.recorded_columns(table)
+        if recorded is None:
+            if column_record.write_columns(self.store, self.name, table, columns):
+                with self._lock:
+                    self._recorded[table] = columns
+                return
+            recorded = self.recorded_columns(table)
+        if recorded != columns:
+            raise SchemaMismatchError(
+                f"table {table!r} of database {self.name!r} is recorded with columns "
+                f"{list(recorded or ())}, not {list(columns)}; use Database({self.name!r})"
+                f".get_table({table!r}) or give the recorded columns"
+            )
 
 SORT_FIELDS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
 _FILTER_METHOD = "filter_objects_by_"
@@ -35,13 +189,6 @@ class Versioned(NamedTuple):
 
     data: bytes
     etag: str
-
-
-class Row(NamedTuple):
-    """One listed row: its S3 object entry and its raw (still escaped) key segments."""
-
-    segments: list[str]
-    obj: dict[str, Any]
 
 
 class Table:
@@ -290,12 +437,6 @@ class Table:
         row["data"] = self.select_by_key(key)
         return row
 
-    def explore(self, *, page_size: int = 20) -> Any:
-        """An ipywidgets explorer of this table (needs the ``notebook`` extra)."""
-        from .explorer import Explorer
-
-        return Explorer(self, page_size=page_size)
-
     def copy(self, key: str) -> Copy:
         """``table.copy(key).to(other_table, other_key)`` copies one object server-side."""
         return Copy(self, key)
@@ -304,20 +445,20 @@ class Table:
         """Rows matching the filters in key order, listed page by page as they are consumed."""
         codec, prefixes = self._plan(filters)
         store, bucket = self.database.store, self.database.name
-        objects = (obj for prefix in prefixes for obj in _objects_under(store, bucket, prefix))
-        yield from _matching_rows(codec, filters, objects, bucket)
+        objects = (obj for prefix in prefixes for obj in objects_under(store, bucket, prefix))
+        yield from matching_rows(codec, filters, objects, bucket)
 
     def list_rows(self, **filters: Any) -> list[Row]:
         """Rows matching the filters, in key order; several prefixes are listed in parallel."""
         codec, prefixes = self._plan(filters)
         store, bucket = self.database.store, self.database.name
         listings = parallel_map(
-            lambda prefix: list(_objects_under(store, bucket, prefix)),
+            lambda prefix: list(objects_under(store, bucket, prefix)),
             prefixes,
             self.database.settings.max_workers,
         )
         objects = (obj for listing in listings for obj in listing)
-        return list(_matching_rows(codec, filters, objects, bucket))
+        return list(matching_rows(codec, filters, objects, bucket))
 
     def list_rows_between(self, first: Any, last: Any, values: int = 0, /, **filters: Any) -> list[Row]:
         """Rows whose first column runs from ``first`` to ``last`` in listing order, in one listing.
@@ -339,38 +480,11 @@ class Table:
                                     first_page=values + 1 if values else PAGE_SIZE)
         from_start = itertools.dropwhile(lambda obj: obj["Key"] < start, listed)
         objects = itertools.takewhile(lambda obj: within(obj["Key"]), from_start)
-        return list(_matching_rows(codec, filters, objects, bucket))
+        return list(matching_rows(codec, filters, objects, bucket))
 
     def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:
         codec = self.codec
         return codec, codec.listing_prefixes(codec.encode_filters(filters))
-
-
-def _objects_under(store: ObjectStore, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
-    """Objects under a listing prefix; a prefix that is a whole key yields that key only."""
-    objects = store.iter_objects(bucket, prefix)
-    if prefix.endswith("/"):
-        return objects
-    return (obj for obj in objects if obj["Key"] == prefix)
-
-
-def _matching_rows(
-    codec: KeyCodec,
-    filters: Mapping[str, Any],
-    objects: Iterable[dict[str, Any]],
-    bucket: str,
-) -> Iterator[Row]:
-    """The objects that are rows and match the filters; one warning for those that are not rows."""
-    positions = codec.positions(codec.encode_filters(filters))
-    skipped = 0
-    for obj in objects:
-        segments = codec.split(obj["Key"])
-        if segments is None:
-            skipped += 1
-        elif KeyCodec.matches(segments, positions):
-            yield Row(segments, obj)
-    if skipped:
-        _warn_skipped(skipped, bucket, codec)
 
 
 class Copy:
@@ -392,6 +506,15 @@ class Copy:
         )
 
 
+def bytes_like(value: Any) -> bytes | None:
+    """``value`` as bytes when it is bytes, bytearray or memoryview; else None."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return None
+
+
 def _payload(data: Any) -> bytes:
     raw = bytes_like(data)
     if raw is not None:
@@ -407,12 +530,3 @@ def _payload(data: Any) -> bytes:
         f"data must be bytes, got {type(data).__name__}: serialise it first "
         "(for example json.dumps(obj).encode())"
     )
-
-
-def _warn_skipped(count: int, bucket: str, codec: KeyCodec) -> None:
-    message = (
-        f"skipped {count} object(s) under s3://{bucket}/{codec.prefix} whose key does not have "
-        f"the table's {len(codec.columns)} column(s) {', '.join(codec.columns)}"
-    )
-    logger.warning(message)
-    warnings.warn(message, SkippedKeysWarning, stacklevel=5)

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Any, Union
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .errors import InvalidArgumentError, PayloadTypeError
+from s3aads_pandas.errors import InvalidArgumentError, PayloadTypeError
+from s3aads_pandas.tables.datastore import bytes_like
 
 Decoder = Callable[[bytes], Any]
 Encoder = Callable[[Any], bytes]
@@ -36,15 +35,6 @@ def decoder(decode: Codec) -> Decoder:
     raise InvalidArgumentError(
         f"decode must be one of {', '.join(map(repr, DECODERS))} or a callable, got {decode!r}"
     )
-
-
-def bytes_like(value: Any) -> bytes | None:
-    """``value`` as bytes when it is bytes, bytearray or memoryview; else None."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    return None
 
 
 def _raw(value: Any) -> bytes:
@@ -153,6 +143,9 @@ def _parquet_columns(read_range: RangeReader, where: str) -> pd.DataFrame:
     footer = int.from_bytes(tail[-8:-4], "little") + 8  # the metadata, its length, and PAR1
     if footer > len(tail):
         tail, _ = read_range(f"bytes=-{footer}")
+    import pyarrow as pa  # imported on first use: pyarrow.parquet takes a while to load
+    import pyarrow.parquet as pq
+
     schema = pq.read_schema(pa.BufferReader(b"PAR1" + tail[-footer:]))
     buffer = io.BytesIO()
     pq.write_table(schema.empty_table(), buffer)  # typed by the same path as the data will be

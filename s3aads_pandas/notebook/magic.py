@@ -7,9 +7,9 @@ from typing import Any
 import pandas as pd
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from .config import default_settings
-from .errors import S3aadsError
-from .sql import Context, execute
+from s3aads_pandas.config import default_settings
+from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.notebook.sql import Context, execute
 
 _OPTIONS_WITH_VALUE = {"-o": "out", "--out": "out", "--database": "database", "--limit": "limit",
                        "--endpoint-url": "endpoint_url"}

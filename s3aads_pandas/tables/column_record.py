@@ -11,8 +11,8 @@ import json
 import logging
 from collections.abc import Sequence
 
-from .errors import RowExistsError, S3RequestError
-from .s3 import ObjectStore
+from s3aads_pandas.errors import RowExistsError, S3RequestError
+from s3aads_pandas.storage.adapter import ObjectStore
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from .config import ConnectionSettings, default_settings
-from .database import Database
-from .errors import S3aadsError
-from .pandas_io import read_s3aads
-from .table import Table
+from s3aads_pandas.config import ConnectionSettings, default_settings
+from s3aads_pandas.tables.datastore import Database
+from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.tables.datastore import Table
 
 Row = Mapping[str, str]
 Predicate = Callable[[Row], bool]

@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .errors import InvalidArgumentError
-from .redact import install, remember
-from .retry import RetryPolicy
+from s3aads_pandas.errors import InvalidArgumentError
+from s3aads_pandas.storage.redaction import install, remember
+from s3aads_pandas.storage.retry import RetryPolicy
 
 #: Threads that transfer payloads in parallel; the client's connection pool is sized to match.
 DEFAULT_MAX_WORKERS = 16

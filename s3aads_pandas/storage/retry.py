@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from .errors import S3RequestError
+from s3aads_pandas.errors import S3RequestError
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

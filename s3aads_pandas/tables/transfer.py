@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .database import Database
-from .errors import S3RequestError
-from .executor import BatchResult, run_each
+from s3aads_pandas.tables.datastore import Database
+from s3aads_pandas.errors import S3RequestError
+from s3aads_pandas.tables.executor import BatchResult, run_each
 
 V = TypeVar("V")
 

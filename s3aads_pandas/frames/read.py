@@ -10,16 +10,16 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from .database import Database
-from .errors import (
+from s3aads_pandas.tables.datastore import Database
+from s3aads_pandas.errors import (
     BulkOperationError,
     FailedRowsWarning,
     InvalidArgumentError,
     TableNotFoundError,
 )
-from .payloads import Codec, bytes_to_frame, check_format, decoder
-from .table import Row, Table
-from .transfer import get_objects
+from s3aads_pandas.frames.payloads import Codec, bytes_to_frame, check_format, decoder
+from s3aads_pandas.tables.datastore import Row, Table
+from s3aads_pandas.tables.transfer import get_objects
 
 logger = logging.getLogger(__name__)
 

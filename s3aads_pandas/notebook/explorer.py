@@ -17,11 +17,11 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from .database import Database
-from .errors import ColumnsNotSetError, S3aadsError
-from .pandas_io import read_s3aads
-from .preview import render
-from .table import Row, Table
+from s3aads_pandas.tables.datastore import Database
+from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError
+from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.notebook.preview import render
+from s3aads_pandas.tables.datastore import Row, Table
 
 logger = logging.getLogger(__name__)
 

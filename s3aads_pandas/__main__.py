@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from s3aads_pandas.cli import main
 
 sys.exit(main())

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from .config import ConnectionSettings, configure, default_settings
-from .database import Database
-from .errors import (
+from s3aads_pandas.config import ConnectionSettings, configure, default_settings
+from s3aads_pandas.tables.datastore import Database
+from s3aads_pandas.errors import (
     AccessDeniedError,
     BulkOperationError,
     ColumnError,
@@ -32,9 +32,9 @@ from .errors import (
     TableEmptyError,
     TableNotFoundError,
 )
-from .table import Copy, Table
-from .pandas_io import read_s3aads
-from .accessor import S3aadsAccessor, WriteResult
+from s3aads_pandas.tables.datastore import Copy, Table
+from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.frames.accessor import S3aadsAccessor, WriteResult
 
 import pandas as _pd
 
@@ -45,14 +45,14 @@ __version__ = "0.1.0"
 
 def explore(source: "Table | Database | str", *, page_size: int = 20) -> object:
     """An ipywidgets explorer of a Table, a Database or a database name (``notebook`` extra)."""
-    from .explorer import Explorer
+    from s3aads_pandas.notebook.explorer import Explorer
 
     return Explorer(source, page_size=page_size)
 
 
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext s3aads_pandas``: registers the ``%%s3aads`` and ``%s3aads`` magics."""
-    from .magic import load_ipython_extension as load
+    from s3aads_pandas.notebook.magic import load_ipython_extension as load
 
     load(ipython)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from .faults import ConditionalWrites, FaultInjector, FaultPlan, WSGIApp
+from s3aads_pandas.local.faults import ConditionalWrites, FaultInjector, FaultPlan, WSGIApp
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class LocalS3:
     """Start with ``with LocalS3() as s3:``; ``s3.endpoint_url`` is then the address to use.
 
     Conditional writes are atomic, as on S3. ``faults=FaultPlan(...)`` injects S3's ordinary
-    failures into a share of requests (see :mod:`s3aads_pandas.faults`); ``self.faults`` then
+    failures into a share of requests (see :mod:`s3aads_pandas.local.faults`); ``self.faults`` then
     counts them.
     """
 

@@ -1,0 +1,1 @@
+"""Tables: the key codec, the column record, ``Database`` and ``Table``, listings and bulk transfers."""

@@ -89,9 +89,9 @@ def start_server(latency: float) -> tuple[subprocess.Popen[bytes], str]:
 def run(rows: int, latency: float, workers: int, sample: int, payload: int) -> list[tuple[str, str, Measure]]:
     import boto3
     import pandas as pd
+    import s3aads  # after AWS_ENDPOINT_URL is set: it makes its clients at import
     from botocore.config import Config
 
-    import s3aads  # after AWS_ENDPOINT_URL is set: it makes its clients at import
     from s3aads_pandas import Database, Table
 
     db = Database("bench", max_workers=workers)

@@ -15,8 +15,8 @@ import time
 import pandas as pd
 
 from s3aads_pandas import Database, Table
-from s3aads_pandas.local.faults import KINDS, FaultPlan
 from s3aads_pandas.local import LOCAL_CREDENTIALS, LocalS3
+from s3aads_pandas.local.faults import KINDS, FaultPlan
 
 
 def run(rows: int, plan: FaultPlan, workers: int) -> dict[str, object]:

@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import waitress
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    create_backend_app,
+)
 
 #: GET this path for the number of S3 requests served so far (from any process).
 COUNT_PATH = "/_requests"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
+import pandas as _pd
+
 from s3aads_pandas.config import ConnectionSettings, configure, default_settings
-from s3aads_pandas.tables.datastore import Database
 from s3aads_pandas.errors import (
     AccessDeniedError,
     BulkOperationError,
@@ -22,6 +23,7 @@ from s3aads_pandas.errors import (
     InvalidArgumentError,
     InvalidNameError,
     InvalidValueError,
+    MissingExtraError,
     PayloadTypeError,
     RowChangedError,
     RowExistsError,
@@ -32,11 +34,9 @@ from s3aads_pandas.errors import (
     TableEmptyError,
     TableNotFoundError,
 )
-from s3aads_pandas.tables.datastore import Copy, Table
-from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.frames.accessor import S3aadsAccessor, WriteResult
-
-import pandas as _pd
+from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.tables.datastore import Copy, Database, Table
 
 _pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* functions
 
@@ -73,6 +73,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidNameError",
     "InvalidValueError",
+    "MissingExtraError",
     "PayloadTypeError",
     "RowChangedError",
     "RowExistsError",

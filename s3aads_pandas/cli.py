@@ -16,10 +16,9 @@ from typing import Any, NoReturn
 import pandas as pd
 
 from s3aads_pandas.config import configure
-from s3aads_pandas.tables.datastore import Database
-from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.errors import DatabaseNotFoundError, S3aadsError
 from s3aads_pandas.frames.read import read_s3aads, resolve_table, split_table_name
-from s3aads_pandas.tables.datastore import Table
+from s3aads_pandas.tables.datastore import Database, Table
 
 FILE_FORMATS = ("table", "csv", "json", "parquet")
 #: The header suffix of a column of bytes written as base64 text to a CSV or JSON lines file;
@@ -125,7 +124,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with LocalS3(port=args.port) as server:
         exports = " ".join(f"{k}={v}" for k, v in server.environ().items())
         print(f"export {exports}", flush=True)
-        print(f"# local S3 endpoint on {server.endpoint_url}, data in memory; Ctrl-C stops it", file=sys.stderr, flush=True)
+        _say(args, f"# local S3 endpoint on {server.endpoint_url}, data in memory, no authentication; "
+                   "Ctrl-C stops it")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
@@ -169,6 +169,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> bool | None:
+    """Progress bars on a terminal (for long transfers), never with -q or into a pipe or file."""
+    return False if args.quiet or not sys.stderr.isatty() else None
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    """A summary line on stderr, unless -q."""
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    created = Database(args.database).create()
+    _say(args, f"created database {args.database}" if created else f"database {args.database} exists already")
+    return 0
+
+
+def cmd_drop(args: argparse.Namespace) -> int:
+    table = resolve_table(args.table)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise S3aadsError(f"drop deletes every row of {args.table}: confirm with --yes")
+        answer = input(f"delete table {table.name} of database {table.database.name} and all its rows? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            _say(args, "nothing deleted")
+            return 1
+    deleted = table.database.drop_table(table.name)
+    _say(args, f"dropped {args.table}: {deleted} rows deleted")
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     database = Database(args.database)
     rows = [(name, ", ".join(database.recorded_columns(name) or ())) for name in database.tables]
@@ -178,8 +209,10 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     fmt = _format_of(args.output, args.format)
+    if fmt == "parquet" and not args.output:
+        raise S3aadsError("--format parquet needs -o FILE: Parquet is binary")
     frame = read_s3aads(resolve_table(args.table), data=not args.keys_only, decode=args.decode,
-                        filters=_filters(args.filters), progress=False if args.quiet else None)
+                        filters=_filters(args.filters), progress=_progress(args))
     _write_frame(frame, args.output, fmt)
     return 0
 
@@ -188,24 +221,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = _format_of(args.file, None)
     if fmt == "table":
         raise S3aadsError(f"cannot tell the format of {args.file!r}: use a .csv, .parquet or .jsonl file")
-    frame = read_s3aads(resolve_table(args.table), decode=args.decode, filters=_filters(args.filters))
+    frame = read_s3aads(resolve_table(args.table), decode=args.decode, filters=_filters(args.filters),
+                        progress=_progress(args))
     _write_frame(frame, args.file, fmt)
-    print(f"exported {len(frame)} rows to {args.file}", file=sys.stderr)
+    _say(args, f"exported {len(frame)} rows to {args.file}")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     frame = _read_file(args.file)
+    table_name, database = split_table_name(args.table)
+    if args.create:
+        database.create()
     if args.partition_by:
-        result = frame.s3aads.write(args.table, partition_by=args.partition_by.split(","), format="parquet")
+        partition_by = args.partition_by.split(",")
+        absent = [column for column in partition_by if column not in frame.columns]
+        if absent:
+            recorded = Table(table_name, database).columns
+            known = (f"the key columns of {args.table} are: {', '.join(recorded)}" if recorded
+                     else f"the columns of {args.file} are: {', '.join(map(str, frame.columns))}")
+            raise S3aadsError(f"--partition-by names column(s) {', '.join(absent)} that {args.file} lacks; {known}")
+        result = frame.s3aads.write(args.table, partition_by=partition_by, format="parquet",
+                                    progress=_progress(args))
     else:
         table = resolve_table(args.table) if not args.columns else Table(
-            *split_table_name(args.table), args.columns.split(","))
-        result = frame.s3aads.write(table, data=args.data)
-    print(f"imported {result.written} objects into {args.table}", file=sys.stderr)
+            table_name, database, args.columns.split(","))
+        result = frame.s3aads.write(table, data=args.data, progress=_progress(args))
+    _say(args, f"imported {result.written} objects into {args.table}")
     return 0
 
 
+FILTER_HELP = "keep rows whose column equals the value; col=a,b or the column twice means any of them"
 DECODE_HELP = (f"payloads as str (UTF-8), json or bytes (default: str); in CSV and JSON lines files bytes are "
                f"written as base64 under the header data{BASE64_SUFFIX}, which import decodes")
 
@@ -217,47 +263,66 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="s3aads", description="S3 as a cheap datastore: tables of S3 objects.")
-    top.add_argument("--endpoint-url", help="S3 endpoint (default: boto3's, e.g. AWS_ENDPOINT_URL)")
-    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    top.add_argument("--endpoint-url", metavar="URL",
+                     help="S3 endpoint (default: boto3's, such as AWS_ENDPOINT_URL or a profile's)")
+    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+                                  help="what to do; `s3aads COMMAND --help` tells more")
+    quiet = _Parser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bar and no summary (progress bars show only on a terminal)")
 
-    serve = commands.add_parser("serve", help="run a local S3 endpoint on 127.0.0.1 (in memory)")
-    serve.add_argument("--port", type=_port, default=0, help="port (default: any free one)")
-    serve.set_defaults(run=cmd_serve)
+    def command(name: str, help: str, run: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[quiet])
+        sub.set_defaults(run=run)
+        return sub
 
-    demo = commands.add_parser("demo", help="write and read a sample table on an embedded endpoint")
-    demo.add_argument("--rows", type=int, default=300)
-    demo.set_defaults(run=cmd_demo)
+    serve = command("serve", "run a local S3 endpoint on 127.0.0.1 (in memory, no authentication)", cmd_serve)
+    serve.add_argument("--port", type=_port, default=0, help="port, 0 to 65535 (default 0: any free one)")
 
-    tables = commands.add_parser("tables", help="list the tables of a database and their columns")
-    tables.add_argument("database")
-    tables.set_defaults(run=cmd_tables)
+    demo = command("demo", "write and read a sample table on an embedded local endpoint, with timings", cmd_demo)
+    demo.add_argument("--rows", type=_positive, default=300, help="rows to write (default: 300)")
 
-    query = commands.add_parser("query", help="print the rows of DB/TABLE matching col=value filters")
-    query.add_argument("table", metavar="DB/TABLE")
-    query.add_argument("filters", nargs="*", metavar="col=value")
+    create = command("create", "create a database (an S3 bucket); nothing happens when it is yours already",
+                     cmd_create)
+    create.add_argument("database", metavar="DB", help="the database (S3 bucket) name")
+
+    drop = command("drop", "delete a table: every row and its column record", cmd_drop)
+    drop.add_argument("table", metavar="DB/TABLE", help="the table to delete")
+    drop.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    tables = command("tables", "list the tables of a database and their columns", cmd_tables)
+    tables.add_argument("database", metavar="DB", help="the database (S3 bucket) name")
+
+    query = command("query", "print the rows of DB/TABLE matching col=value filters", cmd_query)
+    query.add_argument("table", metavar="DB/TABLE", help="the table to read")
+    query.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
     query.add_argument("--format", choices=FILE_FORMATS, help="output format (default: from -o, else table)")
     query.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of the terminal")
     query.add_argument("--decode", choices=("str", "json", "bytes"), default="str", help=DECODE_HELP)
     query.add_argument("--keys-only", action="store_true", help="key columns only, no payloads")
-    query.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    query.set_defaults(run=cmd_query)
 
-    export = commands.add_parser("export", help="write the rows of DB/TABLE to a CSV, JSON lines or Parquet file")
-    export.add_argument("table", metavar="DB/TABLE")
-    export.add_argument("file")
-    export.add_argument("filters", nargs="*", metavar="col=value")
+    export = command("export", "write the rows of DB/TABLE to a CSV, JSON lines or Parquet file", cmd_export)
+    export.add_argument("table", metavar="DB/TABLE", help="the table to read")
+    export.add_argument("file", metavar="FILE", help="a .csv, .jsonl (or .json) or .parquet file to write")
+    export.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
     export.add_argument("--decode", choices=("str", "json", "bytes"), default="str", help=DECODE_HELP)
-    export.set_defaults(run=cmd_export)
 
-    imports = commands.add_parser("import", help="write the rows of a CSV, JSON lines or Parquet file to DB/TABLE")
-    imports.add_argument("table", metavar="DB/TABLE")
-    imports.add_argument("file")
+    imports = command("import", "write the rows of a CSV, JSON lines or Parquet file to DB/TABLE", cmd_import)
+    imports.add_argument("table", metavar="DB/TABLE", help="the table to write")
+    imports.add_argument("file", metavar="FILE", help="a .csv, .jsonl (or .json) or .parquet file to read")
     imports.add_argument("--columns", help="key columns, comma-separated (default: the table's record)")
     imports.add_argument("--data", default="data", help="payload column (default: data)")
-    imports.add_argument("--partition-by", help="dataset mode: key columns; each group becomes one Parquet object")
-    imports.set_defaults(run=cmd_import)
+    imports.add_argument("--partition-by", metavar="COLUMNS",
+                         help="dataset mode: key columns, comma-separated; each group becomes one Parquet object")
+    imports.add_argument("--create", action="store_true", help="create the database first if it does not exist")
     return top
 
 
@@ -267,6 +332,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.endpoint_url:
             configure(endpoint_url=args.endpoint_url)
         return int(args.run(args))
+    except DatabaseNotFoundError as error:
+        print(f"s3aads: error: database {error.database!r} does not exist: create it with "
+              f"`s3aads create {error.database}`, or import with --create", file=sys.stderr)
+        return 1
     except (S3aadsError, OSError, ImportError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         rest = str(error).splitlines()[1:]

@@ -15,26 +15,39 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import dask
-import dask.dataframe as dd
 import pandas as pd
-from dask.dataframe.extensions import register_dataframe_accessor
 
-from s3aads_pandas.frames.accessor import WriteResult
 from s3aads_pandas.config import ConnectionSettings
-from s3aads_pandas.tables.datastore import Database
-from s3aads_pandas.errors import InvalidArgumentError, InvalidValueError
-from s3aads_pandas.tables.keys import is_value_list
-from s3aads_pandas.frames.read import Errors, check_errors, read_rows, report_failures, resolve_table, split_table_name
+from s3aads_pandas.errors import InvalidArgumentError, InvalidValueError, extra_required
+from s3aads_pandas.frames.accessor import WriteResult
 from s3aads_pandas.frames.payloads import Codec, empty_frame_like
+from s3aads_pandas.frames.read import (
+    Errors,
+    check_errors,
+    read_rows,
+    report_failures,
+    resolve_table,
+    split_table_name,
+)
+from s3aads_pandas.local.server import LOCAL_CREDENTIALS
 from s3aads_pandas.storage.adapter import PAGE_SIZE
-from s3aads_pandas.tables.datastore import Table
+from s3aads_pandas.tables.datastore import Database, Table
+from s3aads_pandas.tables.keys import is_value_list
+
+with extra_required("dask", "s3aads_pandas.dask"):
+    import dask
+    import dask.dataframe as dd
+    from dask.dataframe.extensions import register_dataframe_accessor
 
 #: Above this many values of the partition column, values are grouped into at most this many partitions.
 MAX_PARTITIONS = 256
 #: What a group of values aims to hold, estimated from one page of the listing.
 PARTITION_ROWS = 1_000
 PARTITION_BYTES = 128 * 2**20
+
+
+#: The local endpoint's keys, which it prints for anyone to use: not secrets, so tasks may carry them.
+_LOCAL_KEYS = (LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,15 +68,14 @@ class _TableSpec:
                 "Dask workers make their own S3 clients: give the Database endpoint_url, "
                 "region_name or profile_name instead of a ready boto3 client or session"
             )
-        if settings.aws_access_key_id or settings.aws_secret_access_key or settings.aws_session_token:
+        keys = (settings.aws_access_key_id, settings.aws_secret_access_key, settings.aws_session_token)
+        if any(keys) and keys != _LOCAL_KEYS:
             raise InvalidArgumentError(
                 "Dask workers take their credentials from their own environment (AWS_ACCESS_KEY_ID..., "
                 "a profile, an instance role), never from the task graph: give the Database a "
                 "profile_name, or set the credentials in the workers' environment, instead of aws_* keys"
             )
-        portable = ConnectionSettings(endpoint_url=settings.endpoint_url, region_name=settings.region_name,
-                                      profile_name=settings.profile_name, config=settings.config,
-                                      max_workers=settings.max_workers if max_workers is None else max_workers)
+        portable = settings.replace(max_workers=settings.max_workers if max_workers is None else max_workers)
         return cls(portable, table.database.name, table.name, tuple(table.codec.columns))
 
     def open(self) -> Table:

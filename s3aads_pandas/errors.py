@@ -7,7 +7,8 @@ that callers already catch (``ValueError``, ``KeyError``, ``TypeError``, ``Looku
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -51,7 +52,14 @@ class InvalidArgumentError(S3aadsError, ValueError):
 
 
 class DatabaseNotFoundError(_PlainMessage, S3aadsError, LookupError):
-    """The S3 bucket behind a database does not exist."""
+    """The S3 bucket behind a database does not exist; ``database`` is its name."""
+
+    def __init__(self, message: str, database: str = "") -> None:
+        super().__init__(message)
+        self.database = database
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.database)
 
 
 class DatabaseNameTakenError(S3aadsError, FileExistsError):
@@ -129,6 +137,21 @@ class BulkOperationError(S3aadsError, RuntimeError):
     def __reduce__(self) -> tuple[type, tuple[str, dict[str, str], int]]:
         """Pickle by the arguments, so the error crosses from Dask workers intact."""
         return type(self), (self.action, self.failures, self.total)
+
+
+class MissingExtraError(S3aadsError, ImportError):
+    """A feature whose optional dependencies (a pip extra) are not installed."""
+
+
+@contextlib.contextmanager
+def extra_required(extra: str, feature: str) -> Iterator[None]:
+    """Turn a missing optional module, imported inside, into one line naming the pip extra."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        raise MissingExtraError(
+            f"{feature} needs {error.name}, which is not installed: pip install \"s3aads-pandas[{extra}]\""
+        ) from None
 
 
 class FailedRowsWarning(UserWarning):

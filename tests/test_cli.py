@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from s3aads_pandas import ConnectionSettings, Database, Table, configure
-from s3aads_pandas.cli import main
+from s3aads_pandas.cli import _progress, main, parser
 from s3aads_pandas.local import LocalS3
 
 
@@ -155,3 +156,59 @@ def test_bytes_export_as_base64_and_import_back_identical(endpoint: str, tmp_pat
         assert run(endpoint, "import", f"cli-db/{copy}", str(exported), "--columns", "id") == 0
         back = Table(copy, db)
         assert {i: back.select(id=i) for i in blobs} == blobs and back.select(id="empty") == b""
+
+
+def test_a_fresh_endpoint_can_be_filled_and_emptied_from_the_command_line(local_s3: LocalS3, capsys,
+                                                                          tmp_path: Path) -> None:
+    local_s3.reset()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,data\n1,a\n2,b\n")
+    url = local_s3.endpoint_url
+    assert main(["--endpoint-url", url, "import", "fresh-db/daily", str(rows), "--columns", "id"]) == 1
+    assert "create it with `s3aads create fresh-db`, or import with --create" in capsys.readouterr().err
+    assert main(["--endpoint-url", url, "create", "fresh-db"]) == 0
+    assert capsys.readouterr().err == "created database fresh-db\n"
+    assert main(["--endpoint-url", url, "create", "fresh-db", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["--endpoint-url", url, "import", "fresh-db/daily", str(rows), "--columns", "id"]) == 0
+    assert main(["--endpoint-url", url, "import", "other-db/t", str(rows), "--columns", "id", "--create", "-q"]) == 0
+    assert capsys.readouterr().err == "imported 2 objects into fresh-db/daily\n"
+    assert main(["--endpoint-url", url, "drop", "fresh-db/daily"]) == 1  # no terminal to confirm on
+    assert "confirm with --yes" in capsys.readouterr().err
+    assert Table("daily", Database("fresh-db", endpoint_url=url)).count() == 2
+    assert main(["--endpoint-url", url, "drop", "fresh-db/daily", "--yes"]) == 0
+    assert "2 rows deleted" in capsys.readouterr().err
+    assert Database("fresh-db", endpoint_url=url).tables == []
+    assert Table("t", Database("other-db", endpoint_url=url)).count() == 2
+
+
+def test_bad_arguments_are_refused_before_any_request(endpoint: str, capsys, tmp_path: Path) -> None:
+    unreachable = "http://127.0.0.1:9"  # a request there would fail with "could not connect"
+    assert main(["--endpoint-url", unreachable, "query", "cli-db/events", "--format", "parquet"]) == 1
+    assert capsys.readouterr().err == "s3aads: error: --format parquet needs -o FILE: Parquet is binary\n"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--rows", "-5"])
+    assert exit_info.value.code == 2 and "at least 1, got '-5'" in capsys.readouterr().err
+    rows = tmp_path / "rows.csv"
+    rows.write_text("kind,id,data\nclick,9,x\n")
+    assert run(endpoint, "import", "cli-db/events", str(rows), "--partition-by", "nosuch") == 1
+    assert "nosuch" in (err := capsys.readouterr().err) and "the key columns of cli-db/events are: kind, id" in err
+
+
+def test_every_command_and_option_has_help() -> None:
+    top = parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == {"serve", "demo", "create", "drop", "tables", "query", "export", "import"}
+    for name, sub in [("s3aads", top), *commands.choices.items()]:
+        for action in sub._actions:
+            assert action.help, f"{name} {action.dest} has no help text"
+        if sub is not top:
+            assert any("--quiet" in a.option_strings for a in sub._actions), f"{name} has no -q"
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet, loud = argparse.Namespace(quiet=True), argparse.Namespace(quiet=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert _progress(loud) is None and _progress(quiet) is False  # None: a bar for long transfers
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert _progress(loud) is False

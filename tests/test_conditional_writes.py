@@ -20,8 +20,8 @@ from s3aads_pandas import (
     SchemaMismatchError,
     Table,
 )
-from s3aads_pandas.local.faults import FaultPlan
 from s3aads_pandas.local import LocalS3
+from s3aads_pandas.local.faults import FaultPlan
 
 
 def run_together(count: int, work: Any) -> None:

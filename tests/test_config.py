@@ -11,7 +11,13 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from s3aads_pandas import ConnectionSettings, Database, InvalidArgumentError, Table, configure
+from s3aads_pandas import (
+    ConnectionSettings,
+    Database,
+    InvalidArgumentError,
+    Table,
+    configure,
+)
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.storage.retry import RetryPolicy
 
@@ -140,3 +146,26 @@ def test_invalid_settings_are_refused() -> None:
         Database("any-name", endpoint_url="notaurl")
     with pytest.raises(InvalidArgumentError, match="not both"):
         ConnectionSettings(client=object(), session=object())  # type: ignore[arg-type]
+
+
+def test_a_missing_extra_names_the_pip_command_in_one_line() -> None:
+    script = textwrap.dedent("""
+        import sys
+        for name in ("ipywidgets", "dask", "sqlglot"):
+            sys.modules[name] = None  # as if not installed
+        import s3aads_pandas
+        from IPython.core.interactiveshell import InteractiveShell
+        attempts = [lambda: s3aads_pandas.explore("any-bucket"), lambda: __import__("s3aads_pandas.dask"),
+                    lambda: __import__("s3aads_pandas.notebook.sql")]
+        for attempt in attempts:
+            try:
+                attempt()
+            except s3aads_pandas.MissingExtraError as error:
+                print(error)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines() == [
+        'the explorer needs ipywidgets, which is not installed: pip install "s3aads-pandas[notebook]"',
+        's3aads_pandas.dask needs dask, which is not installed: pip install "s3aads-pandas[dask]"',
+        's3aads SQL needs sqlglot, which is not installed: pip install "s3aads-pandas[notebook]"',
+    ], done.stderr

@@ -12,13 +12,22 @@ import pytest
 from botocore.config import Config
 from distributed import Client, LocalCluster
 
-from s3aads_pandas import (BulkOperationError, ConnectionSettings, Database, InvalidArgumentError, InvalidValueError,
-                           FailedRowsWarning, PayloadTypeError, Table, configure)
-from s3aads_pandas.frames import payloads
+from s3aads_pandas import (
+    BulkOperationError,
+    ConnectionSettings,
+    Database,
+    FailedRowsWarning,
+    InvalidArgumentError,
+    InvalidValueError,
+    PayloadTypeError,
+    Table,
+    configure,
+)
 from s3aads_pandas import dask as dask_module
 from s3aads_pandas.dask import read_s3aads, to_s3aads
-from s3aads_pandas.local.faults import FaultPlan
+from s3aads_pandas.frames import payloads
 from s3aads_pandas.local import LocalS3
+from s3aads_pandas.local.faults import FaultPlan
 
 
 @pytest.fixture(scope="module")

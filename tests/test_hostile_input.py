@@ -19,8 +19,14 @@ from s3aads_pandas import (
     S3aadsError,
     Table,
 )
-from s3aads_pandas.tables.keys import MAX_KEY_BYTES, KeyCodec, validate_columns, validate_database_name, validate_table_name
 from s3aads_pandas.local import LocalS3
+from s3aads_pandas.tables.keys import (
+    MAX_KEY_BYTES,
+    KeyCodec,
+    validate_columns,
+    validate_database_name,
+    validate_table_name,
+)
 
 
 @given(st.text())

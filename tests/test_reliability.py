@@ -15,8 +15,8 @@ from s3aads_pandas import (
     RowChangedError,
     Table,
 )
-from s3aads_pandas.local.faults import KINDS, FaultPlan
 from s3aads_pandas.local import LocalS3
+from s3aads_pandas.local.faults import KINDS, FaultPlan
 
 
 def faulty(plan: FaultPlan) -> Iterator[LocalS3]:

@@ -9,11 +9,29 @@ from typing import Any
 
 import pandas as pd
 
-from s3aads_pandas.errors import ColumnError, InvalidArgumentError, InvalidNameError, InvalidValueError, S3aadsError
-from s3aads_pandas.tables.keys import KeyCodec
-from s3aads_pandas.frames.read import Errors, check_errors, report_failures, resolve_table, split_table_name
-from s3aads_pandas.frames.payloads import Codec, check_format, decoder, encoder, frame_to_bytes
+from s3aads_pandas.errors import (
+    ColumnError,
+    InvalidArgumentError,
+    InvalidNameError,
+    InvalidValueError,
+    S3aadsError,
+)
+from s3aads_pandas.frames.payloads import (
+    Codec,
+    check_format,
+    decoder,
+    encoder,
+    frame_to_bytes,
+)
+from s3aads_pandas.frames.read import (
+    Errors,
+    check_errors,
+    report_failures,
+    resolve_table,
+    split_table_name,
+)
 from s3aads_pandas.tables.datastore import Table
+from s3aads_pandas.tables.keys import KeyCodec
 from s3aads_pandas.tables.transfer import get_objects, put_objects
 
 logger = logging.getLogger(__name__)

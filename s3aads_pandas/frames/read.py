@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from s3aads_pandas.tables.datastore import Database
 from s3aads_pandas.errors import (
     BulkOperationError,
     FailedRowsWarning,
@@ -18,7 +17,7 @@ from s3aads_pandas.errors import (
     TableNotFoundError,
 )
 from s3aads_pandas.frames.payloads import Codec, bytes_to_frame, check_format, decoder
-from s3aads_pandas.tables.datastore import Row, Table
+from s3aads_pandas.tables.datastore import Database, Row, Table
 from s3aads_pandas.tables.transfer import get_objects
 
 logger = logging.getLogger(__name__)

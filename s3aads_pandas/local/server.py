@@ -18,7 +18,14 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from s3aads_pandas.local.faults import ConditionalWrites, FaultInjector, FaultPlan, WSGIApp
+from s3aads_pandas.config import ConnectionSettings
+from s3aads_pandas.errors import MissingExtraError
+from s3aads_pandas.local.faults import (
+    ConditionalWrites,
+    FaultInjector,
+    FaultPlan,
+    WSGIApp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +103,12 @@ class LocalS3:
 
     def start(self) -> LocalS3:
         try:
-            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+            from moto.moto_server.werkzeug_app import (
+                DomainDispatcherApplication,
+                create_backend_app,
+            )
         except ImportError:
-            raise ImportError(
+            raise MissingExtraError(
                 "the local S3 endpoint needs moto's server: pip install \"s3aads-pandas[local]\""
             ) from None
         from werkzeug.serving import make_server
@@ -139,6 +149,19 @@ class LocalS3:
         if self._server is None:
             raise RuntimeError("the local S3 endpoint is not running: call start() first")
         return f"http://127.0.0.1:{self.port}"
+
+    def settings(self) -> ConnectionSettings:
+        """Settings that point at this endpoint, with the keys it accepts.
+
+        ``configure(server.settings())`` makes this process use it, on a machine with no AWS
+        credentials too; the keys belong to these settings, so they go to this endpoint only.
+        """
+        return ConnectionSettings(
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def environ(self) -> dict[str, str]:
         """Environment variables that point boto3 (and so this project) at this endpoint."""

@@ -14,14 +14,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import ipywidgets as widgets
 import pandas as pd
 
-from s3aads_pandas.tables.datastore import Database
-from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError
+from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError, extra_required
 from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.notebook.preview import render
-from s3aads_pandas.tables.datastore import Row, Table
+from s3aads_pandas.tables.datastore import Database, Row, Table
+
+with extra_required("notebook", "the explorer"):
+    import ipywidgets as widgets
 
 logger = logging.getLogger(__name__)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from s3aads_pandas.config import default_settings
-from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.errors import S3aadsError, extra_required
 from s3aads_pandas.notebook.sql import Context, execute
+
+with extra_required("notebook", "the %%s3aads magic"):
+    from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 _OPTIONS_WITH_VALUE = {"-o": "out", "--out": "out", "--database": "database", "--limit": "limit",
                        "--endpoint-url": "endpoint_url"}

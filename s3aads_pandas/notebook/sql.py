@@ -13,14 +13,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-import sqlglot
-from sqlglot import exp
 
 from s3aads_pandas.config import ConnectionSettings, default_settings
-from s3aads_pandas.tables.datastore import Database
-from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.errors import S3aadsError, extra_required
 from s3aads_pandas.frames.read import read_s3aads
-from s3aads_pandas.tables.datastore import Table
+from s3aads_pandas.tables.datastore import Database, Table
+
+with extra_required("notebook", "s3aads SQL"):
+    import sqlglot
+    from sqlglot import exp
 
 Row = Mapping[str, str]
 Predicate = Callable[[Row], bool]

@@ -144,7 +144,8 @@ class ObjectStore:
         if code == "NoSuchBucket" and bucket:
             return DatabaseNotFoundError(
                 f"database {bucket!r} does not exist (no S3 bucket of that name at "
-                f"{self.endpoint}); create it with Database({bucket!r}).create()"
+                f"{self.endpoint}); create it with Database({bucket!r}).create()",
+                bucket,
             )
         if code in _DENIED_CODES:
             return AccessDeniedError(f"S3 denied access to {where}: {code}: {redact(message)}")

@@ -96,9 +96,9 @@ class Database:
         chosen = base.replace(**connection) if connection else base
         return open_store(chosen).list_buckets()
 
-    def create(self) -> None:
-        """Create the bucket; nothing happens when this account already has it."""
-        self.store.create_bucket(self.name)
+    def create(self) -> bool:
+        """Create the bucket; False (and nothing happens) when this account already has it."""
+        return self.store.create_bucket(self.name)
 
     def exists(self) -> bool:
         return self.store.bucket_exists(self.name)

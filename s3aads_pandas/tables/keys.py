@@ -18,7 +18,12 @@ import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from s3aads_pandas.errors import ColumnError, FloatKeyWarning, InvalidNameError, InvalidValueError
+from s3aads_pandas.errors import (
+    ColumnError,
+    FloatKeyWarning,
+    InvalidNameError,
+    InvalidValueError,
+)
 
 #: S3 refuses keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 1024

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from s3aads_pandas.tables.datastore import Database
 from s3aads_pandas.errors import S3RequestError
+from s3aads_pandas.tables.datastore import Database
 from s3aads_pandas.tables.executor import BatchResult, run_each
 
 V = TypeVar("V")

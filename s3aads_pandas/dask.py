@@ -197,7 +197,7 @@ def _default_partitions(table: Table, values: Sequence[str], runs: bool) -> int:
     if not rows:
         return MAX_PARTITIONS
     rows_per_value = len(rows) / len({row.segments[0] for row in rows})
-    row_bytes = max(1.0, sum(row.obj["Size"] for row in rows) / len(rows))
+    row_bytes = max(1.0, sum(row.size for row in rows) / len(rows))
     values_per_partition = max(1, int(min(PARTITION_ROWS, PARTITION_BYTES / row_bytes) / rows_per_value))
     return max(1, min(MAX_PARTITIONS, -(-len(values) // values_per_partition)))
 
@@ -218,7 +218,7 @@ def _meta(table: Table, columns: Sequence[str], data: bool, format: str | None, 
     first = next((row for task in tasks for row in table.iter_rows(**task.filters)), None)
     if first is None:
         return pd.DataFrame(keys)
-    store, bucket, key = table.database.store, table.database.name, first.obj["Key"]
+    store, bucket, key = table.database.store, table.database.name, first.key
     sample = empty_frame_like(lambda byte_range: store.get_range(bucket, key, byte_range), format,
                               f"s3://{bucket}/{key}")
     return pd.concat([pd.DataFrame(keys), sample], axis=1)

@@ -8,24 +8,11 @@ import time
 
 import pytest
 
-from s3aads_pandas.tables.executor import parallel_map, run_each
+from s3aads_pandas.tables.executor import run_each
 
 
 def _s3aads_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("s3aads")]
-
-
-def test_parallel_map_keeps_order_and_raises_the_first_failure() -> None:
-    assert parallel_map(lambda x: x * 2, range(20), max_workers=4) == [x * 2 for x in range(20)]
-
-    def boom(x: int) -> int:
-        if x == 3:
-            raise ValueError("three")
-        return x
-
-    with pytest.raises(ValueError, match="three"):
-        parallel_map(boom, range(10), max_workers=4)
-    assert _s3aads_threads() == []
 
 
 def test_run_each_records_every_failure_and_finishes_the_rest() -> None:

@@ -138,10 +138,35 @@ def test_cancel_stops_a_long_listing(table: Table, monkeypatch: pytest.MonkeyPat
     explorer.refresh()
     time.sleep(0.2)
     assert explorer.status.value.startswith("listing") and not explorer.cancel_button.disabled
+    assert len(explorer.rows_view.options) == explorer.page_size.value  # the first page, mid-listing
+    assert explorer.page_label.value.endswith("so far")
     explorer.cancel_button.click()
     explorer.wait(timeout=5)
     assert explorer.status.value == "cancelled" and explorer.cancel_button.disabled
-    assert len(explorer.rows) == 30  # the last complete listing stays shown
+    listed = len(explorer.rows)
+    time.sleep(0.05)
+    assert len(explorer.rows) == listed > 30  # the listing stopped; what it listed stays shown
+
+
+def test_the_last_column_is_listed_once_with_the_rows(table: Table, count_requests) -> None:
+    explorer = explore(table)
+    explorer.wait()
+    counter = count_requests(table.database)
+    for column in table.columns[:-1]:  # choose a value in every column but the last
+        selector = explorer.filters[column]
+        selector.value = (selector.options[1],)
+        explorer.wait()
+    last = explorer.filters[table.columns[-1]]
+    assert not last.disabled and len(last.options) > 1  # its values came with the rows
+    chosen = {c: [explorer.filters[c].value[0]] for c in table.columns[:-1]}
+    assert sorted(last.options[1:]) == sorted(row["id"] for row in table.query(**chosen))
+    prefix = table.codec.listing_prefixes(table.codec.encode_filters(chosen))[0]
+    listings = [p["Prefix"] for p in counter.params("ListObjectsV2")]
+    assert listings.count(prefix) == 1 + 1  # the rows listing, and the query above
+
+    explorer.refresh_button.click()
+    explorer.wait()
+    assert [p["Prefix"] for p in counter.params("ListObjectsV2")].count(prefix) > 2
 
 
 def test_copy_as_code_uses_filters_for_columns_named_like_parameters(db: Database) -> None:

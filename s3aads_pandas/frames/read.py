@@ -17,6 +17,7 @@ from s3aads_pandas.errors import (
     TableNotFoundError,
 )
 from s3aads_pandas.frames.payloads import Codec, bytes_to_frame, check_format, decoder
+from s3aads_pandas.storage.adapter import PAGE_SIZE
 from s3aads_pandas.tables.datastore import Database, Row, Table
 from s3aads_pandas.tables.transfer import get_objects
 
@@ -82,6 +83,7 @@ def read_s3aads(
     dtype: Any = None,
     dtype_backend: Literal["numpy_nullable", "pyarrow"] | None = None,
     chunksize: int | None = None,
+    nrows: int | None = None,
     max_workers: int | None = None,
     progress: bool | None = None,
     errors: Errors = "raise",
@@ -95,7 +97,8 @@ def read_s3aads(
     same for columns whose names clash with a parameter. ``columns`` keeps some key columns;
     ``distinct=True`` gives their distinct combinations without payloads. ``format`` reads each
     object as a Parquet/CSV/JSON-lines table and adds the key columns (dataset mode).
-    ``chunksize`` returns an iterator of DataFrames, listing and fetching as it goes.
+    ``chunksize`` returns an iterator of DataFrames, listing and fetching as it goes; ``nrows``
+    stops the listing once that many rows match (as in ``pd.read_csv``).
     ``errors="skip"`` leaves out rows that fail and lists them in ``df.attrs["s3aads_failures"]``.
     """
     source = resolve_table(table)
@@ -107,8 +110,9 @@ def read_s3aads(
     check_errors(errors)
     if format is not None:
         check_format(format)
-    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
-        raise InvalidArgumentError(f"chunksize must be a positive integer, got {chunksize!r}")
+    for name, value in (("chunksize", chunksize), ("nrows", nrows)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
     loader = _Loader(source, wanted, data and not distinct, decode, format, dtype, dtype_backend,
                      max_workers, progress, errors)
     if distinct:
@@ -116,9 +120,14 @@ def read_s3aads(
             raise InvalidArgumentError("distinct=True returns one DataFrame; leave chunksize unset")
         combos = source.distinct(wanted, **chosen_filters)
         return loader.finish(pd.DataFrame(combos, columns=wanted, dtype="str"), {})
+    rows = source.iter_rows(**chosen_filters)
+    if nrows is not None:
+        rows = itertools.islice(rows, nrows)
     if chunksize is not None:
-        return loader.chunks(source.iter_rows(**chosen_filters), chunksize)
-    return loader.frame(source.list_rows(**chosen_filters))
+        return loader.chunks(rows, chunksize)
+    if not loader.data:
+        return loader.keys_only(rows)
+    return loader.frame(list(rows))
 
 
 def read_rows(table: Table, rows: list[Row], *, data: bool = True, decode: Codec = "bytes",
@@ -150,11 +159,18 @@ class _Loader:
         while batch := list(itertools.islice(rows, size)):
             yield self.frame(batch)
 
+    def keys_only(self, rows: Iterator[Row]) -> pd.DataFrame:
+        """The key columns of listed rows, a frame per listing page: the rows are never all held
+        as Python objects, so memory peaks near twice the result (the parts and their concat)."""
+        parts = [self._keys_frame(batch) for batch in iter(lambda: list(itertools.islice(rows, PAGE_SIZE)), [])]
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else self._keys_frame([])
+        return self.finish(frame, {})
+
     def frame(self, rows: list[Row]) -> pd.DataFrame:
         keys_frame = self._keys_frame(rows)
         if not self.data:
             return self.finish(keys_frame, {})
-        keys = [row.obj["Key"] for row in rows]
+        keys = [row.key for row in rows]
         transform = self._part if self.format else self.decode
         result = get_objects(self.table.database, keys, transform, missing_ok=False,
                              max_workers=self.max_workers, progress=self.progress)

@@ -20,6 +20,7 @@ from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError, extra_required
 from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.notebook.preview import render
 from s3aads_pandas.tables.datastore import Database, Row, Table
+from s3aads_pandas.tables.keys import decode_segment
 
 with extra_required("notebook", "the explorer"):
     import ipywidgets as widgets
@@ -70,6 +71,8 @@ class Explorer(widgets.VBox):
         self.preview = widgets.HTML()
         self.preview.add_class("s3aads-preview")
         self.load_button = widgets.Button(description="Load DataFrame", icon="download", button_style="primary")
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
+                                             tooltip="list the table again, for rows written since")
         self.load_progress = widgets.IntProgress(value=0, min=0, max=1, description="Loaded", layout=widgets.Layout(visibility="hidden"))
         self.code = widgets.Textarea(description="Code", layout=widgets.Layout(width="100%"))
         self.error = widgets.HTML()
@@ -78,7 +81,7 @@ class Explorer(widgets.VBox):
         self.children = [
             widgets.HTML(f"<h3>s3aads explorer: {html.escape(self.database.name)}</h3>"),
             self.table_picker, self.filter_box,
-            widgets.HBox([self.status, self.cancel_button]),
+            widgets.HBox([self.status, self.refresh_button, self.cancel_button]),
             self.header, self.rows_view,
             widgets.HBox([self.previous_button, self.next_button, self.page_size, self.page_label]),
             self.preview,
@@ -87,6 +90,7 @@ class Explorer(widgets.VBox):
         ]
         self.table_picker.observe(self._guard(self._on_table), names="value")
         self.cancel_button.on_click(lambda _: self.cancel())
+        self.refresh_button.on_click(self._guard(lambda _: self._refresh_all()))
         self.previous_button.on_click(self._guard(lambda _: self._show_page(self.page - 1)))
         self.next_button.on_click(self._guard(lambda _: self._show_page(self.page + 1)))
         self.page_size.observe(self._guard(self._on_page_size), names="value")
@@ -178,47 +182,78 @@ class Explorer(widgets.VBox):
         """Choices for the columns from ``start`` on: the values under the choices before them.
 
         A column's values are listed once every column before it has values chosen, with the
-        narrowest prefix those choices give (a Delimiter listing when each has one value).
+        narrowest prefix those choices give (a Delimiter listing when each has one value). The
+        last column's values come from the listing of the rows (see :meth:`refresh`), which
+        covers the same prefix: it is listed once.
         """
         assert self.table is not None
         columns = list(self.filters)
-        for position in range(start, len(columns)):
-            selector = self.filters[columns[position]]
+        for position in range(start, len(columns) - 1):
             before = {c: v for c, v in self.selection().items() if columns.index(c) < position}
             ready = len(before) == position
             values = [v[0] for v in self.table.distinct([columns[position]], **before)] if ready else []
-            kept = tuple(v for v in selector.value if v in values) or (ANY,)
-            self._updating_filters = True
-            try:
-                selector.options = [ANY, *values]
-                selector.value = kept
-                selector.disabled = not ready
-                selector.tooltip = None if ready else "choose values for the columns before"
-            finally:
-                self._updating_filters = False
+            self._set_choices(columns[position], values, ready)
+        last = columns[-1]
+        self._set_choices(last, [v for v in self.filters[last].options if v != ANY], self._last_ready())
+
+    def _last_ready(self) -> bool:
+        """Whether every column before the last has values chosen (its values can be listed)."""
+        return all(column in self.selection() for column in list(self.filters)[:-1])
+
+    def _set_choices(self, column: str, values: list[str], ready: bool) -> None:
+        selector = self.filters[column]
+        kept = tuple(v for v in selector.value if v in values) or (ANY,)
+        self._updating_filters = True
+        try:
+            selector.options = [ANY, *values]
+            selector.value = kept
+            selector.disabled = not ready
+            selector.tooltip = None if ready else "choose values for the columns before"
+        finally:
+            self._updating_filters = False
 
     # -- listing ----------------------------------------------------------------------------------
 
+    def _refresh_all(self) -> None:
+        """The Refresh button: the choices and the rows listed again."""
+        if self.table is not None:
+            self._cascade(0)
+            self.refresh()
+
     def refresh(self) -> None:
-        """List the rows matching the filters, in the background."""
+        """List the rows matching the filters, in the background; the first page shows as soon as
+        it is listed, and the last column's choices come from the same listing."""
         assert self.table is not None
         table, chosen = self.table, self.selection()
         self.code.value = self._code(table, chosen)
+        last = list(self.filters)[-1]
+        wanted = set(chosen.pop(last, []))
+        collect = self._last_ready()
 
         def task() -> None:
             rows: list[Row] = []
+            values: set[str] = set()
+            self.rows = rows
             for row in table.iter_rows(**chosen):
                 if self._cancel.is_set():
                     raise _Cancelled
+                value = decode_segment(row.segments[-1])
+                if collect:
+                    values.add(value)
+                if wanted and value not in wanted:
+                    continue
                 rows.append(row)
+                if len(rows) == self.page_size.value:
+                    self._show_page(0, listing=True)  # the first rows, while the listing goes on
                 if len(rows) % 1000 == 0:
                     self.status.value = f"listing… {len(rows):,} rows so far"
-            self.rows = rows
-            self._show_page(0)
+            if collect:
+                self._set_choices(last, sorted(values), ready=True)
+            self._show_page(self.page if len(rows) > self.page_size.value else 0)
 
         self._run("listing…", task)
 
-    def _show_page(self, page: int) -> None:
+    def _show_page(self, page: int, *, listing: bool = False) -> None:
         size = self.page_size.value
         pages = max(1, -(-len(self.rows) // size))
         self.page = min(max(page, 0), pages - 1)
@@ -226,15 +261,16 @@ class Explorer(widgets.VBox):
         shown = self.rows[start:start + size]
         codec = self.table.codec if self.table is not None else None
         self.rows_view.options = [
-            (" / ".join(codec.decode(row.segments).values()) if codec else row.obj["Key"], start + i)
+            (" / ".join(codec.decode(row.segments).values()) if codec else row.key, start + i)
             for i, row in enumerate(shown)
         ]
         self.previous_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= pages - 1
         end = start + len(shown)
-        self.page_label.value = (f"rows {start + 1:,}–{end:,} of {len(self.rows):,}" if shown
+        so_far = " so far" if listing else ""
+        self.page_label.value = (f"rows {start + 1:,}–{end:,} of {len(self.rows):,}{so_far}" if shown
                                  else "no matching rows")
-        self.status.value = f"{len(self.rows):,} matching rows"
+        self.status.value = f"listing… {len(self.rows):,} rows so far" if listing else f"{len(self.rows):,} matching rows"
 
     def _on_page_size(self, change: dict[str, Any]) -> None:
         self.rows_view.rows = change["new"]
@@ -243,7 +279,7 @@ class Explorer(widgets.VBox):
     def _on_row(self, change: dict[str, Any]) -> None:
         if change["new"] is None:
             return
-        key = self.rows[change["new"]].obj["Key"]
+        key = self.rows[change["new"]].key
         self.preview.value = render(key, self.database.store.get(self.database.name, key))
 
     # -- loading ----------------------------------------------------------------------------------

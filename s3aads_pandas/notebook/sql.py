@@ -17,6 +17,7 @@ import pandas as pd
 from s3aads_pandas.config import ConnectionSettings, default_settings
 from s3aads_pandas.errors import S3aadsError, extra_required
 from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.storage.adapter import PAGE_SIZE
 from s3aads_pandas.tables.datastore import Database, Table
 
 with extra_required("notebook", "s3aads SQL"):
@@ -279,16 +280,27 @@ def _like_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile("".join(parts), re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
 
 
-def matching_keys(table: Table, where: exp.Expression | None, context: Context) -> pd.DataFrame:
-    """The key frame of the rows matching WHERE: filters pushed down, the rest evaluated."""
+def matching_keys(table: Table, where: exp.Expression | None, context: Context,
+                  nrows: int | None = None) -> pd.DataFrame:
+    """The key frame of the rows matching WHERE: filters pushed down, the rest evaluated.
+
+    With ``nrows`` the listing stops once that many rows match (a LIMIT without ORDER BY).
+    """
     columns = table.columns
     filters, residual = split_where(where, columns, context)
     predicates = [compile_condition(node, columns, context) for node in residual]
-    frame = read_s3aads(table, data=False, filters=filters, progress=context.progress)
-    if predicates and len(frame):
-        mask = [all(p(row) for p in predicates) for row in frame.to_dict("records")]
-        frame = frame[mask].reset_index(drop=True)
-    return frame
+    if not predicates:
+        return read_s3aads(table, data=False, filters=filters, nrows=nrows, progress=context.progress)
+    kept, found = [], 0
+    for chunk in read_s3aads(table, data=False, filters=filters, chunksize=PAGE_SIZE, progress=context.progress):
+        matching = chunk[[all(p(row) for p in predicates) for row in chunk.to_dict("records")]]
+        kept.append(matching)
+        found += len(matching)
+        if nrows is not None and found >= nrows:
+            break
+    if not kept:  # no row listed at all
+        return pd.DataFrame({column: pd.Series([], dtype="str") for column in columns})
+    return pd.concat(kept, ignore_index=True).head(nrows)
 
 
 # -- statements ---------------------------------------------------------------------------------
@@ -303,13 +315,14 @@ def _select(statement: exp.Select, context: Context) -> pd.DataFrame:
     table = resolve(source.this if source is not None else None, context)
     columns = table.columns
     outputs, counting = _projection(statement, columns)
-    frame = matching_keys(table, _where(statement), context)
+    limit = _limit(statement, context)
+    early = limit is not None and not counting and not statement.args.get("distinct") and not statement.args.get("order")
+    frame = matching_keys(table, _where(statement), context, nrows=max(limit, 1) if early else None)
     if counting:
         return pd.DataFrame({"count": [len(frame)]})
     if statement.args.get("distinct"):
         frame = frame[[c for c in outputs if c != "data"]].drop_duplicates(ignore_index=True)
     frame = _order(frame, statement, outputs)
-    limit = _limit(statement, context)
     if limit is not None:
         frame = frame.head(limit)
     if "data" in outputs:

@@ -14,7 +14,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -76,6 +76,21 @@ _DENIED_CODES = {
     "ExpiredToken",
     "InvalidToken",
 }
+
+
+class Listed(NamedTuple):
+    """A listed object, as little of it as listings need (the botocore dict is ten times larger)."""
+
+    key: str
+    size: int
+
+
+class ListedPage(NamedTuple):
+    """One LIST answer: objects in key order, common prefixes, and the token of the next page."""
+
+    objects: list[Listed]
+    prefixes: list[str]
+    token: str | None
 
 
 class ObjectStore:
@@ -198,6 +213,23 @@ class ObjectStore:
         return True
 
     # -- listing -------------------------------------------------------------------------------
+
+    def list_page(self, bucket: str, prefix: str, *, start_after: str | None = None, token: str | None = None,
+                  max_keys: int = PAGE_SIZE, delimiter: str | None = None) -> ListedPage:
+        """One LIST request: its objects (key and size only), common prefixes and next token."""
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(max_keys, PAGE_SIZE)}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        if token:
+            params["ContinuationToken"] = token
+        elif start_after:
+            params["StartAfter"] = start_after
+        page = self._request(lambda: self.client.list_objects_v2(**params), bucket, prefix)
+        return ListedPage(
+            [Listed(obj["Key"], obj.get("Size", 0)) for obj in page.get("Contents", ())],
+            [entry["Prefix"] for entry in page.get("CommonPrefixes", ())],
+            page.get("NextContinuationToken") if page.get("IsTruncated") else None,
+        )
 
     def iter_objects(self, bucket: str, prefix: str, start_after: str | None = None,
                      first_page: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:

@@ -24,8 +24,8 @@ from s3aads_pandas.errors import (
     TableEmptyError,
 )
 from s3aads_pandas.storage.adapter import PAGE_SIZE, ObjectStore
+from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables import column_record
-from s3aads_pandas.tables.executor import parallel_map
 from s3aads_pandas.tables.keys import (
     KeyCodec,
     decode_segment,
@@ -33,7 +33,7 @@ from s3aads_pandas.tables.keys import (
     validate_database_name,
     validate_table_name,
 )
-from s3aads_pandas.tables.listing import Row, matching_rows, objects_under
+from s3aads_pandas.tables.rows import Row, matching_rows, objects_under
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Database:
         Returns how many objects were deleted under the table's prefix.
         """
         validate_table_name(name)
-        keys = (obj["Key"] for obj in self.store.iter_objects(self.name, f"{name}/"))
+        keys = (obj.key for obj in Lister(self.store, self.name, self.settings.max_workers).objects(f"{name}/"))
         deleted = self.store.delete_many(self.name, itertools.chain(keys, [column_record.record_key(name)]))
         with self._lock:
             self._recorded.pop(name, None)
@@ -336,7 +336,7 @@ class Table:
         Filters on leading columns narrow the S3 listing to their prefix.
         """
         codec = self.codec
-        return [codec.decode(row.segments) for row in self.list_rows(**filters)]
+        return [codec.decode(row.segments) for row in self.iter_rows(**filters)]
 
     # -- rows by key ------------------------------------------------------------------------------
 
@@ -374,7 +374,7 @@ class Table:
     def keys(self) -> list[str]:
         """Keys (without the table name) of every row."""
         start = len(self.name) + 1
-        return [row.obj["Key"][start:] for row in self.list_rows()]
+        return [row.key[start:] for row in self.iter_rows()]
 
     @property
     def objects(self) -> list[Any]:
@@ -392,7 +392,7 @@ class Table:
 
     def count(self, **filters: Any) -> int:
         """Number of rows (matching the filters, if any)."""
-        return len(self.list_rows(**filters))
+        return sum(1 for _ in self.iter_rows(**filters))  # counted as listed, not held
 
     def distinct(self, columns: Sequence[str] | str, **filters: Any) -> list[tuple[str, ...]]:
         """Distinct combinations of ``columns`` among the rows matching ``filters``, sorted.
@@ -419,7 +419,7 @@ class Table:
             segments = (p[len(prefix):-1] for p in store.iter_common_prefixes(bucket, prefix))
             return sorted({(decode_segment(segment),) for segment in segments if segment})
         indexes = [codec.columns.index(c) for c in chosen]
-        found = {tuple(row.segments[i] for i in indexes) for row in self.list_rows(**filters)}
+        found = {tuple(row.segments[i] for i in indexes) for row in self.iter_rows(**filters)}  # held: the set
         return sorted(tuple(decode_segment(segment) for segment in combo) for combo in found)
 
     def random_key(self) -> str:
@@ -442,23 +442,23 @@ class Table:
         return Copy(self, key)
 
     def iter_rows(self, **filters: Any) -> Iterator[Row]:
-        """Rows matching the filters in key order, listed page by page as they are consumed."""
+        """Rows matching the filters in key order, streamed as they are listed.
+
+        Several prefixes (a list of values for leading columns) are listed at the same time, and
+        one prefix that spans many pages fans out over key ranges (see ``storage.listing``).
+        Stopping the iteration stops the listing.
+        """
         codec, prefixes = self._plan(filters)
-        store, bucket = self.database.store, self.database.name
-        objects = (obj for prefix in prefixes for obj in objects_under(store, bucket, prefix))
-        yield from matching_rows(codec, filters, objects, bucket)
+        objects = objects_under(self.lister(), prefixes)
+        yield from matching_rows(codec, filters, objects, self.database.name)
 
     def list_rows(self, **filters: Any) -> list[Row]:
-        """Rows matching the filters, in key order; several prefixes are listed in parallel."""
-        codec, prefixes = self._plan(filters)
-        store, bucket = self.database.store, self.database.name
-        listings = parallel_map(
-            lambda prefix: list(objects_under(store, bucket, prefix)),
-            prefixes,
-            self.database.settings.max_workers,
-        )
-        objects = (obj for listing in listings for obj in listing)
-        return list(matching_rows(codec, filters, objects, bucket))
+        """Rows matching the filters, in key order (:meth:`iter_rows`, kept)."""
+        return list(self.iter_rows(**filters))
+
+    def lister(self) -> Lister:
+        """The listing engine over this table's database, with as many LISTs in flight as workers."""
+        return Lister(self.database.store, self.database.name, self.database.settings.max_workers)
 
     def list_rows_between(self, first: Any, last: Any, values: int = 0, /, **filters: Any) -> list[Row]:
         """Rows whose first column runs from ``first`` to ``last`` in listing order, in one listing.
@@ -470,17 +470,13 @@ class Table:
         """
         codec = self.codec
         start, end = codec.first_column_start(first), codec.first_column_start(last)
-        store, bucket = self.database.store, self.database.name
-
-        def within(key: str) -> bool:  # the keys of `last` start with `end` (are `end`, with one column)
-            return key <= end or (key.startswith(end) and end.endswith("/"))
-
-        # S3 lists what comes after a key: start one character early, then skip up to `start`
-        listed = store.iter_objects(bucket, codec.prefix, start_after=start[:-1],
-                                    first_page=values + 1 if values else PAGE_SIZE)
-        from_start = itertools.dropwhile(lambda obj: obj["Key"] < start, listed)
-        objects = itertools.takewhile(lambda obj: within(obj["Key"]), from_start)
-        return list(matching_rows(codec, filters, objects, bucket))
+        # the keys of `last` start with `end` (are `end`, with one column); S3 lists what comes
+        # after a key: start one character early, then skip up to `start`
+        before = end[:-1] + chr(ord("/") + 1) if end.endswith("/") else end + "\x00"
+        listed = self.lister().objects(codec.prefix, start_after=start[:-1], before=before,
+                                       first_page=values + 1 if values else PAGE_SIZE)
+        objects = itertools.dropwhile(lambda obj: obj.key < start, listed)
+        return list(matching_rows(codec, filters, objects, self.database.name))
 
     def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:
         codec = self.codec

@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from tqdm.auto import tqdm
@@ -20,25 +20,6 @@ logger = logging.getLogger(__name__)
 #: Transfers of fewer items than this show no progress bar unless asked to.
 PROGRESS_MIN_ITEMS = 200
 _THREAD_PREFIX = "s3aads"
-
-
-def parallel_map(func: Callable[[T], R], items: Iterable[T], max_workers: int) -> list[R]:
-    """``func`` over ``items`` on at most ``max_workers`` threads; results in input order.
-
-    For work that must all succeed (listings): the first exception cancels the work not yet
-    started and propagates once the running calls have returned. One item runs inline.
-    """
-    work = list(items)
-    if len(work) <= 1 or max_workers <= 1:
-        return [func(item) for item in work]
-    pool = ThreadPoolExecutor(max_workers=min(max_workers, len(work)), thread_name_prefix=_THREAD_PREFIX)
-    try:
-        futures = [pool.submit(func, item) for item in work]
-        for future in as_completed(futures):
-            future.result()
-        return [future.result() for future in futures]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclasses.dataclass

@@ -1,49 +1,59 @@
-"""Rows out of S3 listings: which listed objects are rows of a table, and which match filters."""
+"""Rows out of S3 listings: which listed objects are rows of a table, and which match filters.
+
+Rows are consumed as they are listed: a caller keeps only what it returns.
+"""
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from s3aads_pandas.errors import SkippedKeysWarning
-from s3aads_pandas.storage.adapter import ObjectStore
+from s3aads_pandas.storage.adapter import Listed
+from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables.keys import KeyCodec
 
 logger = logging.getLogger(__name__)
 
 
 class Row(NamedTuple):
-    """One listed row: its S3 object entry and its raw (still escaped) key segments."""
+    """One listed row: its raw (still escaped) key segments, its S3 key and its size in bytes."""
 
     segments: list[str]
-    obj: dict[str, Any]
+    key: str
+    size: int
 
 
-def objects_under(store: ObjectStore, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
-    """Objects under a listing prefix; a prefix that is a whole key yields that key only."""
-    objects = store.iter_objects(bucket, prefix)
-    if prefix.endswith("/"):
+def objects_under(lister: Lister, prefixes: Sequence[str]) -> Iterator[Listed]:
+    """Objects under the listing prefixes of a filter, in order.
+
+    The prefixes of one filter are all folders (ending in '/') or all whole keys (every column
+    given); a whole key yields that key only, not the longer keys it is a prefix of.
+    """
+    objects = lister.many(prefixes)
+    if prefixes[0].endswith("/"):
         return objects
-    return (obj for obj in objects if obj["Key"] == prefix)
+    whole = set(prefixes)
+    return (obj for obj in objects if obj.key in whole)
 
 
 def matching_rows(
     codec: KeyCodec,
     filters: Mapping[str, Any],
-    objects: Iterable[dict[str, Any]],
+    objects: Iterable[Listed],
     bucket: str,
 ) -> Iterator[Row]:
     """The objects that are rows and match the filters; one warning for those that are not rows."""
     positions = codec.positions(codec.encode_filters(filters))
     skipped = 0
     for obj in objects:
-        segments = codec.split(obj["Key"])
+        segments = codec.split(obj.key)
         if segments is None:
             skipped += 1
         elif KeyCodec.matches(segments, positions):
-            yield Row(segments, obj)
+            yield Row(segments, obj.key, obj.size)
     if skipped:
         _warn_skipped(skipped, bucket, codec)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,6 +22,8 @@ from s3aads_pandas.frames.read import read_s3aads, resolve_table, split_table_na
 from s3aads_pandas.tables.datastore import Database, Table
 
 FILE_FORMATS = ("table", "csv", "json", "parquet")
+#: Rows `query` reads and prints at a time: the first ones show after the first listing page.
+QUERY_CHUNK = 1000
 #: The header suffix of a column of bytes written as base64 text to a CSV or JSON lines file;
 #: import decodes such a column back into bytes under its name without the suffix.
 BASE64_SUFFIX = ":base64"
@@ -53,22 +56,30 @@ def _format_of(path: str | None, given: str | None) -> str:
 
 
 def _write_frame(frame: pd.DataFrame, output: str | None, fmt: str) -> None:
+    _write_frames(iter([frame]), output, fmt)
+
+
+def _write_frames(frames: Iterator[pd.DataFrame], output: str | None, fmt: str) -> None:
+    """Write frames one after the other as one table, so that the first rows show at once."""
     if fmt == "parquet":
         if not output:
             raise S3aadsError("--format parquet needs -o FILE: Parquet is binary")
-        frame.to_parquet(output, index=False)
+        pd.concat(list(frames), ignore_index=True).to_parquet(output, index=False)
         return
-    if fmt in {"csv", "json"}:
-        frame = _bytes_as_base64(frame)
-    text = {
-        "table": lambda: frame.to_string(index=False) + "\n",
-        "csv": lambda: frame.to_csv(index=False),
-        "json": lambda: frame.to_json(orient="records", lines=True, force_ascii=False),
-    }[fmt]()
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    with open(output, "w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as stream:
+        for number, frame in enumerate(frames):
+            if fmt in {"csv", "json"}:
+                frame = _bytes_as_base64(frame)
+            first = number == 0
+            if fmt == "table":
+                text = frame.to_string(index=False, header=first) + "\n" if len(frame) or first else ""
+            elif fmt == "csv":
+                text = frame.to_csv(index=False, header=first)
+            else:
+                text = frame.to_json(orient="records", lines=True, force_ascii=False) if len(frame) else ""
+                text = text if not text or text.endswith("\n") else text + "\n"
+            stream.write(text)
+            stream.flush()
 
 
 def _bytes_as_base64(frame: pd.DataFrame) -> pd.DataFrame:
@@ -211,9 +222,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     fmt = _format_of(args.output, args.format)
     if fmt == "parquet" and not args.output:
         raise S3aadsError("--format parquet needs -o FILE: Parquet is binary")
-    frame = read_s3aads(resolve_table(args.table), data=not args.keys_only, decode=args.decode,
-                        filters=_filters(args.filters), progress=_progress(args))
-    _write_frame(frame, args.output, fmt)
+    frames = read_s3aads(resolve_table(args.table), data=not args.keys_only, decode=args.decode,
+                         filters=_filters(args.filters), chunksize=QUERY_CHUNK, progress=_progress(args))
+    _write_frames(frames, args.output, fmt)
     return 0
 
 

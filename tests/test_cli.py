@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from s3aads_pandas import ConnectionSettings, Database, Table, configure
+from s3aads_pandas import ConnectionSettings, Database, Table, cli, configure
 from s3aads_pandas.cli import _progress, main, parser
 from s3aads_pandas.local import LocalS3
 
@@ -212,3 +212,24 @@ def test_progress_bars_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> No
     assert _progress(loud) is None and _progress(quiet) is False  # None: a bar for long transfers
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     assert _progress(loud) is False
+
+
+def test_query_prints_as_it_lists(endpoint: str, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    written: list[str] = []
+    real = cli._write_frames
+
+    def watch(frames, output, fmt):  # what has been printed when each next frame is asked for
+        def watched():
+            for frame in frames:
+                written.append(capsys.readouterr().out)
+                yield frame
+        real(watched(), output, fmt)
+
+    monkeypatch.setattr(cli, "QUERY_CHUNK", 2)
+    monkeypatch.setattr(cli, "_write_frames", watch)
+    assert run(endpoint, "query", "cli-db/events", "--format", "csv", "-q") == 0
+    rest = capsys.readouterr().out
+    assert written[:2] == ["", "kind,id,data\nclick,1,click-1\nclick,2,click-2\n"]  # chunk 1 out before chunk 2 read
+    assert "".join(written) + rest == "kind,id,data\nclick,1,click-1\nclick,2,click-2\nview,3,view-3\n"
+    assert run(endpoint, "query", "cli-db/events", "kind=none", "--format", "csv") == 0
+    assert capsys.readouterr().out == "kind,id,data\n"

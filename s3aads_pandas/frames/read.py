@@ -156,6 +156,9 @@ class _Loader:
         self.errors = errors
 
     def chunks(self, rows: Iterator[Row], size: int) -> Iterator[pd.DataFrame]:
+        """Frames of ``size`` rows as they are listed; one empty frame when no row matches."""
+        batch = list(itertools.islice(rows, size))
+        yield self.frame(batch)
         while batch := list(itertools.islice(rows, size)):
             yield self.frame(batch)
 

@@ -70,13 +70,14 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(latency: float, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """moto's server with ``latency`` added per request; ``extra`` are more of its options."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "latency_server.py"), "--port", str(port), "--latency", str(latency)]
+        [sys.executable, str(HERE / "latency_server.py"), "--port", str(port), "--latency", str(latency), *extra]
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+    for _ in range(600):
         try:
             urllib.request.urlopen(f"{url}/moto-api/", timeout=1).read()
             return process, url

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import waitress
@@ -52,12 +53,28 @@ def with_latency(app: Callable[..., Iterable[bytes]], seconds: float) -> Callabl
     return delayed
 
 
+def seed(bucket: str, keys_file: str) -> None:
+    """Store keys straight into moto's backend: 100,000 PUTs over the latency would take minutes."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    backend.create_bucket(bucket, "us-east-1")
+    for key in Path(keys_file).read_text().split("\n"):
+        if key:
+            backend.put_object(bucket, key, b"x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added per request")
     parser.add_argument("--threads", type=int, default=128, help="requests served at once")
+    parser.add_argument("--seed", nargs=2, metavar=("BUCKET", "KEYS_FILE"),
+                        help="create BUCKET holding the keys listed in KEYS_FILE (one a line, 1-byte bodies)")
     args = parser.parse_args()
+    if args.seed:
+        seed(*args.seed)
     logging.getLogger("waitress").setLevel(logging.ERROR)
     app = with_latency(DomainDispatcherApplication(create_backend_app), args.latency)
     waitress.serve(app, host="127.0.0.1", port=args.port, threads=args.threads, connection_limit=1000,

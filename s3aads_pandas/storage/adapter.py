@@ -217,13 +217,10 @@ class ObjectStore:
     def list_page(self, bucket: str, prefix: str, *, start_after: str | None = None, token: str | None = None,
                   max_keys: int = PAGE_SIZE, delimiter: str | None = None) -> ListedPage:
         """One LIST request: its objects (key and size only), common prefixes and next token."""
-        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(max_keys, PAGE_SIZE)}
-        if delimiter:
-            params["Delimiter"] = delimiter
+        params = _list_params(bucket, prefix, start_after, max_keys, delimiter)
         if token:
+            params.pop("StartAfter", None)
             params["ContinuationToken"] = token
-        elif start_after:
-            params["StartAfter"] = start_after
         page = self._request(lambda: self.client.list_objects_v2(**params), bucket, prefix)
         return ListedPage(
             [Listed(obj["Key"], obj.get("Size", 0)) for obj in page.get("Contents", ())],
@@ -249,11 +246,7 @@ class ObjectStore:
 
     def _pages(self, bucket: str, prefix: str, delimiter: str | None, start_after: str | None = None,
                first_page: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(first_page, PAGE_SIZE)}
-        if delimiter:
-            params["Delimiter"] = delimiter
-        if start_after:
-            params["StartAfter"] = start_after
+        params = _list_params(bucket, prefix, start_after, first_page, delimiter)
         while True:
             page = self._request(lambda: self.client.list_objects_v2(**params), bucket, prefix)
             yield page
@@ -446,6 +439,17 @@ class ObjectStore:
                 f"unknown S3 PutObject parameter(s) {', '.join(unknown)} in metadata; use names "
                 "such as ContentType, Metadata, ServerSideEncryption, StorageClass"
             )
+
+
+def _list_params(bucket: str, prefix: str, start_after: str | None, max_keys: int,
+                 delimiter: str | None) -> dict[str, Any]:
+    """The parameters of a ListObjectsV2 request."""
+    params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": min(max_keys, PAGE_SIZE)}
+    if delimiter:
+        params["Delimiter"] = delimiter
+    if start_after:
+        params["StartAfter"] = start_after
+    return params
 
 
 def _read_body(response: Mapping[str, Any], where: str, deadline: float) -> bytes:

@@ -1,0 +1,129 @@
+"""A full listing of a table: boto3's sequential paginator against the listing engine.
+
+``python benchmarks/listing.py --keys 20000 --latency 0.1`` seeds a table of KEYS keys (ids x
+5 years x 4 months) into moto's server with LATENCY seconds added per request, then lists it
+both ways, each in a process of its own, and prints wall time, LIST requests, the most LISTs in
+flight at once, LISTs on the critical path (those before the fan-out, then the longest range's
+pages), wall time in units of the latency, client CPU and the peak
+of Python memory (tracemalloc, in a second run). moto's server rescans every key of the bucket
+for each LIST, so its CPU, shared with the client on a small machine, bounds the engine's gain
+here more than it would on S3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench import start_server  # noqa: E402
+
+BUCKET = "listing-bench"
+
+
+def keys(count: int) -> list[str]:
+    ids = max(1, count // 20)
+    return [f"t/{i}/{year}/{month:02d}" for i in range(ids) for year in range(2020, 2025) for month in range(1, 5)]
+
+
+def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
+    """One listing in this process: what it took."""
+    import boto3
+    import botocore.config
+
+    from s3aads_pandas import Database
+    from s3aads_pandas.storage.listing import Lister
+
+    settings = {"endpoint_url": url, "region_name": "us-east-1", "max_workers": workers}
+    db = Database(BUCKET, **settings)
+    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                          config=botocore.config.Config(max_pool_connections=workers))
+    state = {"calls": 0, "running": 0, "peak": 0}
+    per_thread: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def counted(call: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                state["calls"] += 1
+                state["running"] += 1
+                state["peak"] = max(state["peak"], state["running"])
+                name = threading.current_thread().name
+                per_thread[name] = per_thread.get(name, 0) + 1
+            try:
+                return call(*args, **kwargs)
+            finally:
+                with lock:
+                    state["running"] -= 1
+        return wrapper
+
+    db.store.list_page = counted(db.store.list_page)  # type: ignore[method-assign]
+    client.list_objects_v2 = counted(client.list_objects_v2)  # type: ignore[method-assign]
+    if memory:
+        tracemalloc.start()
+    started, cpu = time.perf_counter(), time.process_time()
+    if how == "paginator":
+        paginator = client.get_paginator("list_objects_v2")
+        listed = [obj["Key"] for page in paginator.paginate(Bucket=BUCKET, Prefix="t/") for obj in page.get("Contents", [])]
+    else:
+        listed = [obj.key for obj in Lister(db.store, BUCKET, workers).objects("t/")]
+    result = {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu, "keys": len(listed),
+              "lists": state["calls"], "in_flight": state["peak"],
+              # the LISTs made before the fan-out, then the longest chain of one range's pages
+              "critical": per_thread.pop("MainThread", 0) + max(per_thread.values(), default=0)}
+    if memory:
+        result["peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keys", type=int, default=20000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--one", nargs=3, metavar=("HOW", "URL", "MEMORY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    from s3aads_pandas.local import LOCAL_CREDENTIALS
+
+    os.environ.update(LOCAL_CREDENTIALS)  # moto's server takes any keys
+    if args.one:
+        how, url, memory = args.one
+        print(json.dumps(list_once(how, url, args.workers, memory == "1")))
+        return
+
+    keys_file = Path(tempfile.mkdtemp()) / "keys.txt"
+    keys_file.write_text("\n".join(keys(args.keys)))
+    server, url = start_server(args.latency, "--seed", BUCKET, str(keys_file))
+    try:
+        rows = []
+        for how in ("paginator", "engine"):
+            runs = [json.loads(subprocess.run([sys.executable, __file__, "--workers", str(args.workers), "--one",
+                                               how, url, memory], capture_output=True, text=True,
+                                              check=True).stdout) for memory in ("0", "1")]
+            rows.append((how, runs[0], runs[1]["peak_mb"]))
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(f"`python benchmarks/listing.py --keys {args.keys} --latency {args.latency} --workers {args.workers}`\n")
+    print("| listing | keys | wall | LISTs | LISTs in flight | LISTs on the critical path | wall / latency "
+          "| client CPU | peak memory |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for how, run, peak in rows:
+        name = "boto3 paginator (sequential)" if how == "paginator" else f"listing engine ({args.workers} workers)"
+        print(f"| {name} | {run['keys']:,} | {run['wall']:.1f} s | {run['lists']} | {run['in_flight']} "
+              f"| {run['critical']} | {run['wall'] / args.latency:.0f} | {run['cpu']:.2f} s | {peak:.1f} MB |")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from s3aads_pandas import Database, SkippedKeysWarning, Table
-from s3aads_pandas.storage.adapter import Listed, ListedPage
+from s3aads_pandas.storage.adapter import Listed, ListedPage, ObjectStore
 from s3aads_pandas.storage.listing import Lister, just_before
 
 
@@ -123,11 +123,12 @@ def test_limit_without_order_by_costs_one_list(db: Database, seed, count_request
     assert shell.run_cell_magic("s3aads", "", "SELECT COUNT(*) FROM t")["count"][0] == 5000
 
 
-class KeysOnlyStore:
+class KeysOnlyStore(ObjectStore):
     """Answers LIST requests from a sorted list of keys, as S3 would (Delimiter included), so that
-    what the listing engine and its consumers hold is measured without S3's own parsing."""
+    what the listing engine and its consumers hold is measured without S3's own parsing. The
+    store's other listings are made of its LIST requests, so they are kept."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str]) -> None:  # no client: nothing else is asked of it
         self.keys = sorted(keys)
 
     def list_page(self, bucket: str, prefix: str, *, start_after: str | None = None, token: str | None = None,

@@ -138,6 +138,14 @@ def read_rows(table: Table, rows: list[Row], *, data: bool = True, decode: Codec
     return loader.frame(rows)
 
 
+def _batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    """Lists of ``size`` rows as they are listed; one empty list when there is no row."""
+    batch = list(itertools.islice(rows, size))
+    yield batch
+    while batch := list(itertools.islice(rows, size)):
+        yield batch
+
+
 class _Loader:
     """Turns listed rows into DataFrames the way one read_s3aads call asked for."""
 
@@ -157,17 +165,13 @@ class _Loader:
 
     def chunks(self, rows: Iterator[Row], size: int) -> Iterator[pd.DataFrame]:
         """Frames of ``size`` rows as they are listed; one empty frame when no row matches."""
-        batch = list(itertools.islice(rows, size))
-        yield self.frame(batch)
-        while batch := list(itertools.islice(rows, size)):
-            yield self.frame(batch)
+        return (self.frame(batch) for batch in _batches(rows, size))
 
     def keys_only(self, rows: Iterator[Row]) -> pd.DataFrame:
         """The key columns of listed rows, a frame per listing page: the rows are never all held
         as Python objects, so memory peaks near twice the result (the parts and their concat)."""
-        parts = [self._keys_frame(batch) for batch in iter(lambda: list(itertools.islice(rows, PAGE_SIZE)), [])]
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else self._keys_frame([])
-        return self.finish(frame, {})
+        parts = [self._keys_frame(batch) for batch in _batches(rows, PAGE_SIZE)]
+        return self.finish(pd.concat(parts, ignore_index=True), {})
 
     def frame(self, rows: list[Row]) -> pd.DataFrame:
         keys_frame = self._keys_frame(rows)

@@ -298,9 +298,7 @@ def matching_keys(table: Table, where: exp.Expression | None, context: Context,
         found += len(matching)
         if nrows is not None and found >= nrows:
             break
-    if not kept:  # no row listed at all
-        return pd.DataFrame({column: pd.Series([], dtype="str") for column in columns})
-    return pd.concat(kept, ignore_index=True).head(nrows)
+    return pd.concat(kept, ignore_index=True).head(nrows)  # chunks give at least one frame
 
 
 # -- statements ---------------------------------------------------------------------------------

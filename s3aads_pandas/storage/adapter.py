@@ -235,18 +235,22 @@ class ObjectStore:
         Pages hold 1,000 keys; ``first_page`` asks for fewer first, when the caller expects to
         stop early and a full page would be mostly keys it does not want.
         """
-        for page in self._pages(bucket, prefix, delimiter=None, start_after=start_after, first_page=first_page):
+        for page in self._pages(bucket, prefix, start_after=start_after, first_page=first_page):
             yield from page.get("Contents", [])
 
-    def iter_common_prefixes(self, bucket: str, prefix: str, delimiter: str = "/") -> Iterator[str]:
-        """The distinct next "folders" under ``prefix`` (a Delimiter listing)."""
-        for page in self._pages(bucket, prefix, delimiter=delimiter):
-            for entry in page.get("CommonPrefixes", []):
-                yield entry["Prefix"]
+    def iter_common_prefixes(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        """The distinct next "folders" under ``prefix`` (after ``start_after``): a Delimiter listing."""
+        token = None
+        while True:
+            page = self.list_page(bucket, prefix, start_after=start_after, token=token, delimiter="/")
+            yield from page.prefixes
+            if page.token is None:
+                return
+            token = page.token
 
-    def _pages(self, bucket: str, prefix: str, delimiter: str | None, start_after: str | None = None,
+    def _pages(self, bucket: str, prefix: str, start_after: str | None = None,
                first_page: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        params = _list_params(bucket, prefix, start_after, first_page, delimiter)
+        params = _list_params(bucket, prefix, start_after, first_page, None)
         while True:
             page = self._request(lambda: self.client.list_objects_v2(**params), bucket, prefix)
             yield page

@@ -124,15 +124,7 @@ class Lister:
 
     def _children(self, prefix: str, after: str) -> list[str]:
         """The next "folders" under ``prefix`` that come after ``after`` (a Delimiter listing)."""
-        found: list[str] = []
-        token = None
-        while True:
-            page = self.store.list_page(self.bucket, prefix, start_after=after if after > prefix else None,
-                                        token=token, delimiter="/")
-            found.extend(page.prefixes)
-            if page.token is None:
-                return found
-            token = page.token
+        return list(self.store.iter_common_prefixes(self.bucket, prefix, after if after > prefix else None))
 
 
 def _head(key: str, prefix: str, depth: int) -> str:

@@ -1,8 +1,10 @@
-"""Read and write N rows over HTTP with a fixed latency per request, four ways, in one run.
+"""Read and write N rows over HTTP with a fixed latency per request, six ways, in one run.
 
-- s3aads-pandas: ``df.s3aads.write`` and ``pd.read_s3aads`` on a pool of W workers;
+- s3aads-pandas: ``df.s3aads.write`` and ``pd.read_s3aads`` on a pool of W workers, on each
+  transport (obstore, the default, and boto3);
 - s3aads 2.x through its own API (sequential: a sample of rows is timed and scaled to N);
 - a plain boto3 ThreadPoolExecutor loop sharing one client (the best a boto3 client can do);
+- a plain obstore ThreadPoolExecutor loop sharing one store (the best obstore can do);
 - the limit N x latency / W.
 
 The S3 endpoint is moto's server in its own process (benchmarks/latency_server.py) with the
@@ -40,14 +42,15 @@ class Measure:
 
 
 class Requests:
-    """Counts requests sent by the clients it is attached to (retries included)."""
+    """Counts requests sent by the boto3 clients it is attached to (retries included), or the
+    requests of a store of this project (its request hooks), or those counted by hand."""
 
     def __init__(self, *clients: Any) -> None:
         self.count = 0
         for client in clients:
             client.meta.events.register("request-created.s3", self._count)
 
-    def _count(self, **kwargs: Any) -> None:
+    def _count(self, *args: Any, **kwargs: Any) -> None:
         self.count += 1
 
 
@@ -95,17 +98,20 @@ def run(rows: int, latency: float, workers: int, sample: int, payload: int) -> l
 
     from s3aads_pandas import Database, Table
 
-    db = Database("bench", max_workers=workers)
-    db.create()
     body = os.urandom(payload)
     frame = pd.DataFrame({"id": range(rows), "year": 2024, "data": [body] * rows})
     results: list[tuple[str, str, Measure]] = []
 
-    # this project
-    ours = Table("ours", db, ["id", "year"])
-    ours_counter = Requests(db.store.client)
-    results.append(("write", "s3aads-pandas", measure(ours_counter, lambda: frame.s3aads.write(ours, max_workers=workers, progress=False))))
-    results.append(("read", "s3aads-pandas", measure(ours_counter, lambda: pd.read_s3aads(ours, max_workers=workers, progress=False))))
+    # this project, on each transport
+    for transport in ("obstore", "boto3"):
+        db = Database("bench", max_workers=workers, transport=transport)
+        db.create()
+        ours = Table(f"ours-{transport}", db, ["id", "year"])
+        ours_counter = Requests()
+        db.store.hooks.append(ours_counter._count)
+        name = f"s3aads-pandas ({transport})"
+        results.append(("write", name, measure(ours_counter, lambda: frame.s3aads.write(ours, max_workers=workers, progress=False))))
+        results.append(("read", name, measure(ours_counter, lambda: pd.read_s3aads(ours, max_workers=workers, progress=False))))
 
     # plain boto3 loop, one shared client with a pool that fits the workers
     client = boto3.client("s3", config=Config(max_pool_connections=workers, retries={"mode": "standard"}))
@@ -127,6 +133,7 @@ def run(rows: int, latency: float, workers: int, sample: int, payload: int) -> l
 
     results.append(("write", "boto3 thread pool", measure(loop_counter, boto3_write)))
     results.append(("read", "boto3 thread pool", measure(loop_counter, boto3_read)))
+    results += obstore_loop(os.environ["AWS_ENDPOINT_URL"], rows, workers, body)
 
     # s3aads 2.x, sequential: time a sample and scale it to N rows
     theirs = s3aads.Table("theirs", database="bench", columns=["id", "year"])
@@ -143,6 +150,39 @@ def run(rows: int, latency: float, workers: int, sample: int, payload: int) -> l
     limit = Measure(rows * latency / workers, 0, rows)
     results += [("write", "limit N x L / W", limit), ("read", "limit N x L / W", limit)]
     return results
+
+
+def obstore_loop(url: str, rows: int, workers: int, body: bytes) -> list[tuple[str, str, Measure]]:
+    """The same writes and reads as a plain obstore loop: one store shared by a thread pool."""
+    import obstore
+    from obstore.store import S3Store
+
+    store = S3Store("bench", config={"endpoint": url, "region": "us-east-1", "access_key_id": "bench",
+                                     "secret_access_key": "bench"}, client_options={"allow_http": True})
+    counter = Requests()
+    keys = [f"obstore/{i}/2024" for i in range(rows)]
+
+    def put(key: str) -> None:
+        counter._count()
+        obstore.put(store, key, body)
+
+    def get(key: str) -> bytes:
+        counter._count()
+        return bytes(obstore.get(store, key).bytes())
+
+    def write() -> None:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(put, keys))
+
+    def read() -> None:
+        listed = []
+        for batch in obstore.list(store, "obstore/", chunk_size=1000):
+            counter._count()
+            listed += [obj["path"] for obj in batch]
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(get, listed))
+
+    return [("write", "obstore thread pool", measure(counter, write)), ("read", "obstore thread pool", measure(counter, read))]
 
 
 def table(results: list[tuple[str, str, Measure]], rows: int) -> str:

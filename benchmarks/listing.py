@@ -1,4 +1,5 @@
-"""A full listing of a table: boto3's sequential paginator against the listing engine.
+"""A full listing of a table: boto3's paginator and obstore's list, against the listing engine
+on each transport.
 
 ``python benchmarks/listing.py --keys 20000 --latency 0.1`` seeds a table of KEYS keys (ids x
 5 years x 4 months) into moto's server with LATENCY seconds added per request, then lists it
@@ -45,7 +46,8 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
     from s3aads_pandas import Database
     from s3aads_pandas.storage.listing import Lister
 
-    settings = {"endpoint_url": url, "region_name": "us-east-1", "max_workers": workers}
+    transport = how.partition("-")[2] or "boto3"
+    settings = {"endpoint_url": url, "region_name": "us-east-1", "max_workers": workers, "transport": transport}
     db = Database(BUCKET, **settings)
     client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
                           config=botocore.config.Config(max_pool_connections=workers))
@@ -76,6 +78,9 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
     if how == "paginator":
         paginator = client.get_paginator("list_objects_v2")
         listed = [obj["Key"] for page in paginator.paginate(Bucket=BUCKET, Prefix="t/") for obj in page.get("Contents", [])]
+    elif how == "obstore":
+        listed = [obj["path"] for batch in counted(lambda: obstore_pages(url))() for obj in batch]
+        state["calls"] = (len(listed) + 999) // 1000
     else:
         listed = [obj.key for obj in Lister(db.store, BUCKET, workers).objects("t/")]
     result = {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu, "keys": len(listed),
@@ -85,6 +90,25 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
     if memory:
         result["peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
     return result
+
+
+def obstore_pages(url: str) -> Any:
+    """obstore's own listing of the table, sequential, a page at a time."""
+    import obstore
+    from obstore.store import S3Store
+
+    store = S3Store(BUCKET, config={"endpoint": url, "region": "us-east-1", "access_key_id": "local",
+                                    "secret_access_key": "local"}, client_options={"allow_http": True})
+    return obstore.list(store, "t/", chunk_size=1000)
+
+
+#: What is compared: boto3's paginator, obstore's list, and the engine on each transport.
+WAYS = {
+    "paginator": "boto3 paginator (sequential)",
+    "obstore": "obstore list (sequential)",
+    "engine-boto3": "listing engine, boto3",
+    "engine-obstore": "listing engine, obstore",
+}
 
 
 def main() -> None:
@@ -107,7 +131,7 @@ def main() -> None:
     server, url = start_server(args.latency, "--seed", BUCKET, str(keys_file))
     try:
         rows = []
-        for how in ("paginator", "engine"):
+        for how in WAYS:
             runs = [json.loads(subprocess.run([sys.executable, __file__, "--workers", str(args.workers), "--one",
                                                how, url, memory], capture_output=True, text=True,
                                               check=True).stdout) for memory in ("0", "1")]
@@ -117,12 +141,13 @@ def main() -> None:
         server.wait(10)
     print(f"`python benchmarks/listing.py --keys {args.keys} --latency {args.latency} --workers {args.workers}`\n")
     print("| listing | keys | wall | LISTs | LISTs in flight | LISTs on the critical path | wall / latency "
-          "| client CPU | peak memory |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| client CPU | CPU per key | peak memory |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for how, run, peak in rows:
-        name = "boto3 paginator (sequential)" if how == "paginator" else f"listing engine ({args.workers} workers)"
+        name = WAYS[how] + (f" ({args.workers} workers)" if how.startswith("engine") else "")
         print(f"| {name} | {run['keys']:,} | {run['wall']:.1f} s | {run['lists']} | {run['in_flight']} "
-              f"| {run['critical']} | {run['wall'] / args.latency:.0f} | {run['cpu']:.2f} s | {peak:.1f} MB |")
+              f"| {run['critical']} | {run['wall'] / args.latency:.0f} | {run['cpu']:.2f} s "
+              f"| {1e6 * run['cpu'] / max(1, run['keys']):.1f} us | {peak:.1f} MB |")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Connection settings: the only place that makes boto3 sessions and clients.
+"""Connection settings: the only place that makes boto3 sessions and clients, and obstore stores.
 
 By default everything comes from boto3's own credential chain and environment (``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ``~/.aws/config``...). Settings can be given
@@ -9,16 +9,22 @@ first use, never at import, and one client is shared by all threads of a databas
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import urllib.parse
+from datetime import timedelta
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from s3aads_pandas.errors import InvalidArgumentError
+from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
+from s3aads_pandas.storage.adapter import ObjectStore
+from s3aads_pandas.storage.boto3_transport import NO_CREDENTIALS, Boto3Transport
+from s3aads_pandas.storage.obstore_transport import ObstoreTransport
 from s3aads_pandas.storage.redaction import install, remember
 from s3aads_pandas.storage.retry import RetryPolicy
+from s3aads_pandas.storage.transport import Transport
 
 #: Threads that transfer payloads in parallel; the client's connection pool is sized to match.
 DEFAULT_MAX_WORKERS = 16
@@ -34,6 +40,8 @@ _DEFAULT_CONFIG = Config(connect_timeout=DEFAULT_CONNECT_TIMEOUT, read_timeout=D
 #: botocore makes one attempt: this project's retry layer is the only one (see retry.py), so that
 #: attempts do not multiply and a conditional write knows which of its attempts lost an answer.
 _ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1})
+#: "auto" is obstore, except for a boto3 client handed over and under moto's in-process mock.
+TRANSPORTS = ("auto", "obstore", "boto3")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +57,11 @@ class ConnectionSettings:
     reading of its body (90 s): no new attempt starts after it, and a body still arriving then
     is abandoned. A request gets ``max_attempts`` attempts (10; ``retries`` in ``config`` sets it
     too), with jittered backoff, from this project's retry layer only.
+
+    ``transport`` chooses what sends object requests: ``"obstore"`` (Rust, a fraction of the
+    CPU), ``"boto3"`` (for S3-compatible stores that obstore does not serve), or ``"auto"``:
+    obstore, but boto3 for a ``client`` handed over (it is used as is) and inside
+    ``moto.mock_aws`` (only botocore's requests stay in the process there).
     """
 
     endpoint_url: str | None = None
@@ -65,6 +78,7 @@ class ConnectionSettings:
     read_timeout: float | None = None
     deadline: float = DEFAULT_DEADLINE
     max_attempts: int | None = None
+    transport: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_workers, int) or self.max_workers < 1:
@@ -88,6 +102,15 @@ class ConnectionSettings:
                 raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.client is not None and self.session is not None:
             raise InvalidArgumentError("pass either a boto3 client or a boto3 session, not both")
+        if self.transport not in TRANSPORTS:
+            raise InvalidArgumentError(
+                f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, got {self.transport!r}"
+            )
+        if self.transport == "obstore" and self.client is not None:
+            raise InvalidArgumentError(
+                "a boto3 client handed over is used as it is, by the boto3 transport: pass "
+                "transport='boto3', or a boto3 session instead of the client"
+            )
 
     def replace(self, **changes: Any) -> ConnectionSettings:
         """A copy with ``changes`` applied; unknown names are refused with the valid ones."""
@@ -125,12 +148,59 @@ class ConnectionSettings:
             attempts = int(retries["max_attempts"]) + 1
         return RetryPolicy(attempts=max(1, attempts or DEFAULT_MAX_ATTEMPTS), deadline=float(self.deadline))
 
+    def open_store(self) -> ObjectStore:
+        """An S3 adapter for these settings: its transport, pool size and retry policy."""
+        return ObjectStore(self.make_transport(), self.max_workers, self.retry_policy())
+
+    def chosen_transport(self) -> str:
+        """The transport these settings use: ``transport``, with ``"auto"`` decided."""
+        if self.transport != "auto":
+            return self.transport
+        return "boto3" if self.client is not None or _moto_mock_active() else "obstore"
+
+    def make_transport(self) -> Transport:
+        """The transport for these settings, with a new boto3 client (or the one handed over)."""
+        session = None if self.client is not None else self._session()
+        client = self.client if self.client is not None else self._new_client(session)
+        boto3_transport = Boto3Transport(self._registered(client))
+        if self.chosen_transport() == "boto3":
+            return boto3_transport
+        return ObstoreTransport(boto3_transport, lambda bucket: self._obstore_store(session, client, bucket))
+
+    def _obstore_store(self, session: boto3.session.Session, client: Any, bucket: str) -> Any:
+        """obstore's store for one bucket: the endpoint and region boto3 resolved, its credential
+        chain (profiles, SSO, roles, instance metadata), these timeouts, and no retries of its own."""
+        from obstore.auth.boto3 import Boto3CredentialProvider
+        from obstore.store import S3Store
+
+        try:
+            credentials = Boto3CredentialProvider(session)
+        except ValueError:  # boto3 found no credentials
+            raise AccessDeniedError(NO_CREDENTIALS) from None
+        endpoint = str(client.meta.endpoint_url)
+        config: dict[str, Any] = {"region": client.meta.region_name or "us-east-1"}
+        if not urllib.parse.urlsplit(endpoint).netloc.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+            config["endpoint"] = endpoint
+        botocore_config = self.botocore_config()
+        options = {
+            "allow_http": endpoint.startswith("http://"),
+            "connect_timeout": timedelta(seconds=botocore_config.connect_timeout),
+            "read_timeout": timedelta(seconds=botocore_config.read_timeout),
+            "timeout": timedelta(seconds=self.deadline),
+        }
+        return S3Store(bucket, config=config, client_options=options, credential_provider=credentials,
+                       retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=self.deadline)})
+
     def make_client(self) -> Any:
         """A new S3 client for these settings (or the client that was handed over).
 
         Its credentials are registered for redaction from every log line and message.
         """
-        client = self.client if self.client is not None else self._new_client()
+        return self._registered(self.client if self.client is not None else self._new_client(self._session()))
+
+    @staticmethod
+    def _registered(client: Any) -> Any:
+        """``client``, its credentials registered for redaction."""
         signer = getattr(client, "_request_signer", None)  # botocore keeps them only here
         credentials = getattr(signer, "_credentials", None)
         if credentials is not None:
@@ -139,14 +209,16 @@ class ConnectionSettings:
         install()
         return client
 
-    def _new_client(self) -> Any:
-        session = self.session or boto3.session.Session(
+    def _session(self) -> boto3.session.Session:
+        return self.session or boto3.session.Session(
             profile_name=self.profile_name,
             region_name=self.region_name,
             aws_access_key_id=self.aws_access_key_id,
             aws_secret_access_key=self.aws_secret_access_key,
             aws_session_token=self.aws_session_token,
         )
+
+    def _new_client(self, session: boto3.session.Session) -> Any:
         return session.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -171,6 +243,13 @@ def configure(settings: ConnectionSettings | None = None, **changes: Any) -> Con
         base = settings if settings is not None else _default_settings
         _default_settings = base.replace(**changes) if changes else base
         return _default_settings
+
+
+def _moto_mock_active() -> bool:
+    """Whether ``moto.mock_aws`` is on: its S3 answers botocore's requests only, in this process."""
+    models = sys.modules.get("moto.core.models")
+    stubber = getattr(models, "botocore_stubber", None)
+    return bool(getattr(stubber, "enabled", False))
 
 
 def default_settings() -> ConnectionSettings:

@@ -79,26 +79,26 @@ class _TableSpec:
         return cls(portable, table.database.name, table.name, tuple(table.codec.columns))
 
     def open(self) -> Table:
-        """The table on this worker, over the worker's client for these settings."""
-        settings = self.settings.replace(client=_worker_client(self.settings))
-        return Table(self.table, Database(self.database, settings), list(self.columns))
+        """The table on this worker, over the worker's store for these settings."""
+        return Table(self.table, _worker_database(self.settings, self.database), list(self.columns))
 
 
-_worker_clients: dict[bytes, Any] = {}
-_worker_clients_lock = threading.Lock()
+_worker_databases: dict[bytes, Database] = {}
+_worker_databases_lock = threading.Lock()
 
 
-def _worker_client(settings: ConnectionSettings) -> Any:
-    """One client per worker process and settings, shared by its tasks: making one costs ~0.2 s.
+def _worker_database(settings: ConnectionSettings, name: str) -> Database:
+    """One database (so one store) per worker process, settings and name, shared by its tasks:
+    making a store costs ~0.2 s.
 
     Keyed by the pickled settings, as each task brings its own copy and a botocore ``Config``
     compares by identity.
     """
-    key = pickle.dumps(settings)
-    with _worker_clients_lock:
-        if key not in _worker_clients:
-            _worker_clients[key] = settings.make_client()
-        return _worker_clients[key]
+    key = pickle.dumps((settings, name))
+    with _worker_databases_lock:
+        if key not in _worker_databases:
+            _worker_databases[key] = Database(name, settings)
+        return _worker_databases[key]
 
 
 @dataclasses.dataclass(frozen=True)

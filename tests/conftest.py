@@ -1,17 +1,19 @@
-"""Fixtures: every S3 test runs twice, in-process (moto.mock_aws) and over HTTP (LocalS3)."""
+"""Fixtures: every S3 test runs three times: in-process (moto.mock_aws, where only boto3 reaches
+moto), and over HTTP (LocalS3) on each transport, boto3 and obstore."""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from s3aads_pandas import ConnectionSettings, Database, configure
-from s3aads_pandas.local import LOCAL_CREDENTIALS, LocalS3
+from s3aads_pandas.local import LOCAL_CREDENTIALS, FaultPlan, LocalS3
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,13 +33,18 @@ def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def local_s3() -> Iterator[LocalS3]:
-    with LocalS3() as server:
+    """The HTTP endpoint, with a fault injector that injects nothing unless a test asks."""
+    with LocalS3(faults=FaultPlan(rate=0.0)) as server:
         yield server
 
 
-@pytest.fixture(params=["memory", "http"])
+@pytest.fixture(params=["memory", "boto3", "obstore"])
 def s3(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Point the process defaults at a fresh, empty S3; yields the endpoint URL (None in memory)."""
+    """Point the process defaults at a fresh, empty S3; yields the endpoint URL (None in memory).
+
+    ``memory`` is moto in-process (the boto3 transport); ``boto3`` and ``obstore`` are the
+    local endpoint over HTTP, through that transport.
+    """
     if request.param == "memory":
         with mock_aws():
             configure(ConnectionSettings())
@@ -45,7 +52,7 @@ def s3(request: pytest.FixtureRequest) -> Iterator[str]:
     else:
         server = request.getfixturevalue("local_s3")
         server.reset()
-        configure(ConnectionSettings(endpoint_url=server.endpoint_url))
+        configure(ConnectionSettings(endpoint_url=server.endpoint_url, transport=request.param))
         yield server.endpoint_url
     configure(ConnectionSettings())
 
@@ -76,18 +83,18 @@ def db(s3: str | None) -> Database:
 
 
 class RequestCounter:
-    """Counts S3 requests by operation name, retries included (botocore's request-created event),
-    and keeps the parameters of each API call (before-parameter-build)."""
+    """Counts S3 requests by operation name, retries included, and keeps the parameters of each
+    (the store's request hooks, called before every attempt on either transport)."""
 
     def __init__(self) -> None:
         self.operations: Counter[str] = Counter()
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
 
-    def on_request(self, operation_name: str | None = None, **kwargs: Any) -> None:
-        self.operations[operation_name or "?"] += 1
-
-    def on_call(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
-        self.calls.append((model.name, dict(params)))
+    def __call__(self, operation: str, params: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.operations[operation] += 1
+            self.calls.append((operation, dict(params)))
 
     def params(self, operation: str) -> list[dict[str, Any]]:
         return [params for name, params in self.calls if name == operation]
@@ -107,9 +114,7 @@ def count_requests() -> Any:
 
     def attach(database: Database) -> RequestCounter:
         counter = RequestCounter()
-        events = database.store.client.meta.events
-        events.register("request-created.s3", counter.on_request)
-        events.register("before-parameter-build.s3", counter.on_call)
+        database.store.hooks.append(counter)
         return counter
 
     return attach
@@ -120,12 +125,22 @@ class _FailedHttp:
 
 
 @pytest.fixture
-def fail_keys() -> Any:
-    """``fail_keys(database, "GetObject", {key, ...})``: those requests fail with a 500 InternalError.
+def fail_keys(s3: str | None, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """``fail_keys(database, "GetObject", {key, ...})``: those requests fail with a 500 InternalError,
+    on every attempt (a persistent fault, as for a bad key or object).
 
-    The failure is answered by a botocore before-call hook, so it works in memory and over HTTP
-    alike and happens on every attempt (a persistent fault, as for a bad key or object).
+    Over HTTP the local endpoint answers the 500 to every request of those keys; in memory a
+    botocore before-call hook answers it to the named operation.
     """
+    if s3 is not None:
+        plan = request.getfixturevalue("local_s3").faults.plan
+
+        def fail_on_the_wire(database: Database, operation: str, keys: set[str]) -> None:
+            plan.failing = frozenset(f"{database.name}/{key}" for key in keys)
+
+        yield fail_on_the_wire
+        plan.failing = frozenset()
+        return
 
     def attach(database: Database, operation: str, keys: set[str]) -> None:
         def mark(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
@@ -140,7 +155,7 @@ def fail_keys() -> Any:
             return None
 
         for store in [database.store, *database._wide_stores.values()]:
-            store.client.meta.events.register(f"before-parameter-build.s3.{operation}", mark)
-            store.client.meta.events.register(f"before-call.s3.{operation}", fail)
+            store.boto3_client.meta.events.register(f"before-parameter-build.s3.{operation}", mark)
+            store.boto3_client.meta.events.register(f"before-call.s3.{operation}", fail)
 
-    return attach
+    yield attach

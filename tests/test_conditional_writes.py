@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Any
@@ -13,6 +13,7 @@ import pytest
 
 from s3aads_pandas import (
     BulkOperationError,
+    ConnectionSettings,
     Database,
     FailedRowsWarning,
     RowChangedError,
@@ -39,11 +40,12 @@ def run_together(count: int, work: Any) -> None:
         thread.join()
 
 
-@pytest.fixture
-def shared(local_s3: LocalS3) -> Database:
-    """A database on the HTTP endpoint, where conditional writes are atomic as on S3."""
+@pytest.fixture(params=["boto3", "obstore"])
+def shared(local_s3: LocalS3, request: pytest.FixtureRequest) -> Database:
+    """A database on the HTTP endpoint, where conditional writes are atomic as on S3, through
+    each transport."""
     local_s3.reset()
-    db = Database("race", endpoint_url=local_s3.endpoint_url)
+    db = Database("race", endpoint_url=local_s3.endpoint_url, transport=request.param)
     db.create()
     return db
 
@@ -84,9 +86,9 @@ def test_writers_of_identical_bytes_have_exactly_one_winner(shared: Database) ->
     assert sorted(outcomes.values()) == ["exists"] * 15 + ["won"]
 
 
-def _insert_all(endpoint_url: str, ids: list[int]) -> list[int]:
+def _insert_all(settings: ConnectionSettings, ids: list[int]) -> list[int]:
     """In a process of its own: insert every id with overwrite=False; the ids this process won."""
-    table = Table("shared", Database("race", endpoint_url=endpoint_url), ["id"])
+    table = Table("shared", Database("race", settings), ["id"])
     won = []
     for id_ in ids:
         try:
@@ -101,7 +103,7 @@ def test_processes_inserting_the_same_keys_win_each_key_once(shared: Database) -
     Table("shared", shared, ["id"]).insert(b"", id="recorded")
     ids = list(range(60))
     with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
-        wins = list(pool.map(_insert_all, [shared.settings.endpoint_url] * 4, [ids] * 4))
+        wins = list(pool.map(_insert_all, [shared.settings] * 4, [ids] * 4))
     assert sorted(id_ for won in wins for id_ in won) == ids
 
 
@@ -131,18 +133,22 @@ def put_attempts(db: Database, key: str) -> list[int]:
     """A list that grows by one at each attempt of a PutObject request for ``key``."""
     attempts: list[int] = []
 
-    def count(params: dict[str, Any], **kwargs: Any) -> None:
-        if params.get("Key") == key:
+    def count(operation: str, params: Mapping[str, Any]) -> None:
+        if operation == "PutObject" and params.get("Key") == key:
             attempts.append(1)
 
-    db.store.client.meta.events.register("before-parameter-build.s3.PutObject", count)
+    db.store.hooks.append(count)
     return attempts
 
 
-def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds() -> None:
+TRANSPORTS = pytest.mark.parametrize("transport", ["boto3", "obstore"])
+
+
+@TRANSPORTS
+def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds(transport: str) -> None:
     # request 5 (the conditional PUT of t/1) takes effect, then its answer is lost
     for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, "drop-after"))):
-        db = Database("ambiguous", endpoint_url=server.endpoint_url)
+        db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
         db.create()  # request 1
         table = Table("t", db, ["id"])
         table.insert(b"first", id=0)  # requests 2 to 4: the column record (GET, PUT) and the row
@@ -154,22 +160,23 @@ def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds() -> None
             table.insert(b"someone else", overwrite=False, id=1)
 
 
-def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours() -> None:
+@TRANSPORTS
+def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: str) -> None:
     # request 5 (our conditional PUT of t/1) is dropped before S3 sees it; before our retry,
     # another writer stores the very same bytes: the retry's 412 is a conflict
     for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, "drop-before"))):
-        db = Database("ambiguous", endpoint_url=server.endpoint_url)
+        db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
         db.create()
         table = Table("t", db, ["id"])
         table.insert(b"first", id=0)
         other = Table("t", Database("ambiguous", endpoint_url=server.endpoint_url), ["id"])
         attempts = put_attempts(db, "t/1")
 
-        def other_writer_first(params: dict[str, Any], **kwargs: Any) -> None:
-            if params.get("Key") == "t/1" and len(attempts) == 2:
+        def other_writer_first(operation: str, params: Mapping[str, Any]) -> None:
+            if operation == "PutObject" and params.get("Key") == "t/1" and len(attempts) == 2:
                 other.insert(b"same", overwrite=False, id=1)
 
-        db.store.client.meta.events.register("before-parameter-build.s3.PutObject", other_writer_first)
+        db.store.hooks.append(other_writer_first)
         with pytest.raises(RowExistsError):
             table.insert(b"same", overwrite=False, id=1)
         assert server.faults.injected["drop-before"] == 1 and len(attempts) == 2

@@ -65,8 +65,8 @@ def test_aws_profile_from_the_config_file(local_s3: LocalS3, monkeypatch: pytest
     for name in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)  # the environment would win over the profile
     db = Database("from-profile")
-    assert db.store.client.meta.region_name == "eu-west-1"
-    assert db.store.client._request_signer._credentials.access_key == "profile-key"
+    assert db.store.boto3_client.meta.region_name == "eu-west-1"
+    assert db.store.boto3_client._request_signer._credentials.access_key == "profile-key"
     db.create()
     assert "from-profile" in Database.list_databases()
 
@@ -87,13 +87,13 @@ def test_explicit_settings_per_database_override_the_defaults(local_s3: LocalS3)
 def test_ready_session_and_client_are_used() -> None:
     session = boto3.session.Session(region_name="eu-west-1")
     db = Database("with-session", session=session)
-    assert db.store.client.meta.region_name == "eu-west-1"
+    assert db.store.boto3_client.meta.region_name == "eu-west-1"
     db.create()
-    location = db.store.client.get_bucket_location(Bucket="with-session")["LocationConstraint"]
+    location = db.store.boto3_client.get_bucket_location(Bucket="with-session")["LocationConstraint"]
     assert location == "eu-west-1"
     client = boto3.client("s3", region_name="us-east-1")
     other = Database("with-client", client=client)
-    assert other.store.client is client
+    assert other.store.boto3_client is client
     other.create()
     Table("t", other, ["id"]).insert(b"x", id=1)
     assert client.get_object(Bucket="with-client", Key="t/1")["Body"].read() == b"x"
@@ -118,7 +118,7 @@ def test_one_retry_layer_timeouts_and_a_pool_as_large_as_the_workers() -> None:
 @mock_aws
 def test_client_uses_the_configured_botocore_config() -> None:
     db = Database("configured", config=Config(read_timeout=11), max_workers=24)
-    client_config = db.store.client.meta.config
+    client_config = db.store.boto3_client.meta.config
     assert client_config.read_timeout == 11
     assert client_config.max_pool_connections == 24
     assert client_config.retries["total_max_attempts"] == 1

@@ -148,23 +148,24 @@ def test_explicit_credentials_are_refused_before_any_request(client: Client, db:
     assert counter.total == 0
 
 
-def test_tasks_on_a_worker_share_one_client(client: Client, db: Database) -> None:
+def test_tasks_on_a_worker_share_one_store(client: Client, db: Database) -> None:
     events(60).s3aads.write(Table("events", db, ["kind", "id"]))
     # a botocore Config compares by identity, and each task unpickles its own copy of it
     configured = Database("dask-db", endpoint_url=db.settings.endpoint_url,
                           config=Config(s3={"addressing_style": "path"}))
     ddf = read_s3aads(Table("events", configured, ["kind", "id"]), partition_on="id")
 
-    def clients_made() -> int:
-        return sum(client.run(lambda: len(dask_module._worker_clients)).values())
+    def stores_made() -> int:
+        opened = lambda: sum(d._store is not None for d in dask_module._worker_databases.values())  # noqa: E731
+        return sum(client.run(opened).values())
 
-    before = clients_made()
+    before = stores_made()
     assert ddf.npartitions == 60 and len(ddf.compute()) == 60
-    assert 1 <= clients_made() - before <= len(client.scheduler_info()["workers"])  # not one per task
+    assert 1 <= stores_made() - before <= len(client.scheduler_info()["workers"])  # not one per task
 
 
 def _object_size(db: Database, table: str) -> int:
-    listed = db.store.client.list_objects_v2(Bucket=db.name, Prefix=f"{table}/")["Contents"]
+    listed = db.store.boto3_client.list_objects_v2(Bucket=db.name, Prefix=f"{table}/")["Contents"]
     return min(obj["Size"] for obj in listed)
 
 
@@ -216,8 +217,7 @@ def test_many_values_are_read_in_runs_of_keys(db: Database, count_requests, monk
     events(40).s3aads.write(table)  # 40 ids, one row each
     ddf = read_s3aads(table)
     assert ddf.npartitions == 4
-    tasks_client = dask_module._worker_client(dask_module._TableSpec.of(table).settings)
-    counter = count_requests(Database(db.name, db.settings.replace(client=tasks_client)))
+    counter = count_requests(dask_module._worker_database(dask_module._TableSpec.of(table).settings, db.name))
     back = ddf.compute(scheduler="sync")
     assert dict(counter.operations) == {"ListObjectsV2": 4, "GetObject": 40}  # a listing per run, not per id
     assert [p["MaxKeys"] for p in counter.params("ListObjectsV2")] == [11] * 4  # its 10 keys and the next

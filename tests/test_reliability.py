@@ -35,8 +35,12 @@ def payload(i: int) -> bytes:
     return f"row {i}: ".encode() + bytes(range(256)) * 4
 
 
-def test_bulk_write_and_read_back_under_faults_lose_nothing(flaky: LocalS3) -> None:
-    db = Database("faults", endpoint_url=flaky.endpoint_url)
+TRANSPORTS = pytest.mark.parametrize("transport", ["boto3", "obstore"])
+
+
+@TRANSPORTS
+def test_bulk_write_and_read_back_under_faults_lose_nothing(flaky: LocalS3, transport: str) -> None:
+    db = Database("faults", endpoint_url=flaky.endpoint_url, transport=transport)
     db.create()
     table = Table("rows", db, ["id"])
     frame = pd.DataFrame({"id": range(2000), "data": [payload(i) for i in range(2000)]})
@@ -50,9 +54,10 @@ def test_bulk_write_and_read_back_under_faults_lose_nothing(flaky: LocalS3) -> N
     assert db.store.retrier.retries > 0
 
 
-def test_a_persistently_failing_key_is_reported_exactly() -> None:
+@TRANSPORTS
+def test_a_persistently_failing_key_is_reported_exactly(transport: str) -> None:
     for server in faulty(FaultPlan(rate=0, failing=frozenset({"faults/rows/17"}))):
-        db = Database("faults", endpoint_url=server.endpoint_url)
+        db = Database("faults", endpoint_url=server.endpoint_url, transport=transport)
         db.create()
         table = Table("rows", db, ["id"])
         frame = pd.DataFrame({"id": range(40), "data": [payload(i) for i in range(40)]})
@@ -80,21 +85,22 @@ def test_compare_and_swap_update(db: Database) -> None:
     assert table.select_with_etag(name="nothing") is None
 
 
-def test_interrupting_a_bulk_write_leaves_only_whole_objects(local_s3: LocalS3) -> None:
+@TRANSPORTS
+def test_interrupting_a_bulk_write_leaves_only_whole_objects(local_s3: LocalS3, transport: str) -> None:
     local_s3.reset()
-    db = Database("interrupted", endpoint_url=local_s3.endpoint_url)
+    db = Database("interrupted", endpoint_url=local_s3.endpoint_url, transport=transport)
     db.create()
     table = Table("big", db, ["id"])
     table.insert(b"", id="first")
     body = {i: payload(i) * 64 for i in range(400)}  # 64 KiB each
     sent = []
 
-    def interrupt_after_some(**kwargs) -> None:
+    def interrupt_after_some(operation: str, params: object) -> None:
         sent.append(1)
         if len(sent) == 40:
             _thread.interrupt_main()
 
-    db.store.client.meta.events.register("after-call.s3.PutObject", interrupt_after_some)
+    db.store.hooks.append(interrupt_after_some)
     frame = pd.DataFrame({"id": list(body), "data": list(body.values())})
     with pytest.raises(KeyboardInterrupt):
         frame.s3aads.write(table, progress=False)
@@ -125,7 +131,7 @@ def test_a_failed_bulk_delete_tries_every_batch_and_names_every_row(db: Database
         if len(calls) == 1:
             parsed["Errors"] = [{"Key": key, "Code": "InternalError", "Message": "try again"} for key in keys[:2]]
 
-    events = db.store.client.meta.events
+    events = db.store.boto3_client.meta.events
     events.register("before-call.s3.DeleteObjects", deny_after_the_first)
     events.register("after-call.s3.DeleteObjects", two_keys_refused)
     with pytest.raises(BulkOperationError) as info:

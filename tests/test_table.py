@@ -60,7 +60,7 @@ def test_insert_passes_s3_parameters_through(table: Table) -> None:
         metadata={"ContentType": "application/json", "Metadata": {"source": "test"}},
         id=1, year=2020, month="01", day="01",
     )
-    head = table.database.store.client.head_object(Bucket="s3aads-test", Key="daily-data/1/2020/01/01")
+    head = table.database.store.boto3_client.head_object(Bucket="s3aads-test", Key="daily-data/1/2020/01/01")
     assert head["ContentType"] == "application/json"
     assert head["Metadata"] == {"source": "test"}
 

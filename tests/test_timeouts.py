@@ -95,36 +95,42 @@ def no_etag() -> Iterator[StallingServer]:
     yield from serve(respond)
 
 
-def select_from(server: StallingServer, **settings: float) -> tuple[S3RequestError, float]:
-    table = Table("t", Database("stalled", endpoint_url=server.url, **settings), ["id"])
+@pytest.fixture(params=["boto3", "obstore"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def select_from(server: StallingServer, transport: str, **settings: float) -> tuple[S3RequestError, float]:
+    database = Database("stalled", endpoint_url=server.url, transport=transport, **settings)
+    table = Table("t", database, ["id"])
     started = time.monotonic()
     with pytest.raises(S3RequestError) as info:
         table.select(id=1)
     return info.value, time.monotonic() - started
 
 
-def test_a_silent_server_fails_after_the_attempts_naming_the_key(silent: StallingServer) -> None:
-    error, elapsed = select_from(silent, read_timeout=1)
+def test_a_silent_server_fails_after_the_attempts_naming_the_key(silent: StallingServer, transport: str) -> None:
+    error, elapsed = select_from(silent, transport, read_timeout=1)
     assert elapsed < 25  # 10 attempts of 1 s and their backoff
     assert silent.connections == 10  # one retry layer: botocore's attempts do not multiply ours
     assert "s3://stalled/t/1" in str(error) and "gave up after 10 attempts" in str(error)
     assert error.answer_lost
 
 
-def test_the_deadline_bounds_every_attempt_together(silent: StallingServer) -> None:
-    error, elapsed = select_from(silent, read_timeout=1, deadline=2.5)
+def test_the_deadline_bounds_every_attempt_together(silent: StallingServer, transport: str) -> None:
+    error, elapsed = select_from(silent, transport, read_timeout=1, deadline=2.5)
     assert elapsed < 4.5 and silent.connections < 10
     assert "at its deadline of 2.5 s" in str(error) and "s3://stalled/t/1" in str(error)
 
 
-def test_a_trickling_body_is_given_up_at_the_deadline(trickling: StallingServer) -> None:
-    error, elapsed = select_from(trickling, read_timeout=1, deadline=2)
+def test_a_trickling_body_is_given_up_at_the_deadline(trickling: StallingServer, transport: str) -> None:
+    error, elapsed = select_from(trickling, transport, read_timeout=1, deadline=2)
     assert elapsed < 4  # each byte arrives within the read timeout: only the deadline stops it
     assert "still arriving at the request's deadline" in str(error) and "s3://stalled/t/1" in str(error)
 
 
-def test_an_answer_without_etag_is_a_retried_request_error(no_etag: StallingServer) -> None:
-    error, _ = select_from(no_etag, max_attempts=3)
+def test_an_answer_without_etag_is_a_retried_request_error(no_etag: StallingServer, transport: str) -> None:
+    error, _ = select_from(no_etag, transport, max_attempts=3)
     assert "without an ETag header" in str(error) and "s3://stalled/t/1" in str(error)
     assert no_etag.connections == 3
 

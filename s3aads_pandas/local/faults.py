@@ -59,7 +59,7 @@ class FaultInjector:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/moto-api"):
             return None
-        if path.lstrip("/") in self.plan.failing:
+        if path.encode("latin-1").decode("utf-8", "replace").lstrip("/") in self.plan.failing:  # PEP 3333
             return "internal"
         with self._lock:
             if self._script:

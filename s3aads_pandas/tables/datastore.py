@@ -37,11 +37,6 @@ from s3aads_pandas.tables.rows import Row, matching_rows, objects_under
 
 logger = logging.getLogger(__name__)
 
-def open_store(settings: ConnectionSettings) -> ObjectStore:
-    """An S3 adapter over a new client for ``settings``, with their pool size and retry policy."""
-    return ObjectStore(settings.make_client(), settings.max_workers, settings.retry_policy())
-
-
 class Database:
     """An S3 bucket. Nothing talks to S3 until a method that needs it is called.
 
@@ -68,7 +63,7 @@ class Database:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = open_store(self.settings)
+                    self._store = self.settings.open_store()
         return self._store
 
     def store_for(self, workers: int) -> tuple[ObjectStore, int]:
@@ -86,7 +81,7 @@ class Database:
         with self._lock:
             if workers not in self._wide_stores:
                 wider = self.settings.replace(max_workers=workers)
-                self._wide_stores[workers] = open_store(wider)
+                self._wide_stores[workers] = wider.open_store()
             return self._wide_stores[workers], workers
 
     @classmethod
@@ -94,7 +89,7 @@ class Database:
         """Names of all buckets the credentials can see."""
         base = settings if settings is not None else default_settings()
         chosen = base.replace(**connection) if connection else base
-        return open_store(chosen).list_buckets()
+        return chosen.open_store().list_buckets()
 
     def create(self) -> bool:
         """Create the bucket; False (and nothing happens) when this account already has it."""

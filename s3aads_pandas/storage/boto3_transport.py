@@ -1,0 +1,244 @@
+"""The boto3 transport: one attempt per call on a boto3 S3 client, botocore's errors made ours.
+
+It serves every S3-compatible store that boto3 does, the in-process ``moto.mock_aws``, a client
+handed over by the caller, and what obstore cannot express (see
+:mod:`s3aads_pandas.storage.obstore_transport`). Thread-safe, as boto3 clients are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+from botocore.exceptions import ConnectionError as CouldNotConnectError
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError, S3RequestError
+from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
+from s3aads_pandas.storage.integrity import CHECKSUMS, check_body
+from s3aads_pandas.storage.redaction import redact
+from s3aads_pandas.storage.transport import (
+    PAGE_SIZE,
+    Fetched,
+    Head,
+    Listed,
+    ListedPage,
+    RequestHook,
+)
+
+#: Failures where the same request may succeed if sent again.
+_TRANSIENT_ERRORS = (HTTPClientError, IncompleteReadError, ResponseStreamingError, FlexibleChecksumError)
+#: Failures after the request was sent and before its answer came: it may have taken effect.
+_ANSWER_LOST_ERRORS = (ReadTimeoutError, ConnectionClosedError)
+#: How much of a body one read takes, between two checks of the request's deadline.
+_READ_CHUNK = 1 << 20
+
+NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY, or pass a boto3 session")
+
+
+class Boto3Transport:
+    """Calls on one boto3 S3 client."""
+
+    def __init__(self, client: Any, hooks: list[RequestHook] | None = None) -> None:
+        self.client = client
+        self.hooks = hooks if hooks is not None else []
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.client.meta.endpoint_url)
+
+    def _call(self, operation: str, bucket: str | None = None, key: str | None = None, **params: Any) -> Any:
+        """One API call, announced to the hooks, its errors translated."""
+        if bucket is not None:
+            params["Bucket"] = bucket
+        if key is not None:
+            params["Key"] = key
+        for hook in self.hooks:
+            hook(operation, params)
+        method = getattr(self.client, _SNAKE[operation])
+        with self.errors(bucket, key):
+            return method(**params)
+
+    @contextlib.contextmanager
+    def errors(self, bucket: str | None = None, key: str | None = None) -> Iterator[None]:
+        """Translate botocore's exceptions into the project's, naming what was asked for."""
+        about = where(bucket, key)
+        try:
+            yield
+        except ClientError as error:
+            info = error.response.get("Error", {})
+            code = str(info.get("Code", "Unknown"))
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            raise answered_error(code, status, info.get("Message") or code, bucket, about, self.endpoint) from None
+        except NoCredentialsError:
+            raise AccessDeniedError(NO_CREDENTIALS) from None
+        except ParamValidationError as error:
+            raise InvalidArgumentError(f"invalid S3 parameters for {about}: {redact(str(error))}") from None
+        except CouldNotConnectError as error:  # the request never reached S3
+            raise unanswered_error(about, str(error), connected=False, sent=False, endpoint=self.endpoint) from None
+        except _ANSWER_LOST_ERRORS as error:
+            raise unanswered_error(about, str(error), connected=True, sent=True, endpoint=self.endpoint) from None
+        except _TRANSIENT_ERRORS as error:
+            raise unanswered_error(about, str(error), connected=True, sent=False, endpoint=self.endpoint) from None
+        except BotoCoreError as error:
+            raise S3RequestError(f"request to {about} failed: {redact(str(error))}") from None
+
+    # -- listing -------------------------------------------------------------------------------
+
+    def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                  max_keys: int, delimiter: str | None) -> ListedPage:
+        page = self._list(bucket, prefix, start_after, token, max_keys, delimiter)
+        return ListedPage(
+            [Listed(obj["Key"], obj.get("Size", 0)) for obj in page.get("Contents", ())],
+            [entry["Prefix"] for entry in page.get("CommonPrefixes", ())],
+            _next_token(page),
+        )
+
+    def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                     max_keys: int) -> tuple[list[dict[str, Any]], str | None]:
+        page = self._list(bucket, prefix, start_after, token, max_keys, None)
+        return page.get("Contents", []), _next_token(page)
+
+    def _list(self, bucket: str, prefix: str, start_after: str | None, token: str | None, max_keys: int,
+              delimiter: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": min(max_keys, PAGE_SIZE)}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        if token:
+            params["ContinuationToken"] = token
+        elif start_after:
+            params["StartAfter"] = start_after
+        return self._call("ListObjectsV2", bucket, **params)  # type: ignore[no-any-return]
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched:
+        about = where(bucket, key)
+        params = {"Range": byte_range} if byte_range else {}
+        response = self._call("GetObject", bucket, key, **params)
+        with self.errors(bucket, key):
+            body = _read_body(response, about, deadline)
+        etag = str(response.get("ETag") or "")
+        if not etag:
+            raise S3RequestError(f"S3 answered the GET of {about} without an ETag header", retryable=True)
+        content_range = response.get("ContentRange")
+        if content_range:
+            size = str(content_range).rpartition("/")[2]
+            return Fetched(body, etag, int(size) if size.isdigit() else len(body))
+        encrypted = bool(response.get("SSECustomerAlgorithm")) or response.get("ServerSideEncryption") == "aws:kms"
+        check_body(body, etag, about, {name: str(response.get(name) or "") for name in CHECKSUMS}, encrypted)
+        return Fetched(body, etag, len(body))
+
+    def head(self, bucket: str, key: str) -> Head:
+        response = self._call("HeadObject", bucket, key)
+        return Head(str(response.get("ETag", "")), int(response.get("ContentLength", 0)),
+                    dict(response.get("Metadata", {})))
+
+    def encrypted(self, bucket: str, key: str) -> bool:
+        """Whether the object is encrypted with a KMS or customer key (its ETag is then no MD5)."""
+        response = self._call("HeadObject", bucket, key)
+        return bool(response.get("SSECustomerAlgorithm")) or response.get("ServerSideEncryption") == "aws:kms"
+
+    def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
+            condition: Mapping[str, str]) -> dict[str, Any]:
+        response = self._call("PutObject", bucket, key, Body=body, **params, **condition)
+        return _written(response)
+
+    def delete(self, bucket: str, key: str) -> None:
+        self._call("DeleteObject", bucket, key)
+
+    def delete_batch(self, bucket: str, keys: Sequence[str]) -> dict[str, str]:
+        request = {"Objects": [{"Key": key} for key in keys], "Quiet": True}
+        response = self._call("DeleteObjects", bucket, Delete=request)
+        return {
+            error["Key"]: f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+            for error in response.get("Errors", [])
+        }
+
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
+             params: Mapping[str, Any]) -> dict[str, Any]:
+        source = {"Bucket": source_bucket, "Key": source_key}
+        response = self._call("CopyObject", bucket, key, CopySource=source, **params)
+        return _written(response.get("CopyObjectResult", {}) | {"VersionId": response.get("VersionId")})
+
+    # -- buckets -------------------------------------------------------------------------------
+
+    def list_buckets(self) -> list[str]:
+        return [bucket["Name"] for bucket in self._call("ListBuckets").get("Buckets", [])]
+
+    def head_bucket(self, bucket: str) -> None:
+        self._call("HeadBucket", bucket)
+
+    def create_bucket(self, bucket: str) -> None:
+        params: dict[str, Any] = {}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        self._call("CreateBucket", bucket, **params)
+
+    def put_parameters(self) -> frozenset[str]:
+        return frozenset(self.client.meta.service_model.operation_model("PutObject").input_shape.members)
+
+
+_SNAKE = {
+    "ListObjectsV2": "list_objects_v2", "GetObject": "get_object", "HeadObject": "head_object",
+    "PutObject": "put_object", "DeleteObject": "delete_object", "DeleteObjects": "delete_objects",
+    "CopyObject": "copy_object", "ListBuckets": "list_buckets", "HeadBucket": "head_bucket",
+    "CreateBucket": "create_bucket",
+}
+
+
+def _next_token(page: Mapping[str, Any]) -> str | None:
+    return page.get("NextContinuationToken") if page.get("IsTruncated") else None
+
+
+def _written(response: Mapping[str, Any]) -> dict[str, Any]:
+    """What a write returns on every transport: the new ETag, and the version when versioned."""
+    return {name: response[name] for name in ("ETag", "VersionId") if response.get(name)}
+
+
+def _read_body(response: Mapping[str, Any], about: str, deadline: float) -> bytes:
+    """The whole body of a GET, given up when it is still arriving at ``deadline`` (monotonic).
+
+    A read timeout only bounds the wait for each piece, so a body that trickles in could take
+    forever; reading what has arrived, piece by piece, lets the deadline be checked in between.
+    """
+    stream = response["Body"]
+    read1 = getattr(getattr(stream, "_raw_stream", None), "read1", None)
+    if read1 is None:  # not urllib3's response: nothing to read piece by piece
+        return bytes(stream.read())
+    parts = []
+    try:
+        while chunk := read1(_READ_CHUNK):
+            parts.append(chunk)
+            if time.monotonic() > deadline:
+                stream.close()
+                raise S3RequestError(
+                    f"the body of {about} was still arriving at the request's deadline "
+                    f"({sum(map(len, parts))} bytes read); raise the deadline setting for slow links",
+                    retryable=True,
+                )
+    except Urllib3Error as error:
+        raise S3RequestError(f"reading the body of {about} failed: {redact(str(error))}", retryable=True) from None
+    body = b"".join(parts)
+    expected = response.get("ContentLength")
+    if expected is not None and len(body) != int(expected):
+        raise S3RequestError(
+            f"the body of {about} arrived incomplete ({len(body)} of {expected} bytes)", retryable=True
+        )
+    return body

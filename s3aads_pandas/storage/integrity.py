@@ -1,0 +1,37 @@
+"""The check of a GET's body against what S3 says it is: its checksums, or its MD5 ETag."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from collections.abc import Callable, Mapping
+
+from s3aads_pandas.errors import S3RequestError
+
+#: The whole-object checksums S3 may return, and how to compute them (base64 of the digest).
+CHECKSUMS: dict[str, Callable[[bytes], bytes]] = {
+    "ChecksumCRC32": lambda body: zlib.crc32(body).to_bytes(4, "big"),
+    "ChecksumSHA1": lambda body: hashlib.sha1(body, usedforsecurity=False).digest(),
+    "ChecksumSHA256": lambda body: hashlib.sha256(body).digest(),
+}
+
+
+def check_body(body: bytes, etag: str, where: str, checksums: Mapping[str, str] | None = None,
+               encrypted: bool = False) -> None:
+    """Refuse a whole body that differs from a checksum S3 returned, or from a plain ETag.
+
+    A single-part object that is not KMS- or customer-key-encrypted has its MD5 as ETag, which
+    catches what the checksums (when S3 sends any) do not.
+    """
+    corrupted = S3RequestError(
+        f"the body of {where} arrived corrupted (it differs from the checksum S3 sent)", retryable=True
+    )
+    for field, expected in (checksums or {}).items():
+        if expected and "-" not in expected and base64.b64encode(CHECKSUMS[field](body)).decode() != expected:
+            raise corrupted
+    plain = etag.strip('"')
+    if len(plain) != 32 or "-" in plain or encrypted:
+        return
+    if hashlib.md5(body, usedforsecurity=False).hexdigest() != plain:
+        raise corrupted

@@ -1,0 +1,325 @@
+"""The obstore transport: LIST, GET, HEAD, PUT and DELETE through obstore (Rust's object_store).
+
+obstore releases the GIL and spends a fraction of botocore's CPU per request. What it cannot
+express goes through the boto3 transport it holds, so every key and parameter keeps working:
+
+- keys that obstore's paths refuse or rewrite: an empty segment (``t//1``), a ``.`` or ``..``
+  segment, a control character, a leading or trailing ``/``;
+- a listing page that holds such a key (obstore fails the whole page): that page is listed
+  again with boto3, and the listing goes on there;
+- listings obstore has no words for: a Delimiter, fewer than 1,000 keys a page, a prefix that
+  ends inside a segment, and the full S3 fields of :meth:`list_details`;
+- PutObject parameters other than the content headers and user metadata (SSE, storage class,
+  tagging, ACL...), DeleteObjects (which names each key not deleted), CopyObject and buckets.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import obstore
+from obstore.exceptions import (
+    AlreadyExistsError,
+    InvalidPathError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionError,
+    UnauthenticatedError,
+)
+
+from s3aads_pandas.errors import AccessDeniedError, S3RequestError
+from s3aads_pandas.storage.boto3_transport import Boto3Transport
+from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
+from s3aads_pandas.storage.integrity import check_body
+from s3aads_pandas.storage.transport import PAGE_SIZE, Fetched, Head, Listed, ListedPage
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+#: PutObject parameters that obstore sends, as the attribute names it takes.
+_ATTRIBUTES = {
+    "ContentType": "Content-Type",
+    "CacheControl": "Cache-Control",
+    "ContentDisposition": "Content-Disposition",
+    "ContentEncoding": "Content-Encoding",
+    "ContentLanguage": "Content-Language",
+}
+#: Continuation tokens of obstore pages carry the last key listed; boto3's are S3's own.
+_TOKEN = "obstore:"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_STATUS = re.compile(r"status code: (\d{3})")
+_CODE = re.compile(r"<Code>([^<]+)</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+#: How early before the deadline a lost answer counts as obstore's timeout at the deadline.
+_DEADLINE_SLACK = 0.1
+
+
+class _Inexpressible(Exception):
+    """obstore cannot make this request as asked: the boto3 transport makes it."""
+
+
+def expressible(key: str) -> bool:
+    """Whether obstore addresses exactly ``key``: its paths refuse or rewrite the others."""
+    if not key or key.startswith("/") or key.endswith("/") or _CONTROL.search(key):
+        return False
+    return all(segment not in {"", ".", ".."} for segment in key.split("/"))
+
+
+class ObstoreTransport:
+    """Calls through one obstore ``S3Store`` per bucket, made on first use."""
+
+    def __init__(self, fallback: Boto3Transport, make_store: Callable[[str], Any]) -> None:
+        self.fallback = fallback
+        self.hooks = fallback.hooks
+        self._make_store = make_store
+        self._stores: dict[str, Any] = {}
+        self._opaque_etags: set[str] = set()  # buckets whose ETags are not MD5s (SSE-KMS, SSE-C)
+        self._lock = threading.Lock()
+        self._warned = False
+
+    @property
+    def endpoint(self) -> str:
+        return self.fallback.endpoint
+
+    def _store(self, bucket: str) -> Any:
+        with self._lock:
+            if bucket not in self._stores:
+                self._stores[bucket] = self._make_store(bucket)
+            return self._stores[bucket]
+
+    def _call(self, operation: str, bucket: str, key: str | None, params: dict[str, Any],
+              call: Callable[[Any], Any]) -> Any:
+        """One obstore call, announced to the hooks as the S3 request it sends, errors made ours."""
+        params = {"Bucket": bucket, **({"Key": key} if key is not None else {}), **params}
+        for hook in self.hooks:
+            hook(operation, params)
+        try:
+            return call(self._store(bucket))
+        except InvalidPathError as error:
+            raise _Inexpressible(str(error)) from None
+        except (AlreadyExistsError, PreconditionError) as error:
+            code = "NoSuchKey" if _status(error) == 404 else "PreconditionFailed"
+            raise S3RequestError(f"S3 refused the conditional write of {where(bucket, key)}: {code}",
+                                 code=code) from None
+        except (PermissionDeniedError, UnauthenticatedError) as error:
+            raise AccessDeniedError(f"S3 denied access to {where(bucket, key)}: {_code(error) or error}") from None
+        except NotFoundError as error:
+            code = _code(error) or "NoSuchKey"
+            raise answered_error(code, 404, _message(error), bucket, where(bucket, key), self.endpoint) from None
+        except ValueError as error:  # a path obstore refused before sending anything
+            raise _Inexpressible(str(error)) from None
+        except Exception as error:  # obstore's GenericError and the like: S3's answer, or none
+            raise self._failure(error, bucket, key) from None
+
+    def _failure(self, error: Exception, bucket: str, key: str | None) -> Exception:
+        about = where(bucket, key)
+        status = _status(error)
+        if status:
+            code = _code(error) or str(status)
+            return answered_error(code, status, _message(error), bucket, about, self.endpoint)
+        text = str(error)
+        lowered = text.lower()
+        if "non-partial response" in lowered:  # the store ignored the Range (moto does, for an empty object)
+            return _Inexpressible("a ranged GET answered in full")
+        if "credential" in lowered and ("missing" in lowered or "not found" in lowered or "none" in lowered):
+            return AccessDeniedError(f"no usable AWS credentials for {about}: {text.splitlines()[0]}")
+        connected = not any(word in lowered for word in ("connect", "dns error", "refused"))
+        return unanswered_error(about, text.splitlines()[0], connected=connected, sent=connected,
+                                endpoint=self.endpoint)
+
+    def _fell_back(self, what: str, reason: str) -> None:
+        """Say once, at INFO, that a request went through boto3 because obstore could not make it."""
+        level = logging.DEBUG if self._warned else logging.INFO
+        self._warned = True
+        logger.log(level, "%s went through boto3: obstore cannot express it (%s)", what, reason.splitlines()[0])
+
+    # -- listing -------------------------------------------------------------------------------
+
+    def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                  max_keys: int, delimiter: str | None) -> ListedPage:
+        native = (delimiter is None and max_keys >= PAGE_SIZE and (not prefix or prefix.endswith("/"))
+                  and (token is None or token.startswith(_TOKEN)))
+        if not native:
+            return self.fallback.list_page(bucket, prefix, start_after, token, max_keys, delimiter)
+        offset = token[len(_TOKEN):] if token else start_after
+        if offset is not None and not offset.startswith(prefix):  # before every key of the prefix, or after
+            if offset > prefix:
+                return ListedPage([], [], None)
+            offset = None
+        try:
+            return self._list_page(bucket, prefix, offset)
+        except _Inexpressible as error:
+            self._fell_back(f"a listing page of s3://{bucket}/{prefix}", str(error))
+            return self.fallback.list_page(bucket, prefix, offset, None, max_keys, None)
+
+    def _list_page(self, bucket: str, prefix: str, offset: str | None) -> ListedPage:
+        if offset is not None and not expressible(offset):
+            raise _Inexpressible(f"the key {offset!r}")
+        params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": PAGE_SIZE, **({"StartAfter": offset} if offset else {})}
+
+        def first_page(store: Any) -> list[dict[str, Any]]:
+            stream = obstore.list(store, prefix or None, offset=offset, chunk_size=PAGE_SIZE)
+            return next(iter(stream), [])
+
+        objects = self._call("ListObjectsV2", bucket, None, params, first_page)
+        listed = [Listed(obj["path"], obj["size"]) for obj in objects]
+        if listed and not (listed[0].key.startswith(prefix) and listed[-1].key.startswith(prefix)):
+            raise _Inexpressible("a key that ends with '/' lists without it")
+        token = _TOKEN + listed[-1].key if len(listed) >= PAGE_SIZE else None
+        return ListedPage(listed, [], token)
+
+    def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                     max_keys: int) -> tuple[list[dict[str, Any]], str | None]:
+        return self.fallback.list_details(bucket, prefix, start_after, token, max_keys)
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def _native(self, key: str, native: Callable[[], T], fallback: Callable[[], T]) -> T:
+        """``native()`` through obstore, or ``fallback()`` through boto3 for a key obstore cannot express."""
+        if expressible(key):
+            try:
+                return native()
+            except _Inexpressible as error:
+                reason = str(error)
+        else:
+            reason = f"the key {key!r}"
+        self._fell_back("a request", reason)
+        return fallback()
+
+    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched:
+        return self._native(key, lambda: self._get(bucket, key, deadline, byte_range),
+                            lambda: self.fallback.get(bucket, key, deadline, byte_range))
+
+    def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None) -> Fetched:
+        options: dict[str, Any] = {}
+        if byte_range:
+            options["range"] = _range_option(byte_range)
+        try:
+            body, meta = self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {},
+                                    lambda store: _fetch(store, key, options))
+        except S3RequestError as error:
+            if error.answer_lost and time.monotonic() >= deadline - _DEADLINE_SLACK:  # obstore's own timeout
+                raise S3RequestError(
+                    f"the body of {where(bucket, key)} was still arriving at the request's deadline; "
+                    "raise the deadline setting for slow links", retryable=True
+                ) from None
+            raise
+        etag = str(meta.get("e_tag") or "")
+        if not etag:
+            raise S3RequestError(f"S3 answered the GET of {where(bucket, key)} without an ETag header", retryable=True)
+        if byte_range:
+            return Fetched(body, etag, int(meta["size"]))
+        if bucket not in self._opaque_etags:
+            self._check(bucket, key, body, etag)
+        return Fetched(body, etag, len(body))
+
+    def _check(self, bucket: str, key: str, body: bytes, etag: str) -> None:
+        """The body against its ETag; a mismatch on an encrypted object (one HEAD tells) is none."""
+        try:
+            check_body(body, etag, where(bucket, key))
+        except S3RequestError:
+            if self.fallback.encrypted(bucket, key):
+                logger.debug("s3://%s holds encrypted objects: their ETags are not MD5s", bucket)
+                self._opaque_etags.add(bucket)
+                return
+            raise
+
+    def head(self, bucket: str, key: str) -> Head:
+        return self._native(key, lambda: self._head(bucket, key), lambda: self.fallback.head(bucket, key))
+
+    def _head(self, bucket: str, key: str) -> Head:
+        result = self._call("HeadObject", bucket, key, {},
+                            lambda store: obstore.get(store, key, options={"head": True}))
+        meta, attributes = result.meta, result.attributes
+        metadata = {name: value for name, value in attributes.items() if name not in _ATTRIBUTES.values()}
+        return Head(str(meta.get("e_tag") or ""), int(meta["size"]), metadata)
+
+    def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
+            condition: Mapping[str, str]) -> dict[str, Any]:
+        unmapped = sorted(set(params) - set(_ATTRIBUTES) - {"Metadata"})
+        if unmapped:
+            logger.debug("PutObject with %s goes through boto3", ", ".join(unmapped))
+            return self.fallback.put(bucket, key, body, params, condition)
+        return self._native(key, lambda: self._put(bucket, key, body, params, condition),
+                            lambda: self.fallback.put(bucket, key, body, params, condition))
+
+    def _put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
+             condition: Mapping[str, str]) -> dict[str, Any]:
+        attributes = {_ATTRIBUTES[name]: str(value) for name, value in params.items() if name in _ATTRIBUTES}
+        attributes.update({str(name): str(value) for name, value in dict(params.get("Metadata") or {}).items()})
+        mode: Any = "overwrite"
+        if condition.get("IfNoneMatch") == "*":
+            mode = "create"
+        elif "IfMatch" in condition:
+            mode = {"e_tag": condition["IfMatch"]}
+        written = self._call(
+            "PutObject", bucket, key, {**params, **condition},
+            lambda store: obstore.put(store, key, body, attributes=attributes or None, mode=mode, use_multipart=False),
+        )
+        return {name: value for name, value in (("ETag", written.get("e_tag")), ("VersionId", written.get("version")))
+                if value}
+
+    def delete(self, bucket: str, key: str) -> None:
+        self._native(key, lambda: self._call("DeleteObject", bucket, key, {}, lambda store: obstore.delete(store, key)),
+                     lambda: self.fallback.delete(bucket, key))
+
+    def delete_batch(self, bucket: str, keys: Sequence[str]) -> dict[str, str]:
+        return self.fallback.delete_batch(bucket, keys)
+
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
+             params: Mapping[str, Any]) -> dict[str, Any]:
+        return self.fallback.copy(source_bucket, source_key, bucket, key, params)
+
+    # -- buckets -------------------------------------------------------------------------------
+
+    def list_buckets(self) -> list[str]:
+        return self.fallback.list_buckets()
+
+    def head_bucket(self, bucket: str) -> None:
+        self.fallback.head_bucket(bucket)
+
+    def create_bucket(self, bucket: str) -> None:
+        self.fallback.create_bucket(bucket)
+
+    def put_parameters(self) -> frozenset[str]:
+        return self.fallback.put_parameters()
+
+
+def _fetch(store: Any, key: str, options: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    result = obstore.get(store, key, options=options or None)
+    return bytes(result.bytes()), result.meta
+
+
+def _range_option(byte_range: str) -> Any:
+    """obstore's range for an HTTP one: ``bytes=0-99``, ``bytes=-100`` or ``bytes=10-``."""
+    match = _RANGE.fullmatch(byte_range.strip())
+    if match is None or not any(match.groups()):
+        raise S3RequestError(f"invalid byte range {byte_range!r}: use bytes=FIRST-LAST or bytes=-COUNT",
+                             code="InvalidRange")
+    first, last = match.groups()
+    if not first:
+        return {"suffix": int(last)}
+    if not last:
+        return {"offset": int(first)}
+    return (int(first), int(last) + 1)
+
+
+def _status(error: Exception) -> int:
+    match = _STATUS.search(str(error))
+    return int(match.group(1)) if match else 0
+
+
+def _code(error: Exception) -> str:
+    match = _CODE.search(str(error))
+    return match.group(1) if match else ""
+
+
+def _message(error: Exception) -> str:
+    match = _MESSAGE.search(str(error))
+    return match.group(1) if match else str(error).splitlines()[0]

@@ -1,0 +1,85 @@
+"""What a transport does: one attempt of one S3 request, with the project's exceptions.
+
+The adapter (:mod:`s3aads_pandas.storage.adapter`) owns retries, conditional-write semantics
+and batching; a transport only sends one request and says what came back. Two transports
+exist: obstore (Rust, the default) and boto3 (the fallback, and a choice in the settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
+
+#: S3 returns at most this many keys per listing page and deletes at most this many per request.
+PAGE_SIZE = 1000
+
+#: Called with the S3 operation name and its parameters, before every attempt a transport sends.
+RequestHook = Callable[[str, Mapping[str, Any]], None]
+
+
+class Listed(NamedTuple):
+    """A listed object, as little of it as listings need (the botocore dict is ten times larger)."""
+
+    key: str
+    size: int
+
+
+class ListedPage(NamedTuple):
+    """One LIST answer: objects in key order, common prefixes, and the token of the next page."""
+
+    objects: list[Listed]
+    prefixes: list[str]
+    token: str | None
+
+
+class Fetched(NamedTuple):
+    """A GET's answer: the body, the ETag, and the size of the whole object (a range is part)."""
+
+    body: bytes
+    etag: str
+    size: int
+
+
+class Head(NamedTuple):
+    """A HEAD's answer: the ETag, the size and the user metadata."""
+
+    etag: str
+    size: int
+    metadata: dict[str, str]
+
+
+class Transport(Protocol):
+    """One attempt per call. A missing key or bucket, a refused condition and every other
+    failure raise :class:`~s3aads_pandas.errors.S3RequestError` (with S3's error code) or a more
+    specific error of :mod:`s3aads_pandas.errors`."""
+
+    endpoint: str
+    hooks: list[RequestHook]
+
+    def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                  max_keys: int, delimiter: str | None) -> ListedPage: ...
+
+    def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                     max_keys: int) -> tuple[list[dict[str, Any]], str | None]: ...
+
+    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched: ...
+
+    def head(self, bucket: str, key: str) -> Head: ...
+
+    def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
+            condition: Mapping[str, str]) -> dict[str, Any]: ...
+
+    def delete(self, bucket: str, key: str) -> None: ...
+
+    def delete_batch(self, bucket: str, keys: Sequence[str]) -> dict[str, str]: ...
+
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
+             params: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def list_buckets(self) -> list[str]: ...
+
+    def head_bucket(self, bucket: str) -> None: ...
+
+    def create_bucket(self, bucket: str) -> None: ...
+
+    def put_parameters(self) -> frozenset[str]: ...

@@ -33,6 +33,7 @@ from s3aads_pandas.errors import (
     SkippedKeysWarning,
     TableEmptyError,
     TableNotFoundError,
+    UnknownSortFieldError,
 )
 from s3aads_pandas.frames.accessor import S3aadsAccessor, WriteResult
 from s3aads_pandas.frames.read import read_s3aads
@@ -84,6 +85,7 @@ __all__ = [
     "SkippedKeysWarning",
     "Table",
     "TableEmptyError",
+    "UnknownSortFieldError",
     "TableNotFoundError",
     "WriteResult",
     "configure",

@@ -51,6 +51,10 @@ class InvalidArgumentError(S3aadsError, ValueError):
     """An argument outside what the call accepts (an unknown ``sort_by``, a bad S3 parameter)."""
 
 
+class UnknownSortFieldError(_PlainMessage, InvalidArgumentError, KeyError):
+    """A ``sort_by`` that names no listing field; a KeyError too, as s3aads 2.x raised."""
+
+
 class DatabaseNotFoundError(_PlainMessage, S3aadsError, LookupError):
     """The S3 bucket behind a database does not exist; ``database`` is its name."""
 
@@ -78,8 +82,8 @@ class RowChangedError(S3aadsError, RuntimeError):
     """A conditional update found the row changed (or gone) since its ETag was read."""
 
 
-class TableEmptyError(_PlainMessage, S3aadsError, LookupError):
-    """An operation needs at least one row and the table has none."""
+class TableEmptyError(_PlainMessage, S3aadsError, IndexError):
+    """An operation needs at least one row and the table has none (an IndexError, as in s3aads 2.x)."""
 
 
 class AccessDeniedError(S3aadsError, PermissionError):

@@ -3,10 +3,13 @@ moto), and over HTTP (LocalS3) on each transport, boto3 and obstore."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -159,3 +162,15 @@ def fail_keys(s3: str | None, request: pytest.FixtureRequest) -> Iterator[Any]:
             store.boto3_client.meta.events.register(f"before-call.s3.{operation}", fail)
 
     yield attach
+
+
+@pytest.fixture
+def original(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """s3aads 2.x, whose clients (made at its import) point at the local endpoint."""
+    local_s3.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local_s3.endpoint_url)
+    configure(ConnectionSettings(endpoint_url=local_s3.endpoint_url))
+    module = sys.modules.get("s3aads") or importlib.import_module("s3aads")
+    assert module.database.s3_client.meta.endpoint_url == local_s3.endpoint_url
+    yield module
+    configure(ConnectionSettings())

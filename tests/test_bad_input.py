@@ -70,7 +70,7 @@ def test_bad_writes_raise_clearly_and_write_nothing(db: Database, call, error, m
         (lambda db: Table("", db, ["id"]), "non-empty"),
         (lambda db: Table("t", db, ["data"]), "reserved"),
         (lambda db: Table("t", db, ["id", "metadata"]), "reserved"),
-        (lambda db: Table("t", db, ["not valid"]), "identifiers"),
+        (lambda db: Table("t", db, ["tab\there"]), "printable"),
         (lambda db: Table("t", "Not_A_Bucket", ["id"]), "bucket naming rules"),
         (lambda db: Database("x"), "3 to 63"),
     ],

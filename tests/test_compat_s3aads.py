@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from types import ModuleType
 
-import pytest
-
-from s3aads_pandas import ConnectionSettings, Database, Table, configure
-from s3aads_pandas.local import LocalS3
+from s3aads_pandas import Database, Table
 
 COLUMNS = ["id", "year", "month", "day"]
 ROWS = [
@@ -18,18 +13,6 @@ ROWS = [
     ({"id": "user 7", "year": 2021, "month": "12", "day": "31"}, b"\x00\xffbinary"),
     ({"id": "ünïcødé+=&", "year": "v1.2", "month": "a b", "day": "..."}, "text ✓".encode()),
 ]
-
-
-@pytest.fixture
-def original(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """s3aads 2.x, whose clients (made at its import) point at the local endpoint."""
-    local_s3.reset()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local_s3.endpoint_url)
-    configure(ConnectionSettings(endpoint_url=local_s3.endpoint_url))
-    module = sys.modules.get("s3aads") or importlib.import_module("s3aads")
-    assert module.database.s3_client.meta.endpoint_url == local_s3.endpoint_url
-    yield module
-    configure(ConnectionSettings())
 
 
 def as_strings(row: dict) -> dict:

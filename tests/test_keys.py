@@ -82,12 +82,16 @@ def test_invalid_table_names(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("columns", "message"),
-    [(["data"], "reserved"), (["metadata"], "reserved"), (["a b"], "identifiers"), (["1a"], "identifiers"),
-     (["id", "id"], "more than once"), ("id", "list of names"), (["class"], "identifiers")],
+    [(["data"], "reserved"), (["metadata"], "reserved"), ([""], "non-empty"), ([" "], "non-empty"),
+     (["a\nb"], "printable"), ([7], "strings"), (["id", "id"], "more than once"), ("id", "list of names")],
 )
 def test_invalid_columns(columns: object, message: str) -> None:
     with pytest.raises(InvalidNameError, match=message):
         validate_columns(columns)  # type: ignore[arg-type]
+
+
+def test_names_that_are_not_identifiers_are_columns() -> None:
+    assert validate_columns(["user-id", "class", "a b", "1a", "ünï"]) == ("user-id", "class", "a b", "1a", "ünï")
 
 
 def test_listing_prefixes_narrow_on_leading_columns_only() -> None:

@@ -22,6 +22,7 @@ from s3aads_pandas.errors import (
     PayloadTypeError,
     SchemaMismatchError,
     TableEmptyError,
+    UnknownSortFieldError,
 )
 from s3aads_pandas.storage.adapter import PAGE_SIZE, ObjectStore
 from s3aads_pandas.storage.listing import Lister
@@ -29,6 +30,7 @@ from s3aads_pandas.tables import column_record
 from s3aads_pandas.tables.keys import (
     KeyCodec,
     decode_segment,
+    has_methods,
     validate_columns,
     validate_database_name,
     validate_table_name,
@@ -52,6 +54,7 @@ class Database:
         self._lock = threading.Lock()
         self._recorded: dict[str, tuple[str, ...]] = {}
         self._wide_stores: dict[int, ObjectStore] = {}
+        self._resource: Any = None
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.settings.endpoint_url!r}" if self.settings.endpoint_url else ""
@@ -65,6 +68,22 @@ class Database:
                 if self._store is None:
                     self._store = self.settings.open_store()
         return self._store
+
+    @property
+    def bucket(self) -> Any:
+        """The boto3 ``Bucket`` resource of this database, as s3aads 2.x exposes it."""
+        return self.s3_resource().Bucket(self.name)
+
+    def s3_resource(self) -> Any:
+        """boto3's S3 service resource over this database's boto3 client (made on first use)."""
+        if self._resource is None:
+            import boto3
+
+            client = self.store.boto3_client
+            resource = boto3.session.Session().resource("s3", region_name=client.meta.region_name or "us-east-1")
+            resource.meta.client = client
+            self._resource = resource
+        return self._resource
 
     def store_for(self, workers: int) -> tuple[ObjectStore, int]:
         """A store whose connection pool fits ``workers`` threads, and the workers it allows.
@@ -105,36 +124,40 @@ class Database:
 
     def get_table(
         self,
-        name: str,
+        name: str | None = None,
         columns: Sequence[str] | None = None,
         *,
         infer_columns: bool = False,
+        table_name: str | None = None,
     ) -> Table | None:
-        """The table ``name`` with its recorded columns, or None when it has no rows nor record.
+        """The table ``name`` with its recorded columns, or None when it has no rows.
 
-        A table written by s3aads 2.x has no record: its columns are then ``columns`` when given,
-        ``col1..colN`` from the depth of its first key with ``infer_columns=True``, or unknown.
+        A table exists while it has rows, as in ``tables``: a column record left without rows
+        (every row deleted, or the table dropped by s3aads 2.x) gives None, and keeps its columns
+        for the next write. A table written by s3aads 2.x has no record: its columns are then
+        ``columns`` when given, ``col1..colN`` from the depth of its first key with
+        ``infer_columns=True``, or unknown (the key-level methods work without them).
+        ``table_name=`` is s3aads 2.x's name for ``name``.
         """
-        validate_table_name(name)
-        recorded = self.recorded_columns(name)
-        if recorded is not None:
-            return Table(name, self, list(columns) if columns else list(recorded))
-        first = next(self.store.iter_objects(self.name, f"{name}/"), None)
+        name = validate_table_name(_renamed("name", name, "table_name", table_name))
+        first = next(self.store.iter_objects(self.name, f"{name}/", first_page=1), None)
         if first is None:
             return None
-        if columns:
-            return Table(name, self, list(columns))
+        recorded = self.recorded_columns(name)
+        if columns or recorded is not None:
+            return Table(name, self, list(columns or recorded or ()))
         if infer_columns:
             depth = len(first["Key"].split("/")) - 1
             return Table(name, self, [f"col{i}" for i in range(1, depth + 1)])
         return Table(name, self)
 
-    def drop_table(self, name: str) -> int:
+    def drop_table(self, name: str | None = None, *, table_name: str | None = None) -> int:
         """Delete every object of the table and its record (DeleteObjects, 1,000 keys a request).
 
-        Returns how many objects were deleted under the table's prefix.
+        Returns how many objects were deleted under the table's prefix. ``table_name=`` is
+        s3aads 2.x's name for ``name``.
         """
-        validate_table_name(name)
+        name = validate_table_name(_renamed("name", name, "table_name", table_name))
         keys = (obj.key for obj in Lister(self.store, self.name, self.settings.max_workers).objects(f"{name}/"))
         deleted = self.store.delete_many(self.name, itertools.chain(keys, [column_record.record_key(name)]))
         with self._lock:
@@ -207,13 +230,19 @@ class Table:
 
     @property
     def columns(self) -> list[str]:
-        """The key columns: as given, else as recorded in the bucket, else empty."""
+        """The key columns: as given or set, else as recorded in the bucket, else empty."""
         if self._columns is None:
             recorded = self.database.recorded_columns(self.name)
             if recorded is None:
                 return []
             self._columns = recorded
         return list(self._columns)
+
+    @columns.setter
+    def columns(self, columns: Sequence[str]) -> None:
+        """``table.columns = [...]``, as s3aads 2.x code does after ``get_table``."""
+        self._columns = validate_columns(columns) if columns else None
+        self._object_type = None
 
     @property
     def codec(self) -> KeyCodec:
@@ -233,14 +262,17 @@ class Table:
         if attribute.startswith(_FILTER_METHOD):
             column = attribute[len(_FILTER_METHOD):]
             if column in self.columns:
-                return lambda value: self.filter_objects_by(**{column: value})
+                def filter_by(val: Any) -> list[Any]:  # s3aads 2.x's parameter name
+                    return self.filter_objects_by(**{column: val})
+                return filter_by
         elif attribute.endswith("s") and attribute[:-1] in self.columns:
             column = attribute[:-1]
             return lambda: [values[0] for values in self.distinct([column])]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
 
     def __dir__(self) -> list[str]:
-        extra = [f"{c}s" for c in self._columns or ()] + [f"{_FILTER_METHOD}{c}" for c in self._columns or ()]
+        named = [c for c in self._columns or () if has_methods(c)]
+        extra = [f"{c}s" for c in named] + [f"{_FILTER_METHOD}{c}" for c in named]
         return sorted(set(super().__dir__()) | set(extra))
 
     # -- rows by column values --------------------------------------------------------------------
@@ -354,7 +386,7 @@ class Table:
     def query_by_key(self, key: str = "", sort_by: str | None = None) -> list[str]:
         """Keys (without the table name) that start with ``key``: a raw prefix match."""
         if sort_by is not None and sort_by not in SORT_FIELDS:
-            raise InvalidArgumentError(
+            raise UnknownSortFieldError(
                 f"sort_by must be one of {', '.join(SORT_FIELDS)}, got {sort_by!r}"
             )
         objects = list(self.database.store.iter_objects(self.database.name, self._full_key(key)))
@@ -367,26 +399,52 @@ class Table:
 
     @property
     def keys(self) -> list[str]:
-        """Keys (without the table name) of every row."""
+        """Keys (without the table name) of every row; of every object under the table when its
+        columns are unknown (a table of s3aads 2.x), as s3aads 2.x lists them."""
         start = len(self.name) + 1
+        if not self.columns:
+            return [obj.key[start:] for obj in self.lister().objects(f"{self.name}/")]
         return [row.key[start:] for row in self.iter_rows()]
 
     @property
     def objects(self) -> list[Any]:
-        """Every row as a namedtuple ``Object`` with one field per column."""
+        """Every row as a namedtuple ``Object`` with one field per column (columns that are not
+        identifiers get positional names ``_0, _1...``). Without columns, as in s3aads 2.x, an
+        ``Object()`` with no field per key."""
+        if not self.columns:
+            return [self._object_type_for()() for _ in self.keys]
         return self.filter_objects_by()
+
+    def first_column_values(self) -> list[str]:
+        """The distinct values of the first key segment, sorted (one Delimiter listing per 1,000)."""
+        prefix = f"{self.name}/"
+        store, bucket = self.database.store, self.database.name
+        return sorted({decode_segment(p[len(prefix):-1]) for p in store.iter_common_prefixes(bucket, prefix)} - {""})
+
+    def select_all_by_filter(self, key: str = "") -> list[Any]:
+        """boto3 ``ObjectSummary`` objects of every key that starts with ``key``, as in s3aads 2.x."""
+        resource = self.database.s3_resource()
+        summaries = []
+        for obj in self.database.store.iter_objects(self.database.name, self._full_key(key)):
+            summary = resource.ObjectSummary(self.database.name, obj["Key"])
+            summary.meta.data = obj
+            summaries.append(summary)
+        return summaries
 
     def filter_objects_by(self, **filters: Any) -> list[Any]:
         """Rows matching the filters, as namedtuples ``Object``."""
-        return [self._object_type_for()(**row) for row in self.query(**filters)]
+        make = self._object_type_for()
+        return [make(*row.values()) for row in self.query(**filters)]  # rows list the columns in order
 
     def _object_type_for(self) -> type:
         if self._object_type is None:
-            self._object_type = namedtuple("Object", self.codec.columns)  # type: ignore[misc]
+            self._object_type = namedtuple("Object", self.columns, rename=True)  # type: ignore[misc]
         return self._object_type
 
     def count(self, **filters: Any) -> int:
-        """Number of rows (matching the filters, if any)."""
+        """Number of rows (matching the filters, if any); of objects, for a table without columns."""
+        if not filters and not self.columns:
+            return sum(1 for _ in self.lister().objects(f"{self.name}/"))
         return sum(1 for _ in self.iter_rows(**filters))  # counted as listed, not held
 
     def distinct(self, columns: Sequence[str] | str, **filters: Any) -> list[tuple[str, ...]]:
@@ -425,10 +483,10 @@ class Table:
         return _random.choice(keys)
 
     def random(self) -> dict[str, Any]:
-        """A random row: its columns and its payload under ``data``."""
+        """A random row: its columns (none, for a table without columns) and its payload under
+        ``data``."""
         key = self.random_key()
-        codec = self.codec
-        row: dict[str, Any] = codec.decode(key.split("/"))
+        row: dict[str, Any] = self.codec.decode(key.split("/")) if self.columns else {}
         row["data"] = self.select_by_key(key)
         return row
 
@@ -476,6 +534,15 @@ class Table:
     def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:
         codec = self.codec
         return codec, codec.listing_prefixes(codec.encode_filters(filters))
+
+
+def _renamed(name: str, value: Any, old_name: str, old_value: Any) -> Any:
+    """The one of two spellings of an argument that was given (s3aads 2.x's, or ours)."""
+    if (value is None) == (old_value is None):
+        raise InvalidArgumentError(
+            f"give the table name once, as {name}= or as {old_name}= (its s3aads 2.x spelling)"
+        )
+    return value if value is not None else old_value
 
 
 class Copy:

@@ -140,17 +140,19 @@ def validate_table_name(name: Any) -> str:
 
 
 def validate_columns(columns: Iterable[Any]) -> tuple[str, ...]:
-    """Columns are distinct Python identifiers other than 'data' and 'metadata'."""
+    """Columns are distinct non-empty names other than 'data' and 'metadata', without control
+    characters. Names that are not identifiers (``user-id``, ``class``) are fine: they are passed
+    as ``insert(**{"user-id": 7})``; only the generated methods need identifiers."""
     if isinstance(columns, str):
         raise InvalidNameError(
             f"columns must be a list of names, got the string {columns!r}; write [{columns!r}]"
         )
     result = tuple(columns)
     for column in result:
-        if not isinstance(column, str) or not column.isidentifier() or keyword.iskeyword(column):
+        if not isinstance(column, str) or not column.strip() or not column.isprintable():
             raise InvalidNameError(
-                f"invalid column name {column!r}: column names must be Python identifiers "
-                "(letters, digits and '_', not starting with a digit)"
+                f"invalid column name {column!r}: column names must be non-empty strings of "
+                "printable characters"
             )
         if column in RESERVED_COLUMNS:
             raise InvalidNameError(
@@ -161,6 +163,11 @@ def validate_columns(columns: Iterable[Any]) -> tuple[str, ...]:
     if duplicates:
         raise InvalidNameError(f"column(s) {', '.join(duplicates)} given more than once")
     return result
+
+
+def has_methods(column: str) -> bool:
+    """Whether ``column`` gets the generated ``<column>s()`` and ``filter_objects_by_<column>``."""
+    return column.isidentifier() and not keyword.iskeyword(column)
 
 
 class KeyCodec:

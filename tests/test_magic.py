@@ -198,3 +198,14 @@ def test_bad_options_are_one_line_errors(shell: InteractiveShell) -> None:
         run(shell, "%%s3aads --limit many\nSELECT id FROM daily")
     with pytest.raises(MagicError, match="put the SQL in the cell"):
         run(shell, "%%s3aads SELECT 1\nSELECT id FROM daily")
+
+
+def test_columns_that_are_not_identifiers_are_quoted(shell: InteractiveShell, table: Table) -> None:
+    odd = Table("odd", table.database, ["user-id", "class"])
+    odd.insert(b"a", **{"user-id": 7, "class": "x"})
+    odd.insert(b"b", **{"user-id": 8, "class": "y"})
+    shell.user_ns["odd"] = odd
+    frame = run(shell, '%%s3aads\nSELECT "user-id", "class" FROM odd WHERE "user-id" = \'8\'')
+    assert frame.to_dict("records") == [{"user-id": "8", "class": "y"}]
+    frame = pd.read_s3aads(odd, **{"class": "x"})
+    assert frame.to_dict("records") == [{"user-id": "7", "class": "x", "data": b"a"}]

@@ -7,9 +7,8 @@ Those requests go through boto3, and every answer is the same on both transports
 
 from __future__ import annotations
 
-import importlib
 import logging
-import sys
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -52,15 +51,11 @@ def test_which_keys_obstore_addresses_exactly(key: str, ok: bool) -> None:
 
 
 @pytest.fixture
-def foreign(local_s3: LocalS3, monkeypatch: pytest.MonkeyPatch) -> str:
+def foreign(original: ModuleType, local_s3: LocalS3) -> str:
     """A bucket with rows that s3aads 2.x wrote for the values ``.`` and ``..`` (keys obstore
     cannot address), one with a control character, and plain ones."""
-    local_s3.reset()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local_s3.endpoint_url)
-    s3aads = sys.modules.get("s3aads") or importlib.import_module("s3aads")
-    assert s3aads.database.s3_client.meta.endpoint_url == local_s3.endpoint_url
-    s3aads.Database("foreign").create()
-    theirs = s3aads.Table("t", database="foreign", columns=COLUMNS)
+    original.Database("foreign").create()
+    theirs = original.Table("t", database="foreign", columns=COLUMNS)
     for id_ in [".", "..", "plain", "x\x01y"]:
         theirs.insert(data=f"payload of {id_}".encode(), id=id_, n=1)
     for n in range(1500):  # past one listing page: the page with the foreign keys is one of two

@@ -135,8 +135,9 @@ class ObstoreTransport:
 
     def _fell_back(self, what: str, reason: str) -> None:
         """Say once, at INFO, that a request went through boto3 because obstore could not make it."""
-        level = logging.DEBUG if self._warned else logging.INFO
-        self._warned = True
+        with self._lock:
+            level = logging.DEBUG if self._warned else logging.INFO
+            self._warned = True
         logger.log(level, "%s went through boto3: obstore cannot express it (%s)", what, reason.splitlines()[0])
 
     # -- listing -------------------------------------------------------------------------------
@@ -197,9 +198,7 @@ class ObstoreTransport:
                             lambda: self.fallback.get(bucket, key, deadline, byte_range))
 
     def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None) -> Fetched:
-        options: dict[str, Any] = {}
-        if byte_range:
-            options["range"] = _range_option(byte_range)
+        options = {"range": _range_option(byte_range)} if byte_range else {}
         try:
             body, meta = self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {},
                                     lambda store: _fetch(store, key, options))
@@ -299,9 +298,8 @@ def _fetch(store: Any, key: str, options: Mapping[str, Any]) -> tuple[bytes, dic
 def _range_option(byte_range: str) -> Any:
     """obstore's range for an HTTP one: ``bytes=0-99``, ``bytes=-100`` or ``bytes=10-``."""
     match = _RANGE.fullmatch(byte_range.strip())
-    if match is None or not any(match.groups()):
-        raise S3RequestError(f"invalid byte range {byte_range!r}: use bytes=FIRST-LAST or bytes=-COUNT",
-                             code="InvalidRange")
+    if match is None or not any(match.groups()):  # S3 decides what such a header means
+        raise _Inexpressible(f"the Range header {byte_range!r}")
     first, last = match.groups()
     if not first:
         return {"suffix": int(last)}

@@ -191,16 +191,9 @@ class ConnectionSettings:
         return S3Store(bucket, config=config, client_options=options, credential_provider=credentials,
                        retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=self.deadline)})
 
-    def make_client(self) -> Any:
-        """A new S3 client for these settings (or the client that was handed over).
-
-        Its credentials are registered for redaction from every log line and message.
-        """
-        return self._registered(self.client if self.client is not None else self._new_client(self._session()))
-
     @staticmethod
     def _registered(client: Any) -> Any:
-        """``client``, its credentials registered for redaction."""
+        """``client``, its credentials registered for redaction from every log line and message."""
         signer = getattr(client, "_request_signer", None)  # botocore keeps them only here
         credentials = getattr(signer, "_credentials", None)
         if credentials is not None:

@@ -54,9 +54,9 @@ NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_I
 class Boto3Transport:
     """Calls on one boto3 S3 client."""
 
-    def __init__(self, client: Any, hooks: list[RequestHook] | None = None) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.hooks = hooks if hooks is not None else []
+        self.hooks: list[RequestHook] = []
 
     @property
     def endpoint(self) -> str:

@@ -24,7 +24,7 @@ from s3aads_pandas.errors import (
     TableEmptyError,
     UnknownSortFieldError,
 )
-from s3aads_pandas.storage.adapter import PAGE_SIZE, ObjectStore
+from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
 from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables import column_record
 from s3aads_pandas.tables.keys import (
@@ -403,8 +403,12 @@ class Table:
         columns are unknown (a table of s3aads 2.x), as s3aads 2.x lists them."""
         start = len(self.name) + 1
         if not self.columns:
-            return [obj.key[start:] for obj in self.lister().objects(f"{self.name}/")]
+            return [obj.key[start:] for obj in self._every_object()]
         return [row.key[start:] for row in self.iter_rows()]
+
+    def _every_object(self) -> Iterator[Listed]:
+        """Every object under the table, whatever its depth: the rows of a table without columns."""
+        return self.lister().objects(self._full_key(""))
 
     @property
     def objects(self) -> list[Any]:
@@ -417,7 +421,7 @@ class Table:
 
     def first_column_values(self) -> list[str]:
         """The distinct values of the first key segment, sorted (one Delimiter listing per 1,000)."""
-        prefix = f"{self.name}/"
+        prefix = self._full_key("")
         store, bucket = self.database.store, self.database.name
         return sorted({decode_segment(p[len(prefix):-1]) for p in store.iter_common_prefixes(bucket, prefix)} - {""})
 
@@ -444,7 +448,7 @@ class Table:
     def count(self, **filters: Any) -> int:
         """Number of rows (matching the filters, if any); of objects, for a table without columns."""
         if not filters and not self.columns:
-            return sum(1 for _ in self.lister().objects(f"{self.name}/"))
+            return sum(1 for _ in self._every_object())
         return sum(1 for _ in self.iter_rows(**filters))  # counted as listed, not held
 
     def distinct(self, columns: Sequence[str] | str, **filters: Any) -> list[tuple[str, ...]]:

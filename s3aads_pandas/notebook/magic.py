@@ -8,14 +8,15 @@ import pandas as pd
 
 from s3aads_pandas.config import default_settings
 from s3aads_pandas.errors import S3aadsError, extra_required
-from s3aads_pandas.notebook.sql import Context, execute
+from s3aads_pandas.notebook.query import DECODINGS
+from s3aads_pandas.notebook.sql import Context, Explanation, execute
 
 with extra_required("notebook", "the %%s3aads magic"):
     from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 _OPTIONS_WITH_VALUE = {"-o": "out", "--out": "out", "--database": "database", "--limit": "limit",
-                       "--endpoint-url": "endpoint_url"}
-_FLAGS = {"--no-progress": "no_progress", "--force": "force"}
+                       "--endpoint-url": "endpoint_url", "--decode": "decode"}
+_FLAGS = {"--no-progress": "no_progress", "--force": "force", "--explain": "explain"}
 
 
 class MagicError(S3aadsError, ValueError):
@@ -28,7 +29,7 @@ class MagicError(S3aadsError, ValueError):
 def split_options(line: str) -> tuple[dict[str, Any], str]:
     """Leading options of the magic line, and the rest of it untouched (the SQL, quotes and all)."""
     options: dict[str, Any] = {"out": None, "database": None, "limit": None, "endpoint_url": None,
-                               "no_progress": False, "force": False}
+                               "decode": "bytes", "no_progress": False, "force": False, "explain": False}
     rest = line.strip()
     while rest.startswith("-"):
         token, _, rest = rest.partition(" ")
@@ -50,6 +51,8 @@ def split_options(line: str) -> tuple[dict[str, Any], str]:
         if not options["limit"].isdigit():
             raise MagicError(f"--limit takes a whole number, got {options['limit']!r}")
         options["limit"] = int(options["limit"])
+    if options["decode"] not in DECODINGS:
+        raise MagicError(f"--decode takes one of {', '.join(DECODINGS)}, got {options['decode']!r}")
     if options["out"] is not None and not options["out"].isidentifier():
         raise MagicError(f"-o takes a Python name, got {options['out']!r}")
     return options, rest
@@ -57,17 +60,19 @@ def split_options(line: str) -> tuple[dict[str, Any], str]:
 
 @magics_class
 class S3aadsMagics(Magics):
-    """Run s3aads SQL against tables.
+    """Run SQL on s3aads tables and DataFrames of the notebook, with DuckDB.
 
-    ``%%s3aads [-o NAME] [--database DB] [--limit N] [--no-progress] [--endpoint-url URL] [--force]``
-    followed by one statement: ``SELECT cols|*|data|COUNT(*) FROM t [WHERE ...] [ORDER BY ...]
-    [LIMIT n]``, ``SELECT DISTINCT``, ``SHOW TABLES [FROM db]``, ``DESCRIBE t``, ``DELETE FROM t
-    WHERE ...``. ``t`` is a Table bound to that name, or ``db.table`` (``"my-db"."my-table"``
-    for names with hyphens). ``:name`` binds a notebook variable as a value.
+    ``%%s3aads [-o NAME] [--database DB] [--limit N] [--decode bytes|str|json] [--explain]
+    [--no-progress] [--endpoint-url URL] [--force]`` followed by one statement: any DuckDB
+    ``SELECT`` (GROUP BY, aggregates, JOIN, window functions, CTEs...), ``SHOW TABLES [FROM db]``,
+    ``DESCRIBE t``, ``DELETE FROM t WHERE ...``. A table is a Table or DataFrame bound to that
+    name, or ``db.table`` (``"my-db"."my-table"`` for names with hyphens). Key columns are text;
+    ``data`` is the payload, decoded as ``--decode`` says (JSON fields: ``data->>'field'``).
+    ``:name`` binds a notebook variable as a value. ``--explain`` shows the plan without running it.
     """
 
     @line_cell_magic
-    def s3aads(self, line: str, cell: str | None = None) -> pd.DataFrame:
+    def s3aads(self, line: str, cell: str | None = None) -> pd.DataFrame | Explanation:
         try:
             options, rest = split_options(line)
             sql = cell if cell is not None else rest
@@ -83,6 +88,8 @@ class S3aadsMagics(Magics):
                 limit=options["limit"],
                 progress=False if options["no_progress"] else None,
                 force=options["force"],
+                decode=options["decode"],
+                explain=options["explain"],
             )
             result = execute(sql, context)
         except MagicError:

@@ -1,0 +1,117 @@
+"""Running a plan: list (and fetch) each source from S3, then run the statement in DuckDB."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pandas as pd
+
+from s3aads_pandas.errors import extra_required
+from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.notebook.query import Plan, Source, SqlError
+from s3aads_pandas.storage.adapter import PAGE_SIZE
+
+with extra_required("notebook", "s3aads SQL"):
+    import duckdb
+    from sqlglot import exp
+
+
+def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
+    """The statement's result; payloads of the result's rows are fetched after DuckDB ran."""
+    listed: dict[str, pd.DataFrame] = {}
+    with duckdb.connect() as connection:
+        for source in query.sources:
+            keys = listed[source.view] = _list(source, connection, progress)
+            _register(connection, source, _with_payloads(source, keys, query.decode, progress), query.decode)
+        for view, (_, frame) in query.frames.items():
+            connection.register(view, frame)
+        try:
+            relation = connection.sql(query.sql)
+            types = [str(t) for t in relation.types]
+            result = relation.df()
+        except duckdb.Error as error:
+            raise _sql_error(error, query.sources) from None
+    result = _python_values(result, types)
+    if query.payload_columns:
+        (source,) = query.sources
+        result = _fill_payloads(result, query.payload_columns, source, listed[source.view], query.decode, progress)
+    return result
+
+
+def _list(source: Source, connection: Any, progress: bool | None) -> pd.DataFrame:
+    """The key frame of a source's listing; with ``stop_after``, only as many pages as needed."""
+    table, filters = source.table, source.filters
+    if source.stop_after is None:
+        return read_s3aads(table, data=False, filters=filters, progress=progress)
+    if source.where is None:
+        return read_s3aads(table, data=False, filters=filters, nrows=max(source.stop_after, 1), progress=progress)
+    counting = exp.select("count(*)").from_(_aliased("page", source.name)).where(source.where)
+    pages, found = [], 0
+    for page in read_s3aads(table, data=False, filters=filters, chunksize=PAGE_SIZE, progress=progress):
+        pages.append(page)
+        connection.register("page", page)
+        try:
+            found += connection.sql(counting.sql(dialect="duckdb")).fetchall()[0][0]
+        except duckdb.Error as error:
+            raise _sql_error(error, [source]) from None
+        if found >= source.stop_after:
+            break
+    return pd.concat(pages, ignore_index=True)  # chunks give at least one frame
+
+
+_UNKNOWN_COLUMN = re.compile(r'Referenced column "(.+?)" not found')
+
+
+def _sql_error(error: Exception, sources: list[Source]) -> SqlError:
+    """DuckDB's complaint on one line; an unknown column is told with the columns there are."""
+    message = str(error).strip().splitlines()[0]
+    unknown = _UNKNOWN_COLUMN.search(message)
+    if unknown:
+        known = "; ".join(f"{s.name}: {', '.join([*s.table.columns, 'data'])}" for s in sources)
+        return SqlError(f"unknown column {unknown.group(1)!r}" + (f"; the columns are {known}" if known else ""))
+    return SqlError(message)
+
+
+def _aliased(view: str, name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(view), alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
+
+
+def _with_payloads(source: Source, keys: pd.DataFrame, decode: str, progress: bool | None) -> pd.DataFrame:
+    if source.fetch == "listed":  # JSON is parsed by DuckDB, from text
+        return keys.s3aads.fetch(source.table, decode="str" if decode == "json" else decode, progress=progress)
+    if source.fetch == "result":  # row numbers stand in for payloads until the result is known
+        return keys.assign(data=pd.Series(range(len(keys)), dtype="int64"))
+    return keys
+
+
+def _register(connection: Any, source: Source, frame: pd.DataFrame, decode: str) -> None:
+    if decode != "json" or source.fetch != "listed":
+        connection.register(source.view, frame)
+        return
+    connection.register(f"{source.view}_text", frame)
+    connection.execute(f'CREATE VIEW "{source.view}" AS SELECT * REPLACE (data::JSON AS data) FROM "{source.view}_text"')
+
+
+def _python_values(result: pd.DataFrame, types: list[str]) -> pd.DataFrame:
+    """JSON as Python objects, BLOBs as bytes, and None for DuckDB's missing values there."""
+    for position, kind in enumerate(types):
+        if kind in ("JSON", "BLOB"):
+            convert = json.loads if kind == "JSON" else bytes
+            column = result.iloc[:, position]
+            result.isetitem(position, pd.Series([None if pd.isna(v) else convert(v) for v in column],
+                                                index=result.index, dtype=object))
+    return result
+
+
+def _fill_payloads(result: pd.DataFrame, positions: list[int], source: Source, keys: pd.DataFrame,
+                   decode: str, progress: bool | None) -> pd.DataFrame:
+    """Row numbers in the payload columns replaced by the payloads of those rows, fetched once."""
+    rows = sorted({int(n) for p in positions for n in result.iloc[:, p]})
+    fetched = keys.iloc[rows].s3aads.fetch(source.table, decode=decode, progress=progress)
+    payloads = dict(zip(rows, fetched["data"], strict=True))
+    for position in positions:
+        column = result.iloc[:, position]
+        result.isetitem(position, pd.Series([payloads[int(n)] for n in column], index=result.index, dtype=object))
+    return result

@@ -95,8 +95,12 @@ def _register(connection: Any, source: Source, frame: pd.DataFrame, decode: str)
 
 
 def _python_values(result: pd.DataFrame, types: list[str]) -> pd.DataFrame:
-    """JSON as Python objects, BLOBs as bytes, and None for DuckDB's missing values there."""
+    """JSON as Python objects, BLOBs as bytes (None where missing), sums of integers as integers."""
     for position, kind in enumerate(types):
+        if kind == "HUGEINT":  # what SUM of integers gives; pandas would make it a float
+            column = result.iloc[:, position]
+            if column.dropna().apply(float.is_integer).all():
+                result.isetitem(position, column.astype("Int64"))
         if kind in ("JSON", "BLOB"):
             convert = json.loads if kind == "JSON" else bytes
             column = result.iloc[:, position]

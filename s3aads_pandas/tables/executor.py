@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-from tqdm.auto import tqdm
+from s3aads_pandas.progress import progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,7 +58,7 @@ def run_each(
     slots = threading.BoundedSemaphore(2 * workers)
     stop = threading.Event()
     counting = threading.Lock()
-    bar = tqdm(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
+    bar = progress_bar(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
 
     def call(index: int) -> None:
         try:

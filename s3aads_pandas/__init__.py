@@ -44,8 +44,9 @@ _pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* fu
 __version__ = "0.1.0"
 
 
-def explore(source: "Table | Database | str", *, page_size: int = 20) -> object:
-    """An ipywidgets explorer of a Table, a Database or a database name (``notebook`` extra)."""
+def explore(source: "Table | Database | str | None" = None, *, page_size: int = 20) -> object:
+    """An ipywidgets explorer of a Table, a Database or a database name; with none, of the
+    databases the credentials can list (``notebook`` extra)."""
     from s3aads_pandas.notebook.explorer import Explorer
 
     return Explorer(source, page_size=page_size)

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from s3aads_pandas import Database, Table, explore
-from s3aads_pandas.notebook.explorer import ANY, Explorer
+from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.notebook import explorer as explorer_module
+from s3aads_pandas.notebook.explorer import MODIFIED, SIZE, Explorer
 from s3aads_pandas.notebook.preview import MAX_TEXT_CHARS, render
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
@@ -29,71 +31,113 @@ def table(db: Database) -> Table:
 
 
 def shown_rows(explorer: Explorer) -> list[str]:
-    return [label for label, _ in explorer.rows_view.options]
+    """The grid's rows as "value / value / value" of their key columns."""
+    frame = explorer.grid.df
+    return [" / ".join(values) for values in frame[explorer.table.columns].itertuples(index=False)]
+
+
+def select(explorer: Explorer, label: str) -> None:
+    explorer.grid.selected_rows = [shown_rows(explorer).index(label)]
 
 
 def test_database_explorer_lists_tables_with_columns(table: Table) -> None:
     explorer = explore("s3aads-test")
     explorer.wait()
     assert [label for label, _ in explorer.table_picker.options] == ["events (kind, year, id)", "other (a)"]
-    assert explorer.table.name == "events"
-    assert explorer.filters["kind"].options == (ANY, "buy", "click", "view")
+    assert explorer.table.name == "events" and explorer.table_picker.value == "events"
+    assert explorer.filters["kind"].options == ("buy", "click", "view")
     explorer.table_picker.value = "other"
     explorer.wait()
     assert shown_rows(explorer) == ["1"] and list(explorer.filters) == ["a"]
 
 
-def test_filters_cascade_with_the_narrowest_listing(table: Table, count_requests) -> None:
+def test_a_table_explorer_names_its_table(table: Table) -> None:
     explorer = explore(table)
     explorer.wait()
-    assert explorer.filters["year"].disabled  # no kind chosen yet
+    assert explorer.table_picker.value == "events" and explorer.table_picker.disabled
+    assert explorer.table_picker.label == "events (kind, year, id)"
+
+
+def test_without_a_database_the_buckets_are_offered(table: Table) -> None:
+    Database("s3aads-second").create()
+    Table("t", Database("s3aads-second"), ["x"]).insert(b"1", x="only")
+    explorer = explore()
+    explorer.wait()
+    assert explorer.database_picker.options == ("s3aads-second", "s3aads-test")
+    assert explorer.database_picker.value is None and explorer.table is None
+    explorer.database_picker.value = "s3aads-second"
+    explorer.wait()
+    assert explorer.table.name == "t" and shown_rows(explorer) == ["only"]
+    explorer.database_picker.value = "s3aads-test"
+    explorer.wait()
+    assert explorer.table.name == "events" and len(explorer.rows) == 30
+
+
+def test_the_grid_shows_key_columns_size_and_last_modified(table: Table) -> None:
+    explorer = explore(table)
+    explorer.wait()
+    frame = explorer.grid.df
+    assert list(frame.columns) == ["kind", "year", "id", SIZE, MODIFIED]
+    assert len(frame) == 30 and frame[SIZE].iloc[0] == len(b'{"n": 27}')
+    assert frame[MODIFIED].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").all()
+    assert explorer.status.value == "30 matching rows" and not explorer.load_button.disabled
+
+
+def test_any_column_filters_on_its_own(table: Table, count_requests) -> None:
+    explorer = explore(table)
+    explorer.wait()
+    assert not any(selector.disabled for selector in explorer.filters.values())
+    assert explorer.filters["year"].options == ("2020", "2021", "2022")
+    counter = count_requests(table.database)
+    explorer.filters["year"].value = ("2021",)  # not the leading column: applied to the listing
+    explorer.wait()
+    assert shown_rows(explorer) == ["buy / 2021 / 3", "view / 2021 / 2"]
+    assert explorer.summary.value == "year = 2021"
+    assert [p["Prefix"] for p in counter.params("ListObjectsV2")] == ["events/"]
+    assert explorer.filters["kind"].options == ("buy", "click", "view")
+
+
+def test_leading_choices_narrow_the_listing_and_keep_their_alternatives(table: Table, count_requests) -> None:
+    explorer = explore(table)
+    explorer.wait()
     counter = count_requests(table.database)
     explorer.filters["kind"].value = ("view",)
     explorer.wait()
-    assert explorer.filters["year"].options == (ANY, "2020", "2021", "2022")
-    assert not explorer.filters["year"].disabled and explorer.filters["id"].disabled
-    delimited = [p for p in counter.params("ListObjectsV2") if p.get("Delimiter")]
-    assert [p["Prefix"] for p in delimited] == ["events/view/"]
     assert shown_rows(explorer) == ["view / 2020 / 1", "view / 2021 / 2", "view / 2022 / <b>x</b>"]
+    listed = [p["Prefix"] for p in counter.params("ListObjectsV2") if not p.get("Delimiter")]
+    assert listed == ["events/view/"]
+    assert explorer.filters["kind"].options == ("buy", "click", "view")  # others can still be added
+    assert explorer.filters["year"].options == ("2020", "2021", "2022")
     explorer.filters["kind"].value = ("view", "buy")
     explorer.wait()
-    assert explorer.filters["year"].options == (ANY, "2020", "2021", "2022")
-    explorer.filters["year"].value = ("2021",)
+    explorer.filters["id"].value = ("2", "3")
     explorer.wait()
     assert shown_rows(explorer) == ["buy / 2021 / 3", "view / 2021 / 2"]
-    assert explorer.code.value == "pd.read_s3aads('s3aads-test/events', kind=['buy', 'view'], year='2021')"
-    explorer.filters["kind"].value = (ANY, "buy", "view")  # picking "any" again clears the values
+    assert explorer.summary.value == "kind ∈ {buy, view} · id ∈ {2, 3}"
+    assert explorer.code.value == "pd.read_s3aads('s3aads-test/events', kind=['buy', 'view'], id=['2', '3'])"
+    explorer.filters["kind"].value = ()
+    explorer.filters["id"].value = ()
     explorer.wait()
-    assert explorer.filters["kind"].value == (ANY,) and explorer.filters["year"].value == (ANY,)
-    assert len(explorer.rows) == 30
+    assert len(explorer.rows) == 30 and explorer.summary.value.startswith("all rows")
 
 
-def test_paging(table: Table) -> None:
-    explorer = Explorer(table, page_size=10)
-    explorer.wait()
-    assert explorer.page_label.value == "rows 1–10 of 30" and explorer.previous_button.disabled
-    explorer.next_button.click()
-    explorer.next_button.click()
-    assert explorer.page_label.value == "rows 21–30 of 30" and explorer.next_button.disabled
-    explorer.page_size.value = 50
-    assert explorer.page_label.value == "rows 1–30 of 30" and len(shown_rows(explorer)) == 30
-    explorer.filters["kind"].value = ("nothing",) if "nothing" in explorer.filters["kind"].options else ("buy",)
-    explorer.wait()
-    assert explorer.page_label.value == "rows 1–2 of 2"
-
-
-def test_preview_of_json_text_image_and_escaping(table: Table) -> None:
+def test_preview_only_what_is_selected(table: Table, count_requests) -> None:
     explorer = Explorer(table, page_size=50)
+    counter = count_requests(table.database)
     explorer.wait()
-    labels = shown_rows(explorer)
-    explorer.rows_view.value = labels.index("view / 2020 / 1")
+    assert explorer.preview.value == "" and "GetObject" not in counter.operations
+    select(explorer, "view / 2020 / 1")
     assert "(JSON, 9 bytes)" in explorer.preview.value and "{\n  &quot;n&quot;: 25\n}" in explorer.preview.value
-    explorer.rows_view.value = labels.index("view / 2022 / <b>x</b>")
+    assert "kind = view · year = 2020 · id = 1" in explorer.preview.value
+    select(explorer, "view / 2022 / <b>x</b>")
     assert "<script>" not in explorer.preview.value and "<b>x</b>" not in explorer.preview.value
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in explorer.preview.value
-    assert "events/view/2022/&lt;b&gt;x&lt;%2Fb&gt;" in explorer.preview.value
-    explorer.rows_view.value = labels.index("buy / 2022 / 9")
+    assert "id = &lt;b&gt;x&lt;/b&gt;" in explorer.preview.value and "%2F" not in explorer.preview.value
+    select(explorer, "buy / 2022 / 9")
     assert "<img" in explorer.preview.value and "data:image/png;base64," in explorer.preview.value
+    assert counter.operations["GetObject"] == 3
+    explorer.grid.selected_rows = []
+    assert explorer.preview.value == ""
 
 
 def test_preview_renderer_binary_and_truncation() -> None:
@@ -104,18 +148,65 @@ def test_preview_renderer_binary_and_truncation() -> None:
     assert "no such object" in render("t/3", None)
 
 
-def test_load_dataframe(table: Table) -> None:
+def test_load_dataframe_shows_it_decoded_as_chosen(table: Table) -> None:
     explorer = explore(table)
     explorer.wait()
     explorer.filters["kind"].value = ("view",)
     explorer.wait()
+    explorer.filters["year"].value = ("2020", "2021")  # JSON payloads only
+    explorer.wait()
+    explorer.decode.value = "json"
+    assert explorer.code.value == (
+        "pd.read_s3aads('s3aads-test/events', kind='view', year=['2020', '2021'], decode='json')")
     explorer.load_button.click()
     explorer.wait()
     assert explorer.df is not None
-    assert explorer.df["id"].tolist() == ["1", "2", "<b>x</b>"]
-    assert explorer.df["data"].iloc[0] == b'{"n": 25}'
-    assert explorer.load_progress.value == 3
-    assert "loaded 3 rows" in explorer.status.value
+    assert explorer.df["id"].tolist() == ["1", "2"]
+    assert explorer.df["data"].tolist() == [{"n": 25}, {"n": 26}]
+    assert explorer.load_progress.value == 2
+    assert "loaded 2 rows" in explorer.status.value
+    shown = explorer.loaded.value
+    assert "2 rows × 4 columns" in shown and "<td>data</td>" in shown and "<td>object</td>" in shown
+    assert "{&#x27;n&#x27;: 25}" in shown or "{'n': 25}" in shown
+
+
+def test_the_loaded_frame_is_escaped(table: Table) -> None:
+    explorer = explore(table)
+    explorer.wait()
+    explorer.filters["year"].value = ("2022",)
+    explorer.wait()
+    explorer.load()
+    explorer.wait()
+    assert "&lt;b&gt;x&lt;/b&gt;" in explorer.loaded.value and "<b>x</b>" not in explorer.loaded.value
+    assert "<script>" not in explorer.loaded.value
+
+
+def test_load_dataframe_of_binary_payloads_decoded_as_text_fails_in_the_widget(table: Table) -> None:
+    explorer = explore(table)
+    explorer.wait()
+    explorer.filters["kind"].value = ("buy",)
+    explorer.decode.value = "str"
+    explorer.wait()
+    explorer.load()
+    explorer.wait()
+    assert "error" in explorer.error.value and explorer.df is None
+
+
+def test_an_empty_database_has_nothing_to_load(db: Database) -> None:
+    explorer = explore(db)
+    explorer.wait()
+    assert "no tables" in explorer.status.value
+    assert explorer.load_button.disabled and len(explorer.grid.df) == 0
+    with pytest.raises(S3aadsError, match="choose a table first"):
+        explorer.load()
+
+
+def test_the_grid_holds_a_bounded_number_of_rows(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explorer_module, "GRID_ROWS", 7)
+    explorer = explore(table)
+    explorer.wait()
+    assert len(explorer.grid.df) == 7 and len(explorer.rows) == 30
+    assert explorer.status.value == "30 matching rows; the grid holds the first 7: filter to narrow"
 
 
 def test_errors_show_inside_the_widget(s3: str | None) -> None:
@@ -138,35 +229,13 @@ def test_cancel_stops_a_long_listing(table: Table, monkeypatch: pytest.MonkeyPat
     explorer.refresh()
     time.sleep(0.2)
     assert explorer.status.value.startswith("listing") and not explorer.cancel_button.disabled
-    assert len(explorer.rows_view.options) == explorer.page_size.value  # the first page, mid-listing
-    assert explorer.page_label.value.endswith("so far")
+    assert len(explorer.grid.df) == explorer.page_size  # the first page, mid-listing
     explorer.cancel_button.click()
     explorer.wait(timeout=5)
     assert explorer.status.value == "cancelled" and explorer.cancel_button.disabled
     listed = len(explorer.rows)
     time.sleep(0.05)
-    assert len(explorer.rows) == listed > 30  # the listing stopped; what it listed stays shown
-
-
-def test_the_last_column_is_listed_once_with_the_rows(table: Table, count_requests) -> None:
-    explorer = explore(table)
-    explorer.wait()
-    counter = count_requests(table.database)
-    for column in table.columns[:-1]:  # choose a value in every column but the last
-        selector = explorer.filters[column]
-        selector.value = (selector.options[1],)
-        explorer.wait()
-    last = explorer.filters[table.columns[-1]]
-    assert not last.disabled and len(last.options) > 1  # its values came with the rows
-    chosen = {c: [explorer.filters[c].value[0]] for c in table.columns[:-1]}
-    assert sorted(last.options[1:]) == sorted(row["id"] for row in table.query(**chosen))
-    prefix = table.codec.listing_prefixes(table.codec.encode_filters(chosen))[0]
-    listings = [p["Prefix"] for p in counter.params("ListObjectsV2")]
-    assert listings.count(prefix) == 1 + 1  # the rows listing, and the query above
-
-    explorer.refresh_button.click()
-    explorer.wait()
-    assert [p["Prefix"] for p in counter.params("ListObjectsV2")].count(prefix) > 2
+    assert len(explorer.rows) == listed > 30  # the listing stopped
 
 
 def test_copy_as_code_uses_filters_for_columns_named_like_parameters(db: Database) -> None:

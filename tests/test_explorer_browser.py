@@ -42,15 +42,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: A payload that runs script if anything renders it as HTML (it is the largest, 52 bytes).
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
 @pytest.fixture
 def voila_url(local_s3: LocalS3, tmp_path: Path) -> Iterator[str]:
     local_s3.reset()
     db = Database("browser-db", endpoint_url=local_s3.endpoint_url)
     db.create()
-    events = Table("events", db, ["kind", "id"])
-    for kind, id_ in [("click", 1), ("click", 2), ("view", 3)]:
-        events.insert_string(f'{{"kind": "{kind}", "id": {id_}}}', kind=kind, id=id_)
-    events.insert(b"<script>alert(1)</script>", kind="view", id=4)
+    events = Table("events", db, ["kind", "year", "id"])
+    for id_ in range(25):
+        events.insert_string(f'{{"kind": "click", "id": {id_}}}', kind="click", year=2020, id=id_)
+    events.insert_string('{"kind": "view"}', kind="view", year=2021, id=1)
+    events.insert(HOSTILE.encode(), kind="view", year=2022, id="<b>x</b>")
 
     notebook = nbformat.v4.new_notebook(metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
@@ -79,33 +84,71 @@ def voila_url(local_s3: LocalS3, tmp_path: Path) -> Iterator[str]:
         server.wait(20)
 
 
-def rows(page: Page) -> list[str]:
-    texts = page.locator(".s3aads-rows select option").all_inner_texts()
-    return [text.replace("\xa0", " ").strip() for text in texts]  # widgets show spaces as nbsp
+def grid_rows(page: Page) -> list[list[str]]:
+    """The cells of the rows the grid shows, as text."""
+    return [row.split("\t") for row in page.locator(".s3aads-grid table.dataTable tbody tr").all_inner_texts()]
+
+
+def right_edge(page: Page, selector: str) -> float:
+    return page.locator(selector).first.evaluate("element => element.getBoundingClientRect().right")
 
 
 def test_explorer_in_voila_and_chromium(voila_url: str, tmp_path: Path) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1100})
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
             dialogs: list[str] = []
             page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
             page.goto(voila_url, timeout=120_000)
             expect(page.locator(".s3aads-explorer")).to_be_visible(timeout=120_000)
-            expect(page.locator(".s3aads-rows select option")).to_have_count(4, timeout=30_000)
-            assert rows(page) == ["click / 1", "click / 2", "view / 3", "view / 4"]
+            body = page.locator(".s3aads-grid table.dataTable tbody tr")
+            expect(body).to_have_count(20, timeout=60_000)  # the first page of 27 rows
+            expect(page.locator(".s3aads-grid")).to_contain_text("of 27 entries")
+            assert grid_rows(page)[0][:3] == ["click", "2020", "0"]
+            headers = [h.strip() for h in page.locator(".s3aads-grid thead th").all_inner_texts()]
+            assert headers == ["kind", "year", "id", "size (bytes)", "last modified (UTC)"]
 
-            kind = page.locator(".widget-select-multiple").filter(has_text="kind").locator("select")
-            kind.select_option("view")
-            expect(page.locator(".s3aads-rows select option")).to_have_count(2, timeout=30_000)
-            assert rows(page) == ["view / 3", "view / 4"]
+            search = page.locator(".s3aads-grid input[type=search]")
+            search.fill("2022")
+            expect(body).to_have_count(1, timeout=10_000)
+            search.fill("")
+            expect(body).to_have_count(20, timeout=10_000)
 
-            page.locator(".s3aads-rows select").select_option(index=rows(page).index("view / 4"))
+            size = page.locator(".s3aads-grid thead th").filter(has_text="size").locator(".dt-column-order")
+            size.click()
+            size.click()  # descending: the largest payload first
+            expect(body.first).to_contain_text("<b>x</b>", timeout=10_000)
+            first = page.locator(".s3aads-grid tbody tr").first
+            assert grid_rows(page)[0][:4] == ["view", "2022", "<b>x</b>", str(len(HOSTILE))]
+            assert first.locator("b").count() == 0  # the key's markup is text, not HTML
+
+            year = page.locator(".widget-select-multiple").filter(has_text="year").locator("select")
+            year.select_option("2021")  # a non-leading column, alone
+            expect(body).to_have_count(1, timeout=30_000)
+            assert grid_rows(page)[0][:3] == ["view", "2021", "1"]
+            expect(page.locator(".s3aads-summary")).to_have_text("year = 2021")
+            year.select_option(["2021", "2022"])
+            expect(body).to_have_count(2, timeout=30_000)
+            expect(page.locator(".s3aads-summary")).to_have_text("year ∈ {2021, 2022}")
+
+            body.filter(has_text="<b>x</b>").click()
             preview = page.locator(".s3aads-preview pre")
-            expect(preview).to_have_text("<script>alert(1)</script>", timeout=30_000)
-            page.locator(".s3aads-rows select").select_option(index=rows(page).index("view / 3"))
-            expect(preview).to_contain_text('"kind": "view"', timeout=30_000)
+            expect(preview).to_have_text(HOSTILE, timeout=30_000)
+            expect(page.locator(".s3aads-preview-key")).to_contain_text("kind = view · year = 2022 · id = <b>x</b>")
+            line_height = preview.evaluate("element => parseFloat(getComputedStyle(element).lineHeight)")
+            font_size = preview.evaluate("element => parseFloat(getComputedStyle(element).fontSize)")
+            assert line_height < 1.6 * font_size  # not the page's 28px
+
+            page.get_by_role("button", name="Load DataFrame").click()
+            loaded = page.locator(".s3aads-loaded")
+            expect(loaded).to_contain_text("explorer.df: 2 rows × 4 columns", timeout=30_000)
+            expect(loaded).to_contain_text("object")
+            assert loaded.locator("td").filter(has_text="<b>x</b>").count() == 1  # escaped there too
+
+            edge = right_edge(page, ".s3aads-explorer")
+            for part in (".s3aads-explorer textarea", ".s3aads-grid", ".s3aads-loaded"):
+                assert right_edge(page, part) <= edge + 0.5, part  # nothing overflows the explorer
 
             shot = Path(os.environ.get("S3AADS_SCREENSHOT_DIR", tmp_path)) / "explorer.png"
             page.screenshot(path=str(shot), full_page=True)

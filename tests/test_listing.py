@@ -120,7 +120,7 @@ def test_limit_without_order_by_costs_one_list(db: Database, seed, count_request
     assert len(shell.run_cell_magic("s3aads", "", "SELECT id FROM t WHERE n = '7' LIMIT 3")) == 3
     assert counter.operations["ListObjectsV2"] == 1  # ids 0..9 are in the first page
     counter.reset()
-    assert shell.run_cell_magic("s3aads", "", "SELECT COUNT(*) FROM t")["count"][0] == 5000
+    assert shell.run_cell_magic("s3aads", "", "SELECT COUNT(*) AS n FROM t")["n"][0] == 5000
 
 
 class KeysOnlyStore(ObjectStore):

@@ -39,9 +39,9 @@ def hex_dump(payload: bytes, limit: int = HEX_BYTES) -> str:
     return "\n".join(lines)
 
 
-def render(key: str, payload: bytes | None) -> str:
-    """The HTML preview of one row's payload under a heading naming its key."""
-    head = f"<div class='s3aads-preview-key'><b>{html.escape(key)}</b>"
+def render(title: str, payload: bytes | None) -> str:
+    """The HTML preview of one row's payload under a heading naming the row (its column values)."""
+    head = f"<div class='s3aads-preview-key'><b>{html.escape(title)}</b>"
     if payload is None:
         return f"{head}: <i>no such object (deleted since it was listed?)</i></div>"
     kind = image_type(payload)

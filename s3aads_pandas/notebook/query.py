@@ -40,6 +40,8 @@ class Source:
     view: str  # the name DuckDB knows it by
     name: str  # the name the statement uses for it (its alias, or the table's name)
     filters: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: Whether the filters are the whole of its SELECT's WHERE (nothing is left to evaluate).
+    filters_are_where: bool = False
     fetch: Fetch = "none"
     stop_after: int | None = None  # the listing stops once this many rows match ``where``
     where: exp.Expression | None = None
@@ -79,7 +81,7 @@ def plan(statement: exp.Expression, tables: Callable[[exp.Table], Any], *, decod
     statement = _with_limit(statement.copy(), limit)
     sources, frames, scopes = _bind_tables(statement, tables)
     for source, select in scopes:
-        source.filters = pushdown(select, source, sources)
+        source.filters, source.filters_are_where = pushdown(select, source, sources)
     _read_key_columns_as_numbers(statement, sources)
     _choose_fetches(statement, sources)
     result = Plan(statement, sources, frames, decode)
@@ -154,14 +156,16 @@ def _in(source: Source, select: exp.Select) -> bool:
 # -- pushdown -----------------------------------------------------------------------------------
 
 
-def pushdown(select: exp.Select | None, source: Source, sources: list[Source]) -> dict[str, list[str]]:
-    """Listing filters for a source from ``col = v`` / ``col IN (...)`` conjuncts of its WHERE.
+def pushdown(select: exp.Select | None, source: Source, sources: list[Source]) -> tuple[dict[str, list[str]], bool]:
+    """Listing filters for a source from ``col = v`` / ``col IN (...)`` conjuncts of its WHERE,
+    and whether they are the whole WHERE.
 
     These conditions reject NULLs, so they may narrow a listing even for an outer join's side.
     """
     filters: dict[str, list[str]] = {}
     if select is None or select.args.get("where") is None:
-        return filters
+        return filters, True
+    whole = True
     condition = select.args["where"].this
     for conjunct in condition.flatten() if isinstance(condition, exp.And) else [condition]:
         conjunct = conjunct.unnest()
@@ -172,15 +176,16 @@ def pushdown(select: exp.Select | None, source: Source, sources: list[Source]) -
         elif isinstance(conjunct, exp.In) and not conjunct.args.get("query"):
             column, values = conjunct.this, conjunct.expressions
         else:
+            whole = False
             continue
-        if not isinstance(column, exp.Column) or not all(_is_value(v) for v in values):
-            continue
-        if _owner(column, sources, select) is not source:
+        if not isinstance(column, exp.Column) or not all(_is_value(v) for v in values) or (
+                _owner(column, sources, select) is not source):
+            whole = False
             continue
         found = [_text(v) for v in values]
         name = column.name
         filters[name] = [v for v in filters[name] if v in found] if name in filters else found
-    return filters
+    return filters, whole
 
 
 def _is_value(node: exp.Expression) -> bool:
@@ -266,7 +271,7 @@ def _stop_early(select: exp.Select, source: Source) -> None:
         return
     skipped = int(offset.expression.this) if offset is not None and isinstance(offset.expression, exp.Literal) else 0
     source.stop_after = int(limit.expression.this) + skipped
-    source.where = where.this.copy() if where is not None else None
+    source.where = where.this.copy() if where is not None and not source.filters_are_where else None
 
 
 def _data_only_selected(select: exp.Select) -> bool:

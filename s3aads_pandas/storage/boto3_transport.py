@@ -104,7 +104,7 @@ class Boto3Transport:
                   max_keys: int, delimiter: str | None) -> ListedPage:
         page = self._list(bucket, prefix, start_after, token, max_keys, delimiter)
         return ListedPage(
-            [Listed(obj["Key"], obj.get("Size", 0)) for obj in page.get("Contents", ())],
+            [Listed(obj["Key"], obj.get("Size", 0), obj.get("LastModified")) for obj in page.get("Contents", ())],
             [entry["Prefix"] for entry in page.get("CommonPrefixes", ())],
             _next_token(page),
         )

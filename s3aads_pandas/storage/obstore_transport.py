@@ -169,7 +169,7 @@ class ObstoreTransport:
             return next(iter(stream), [])
 
         objects = self._call("ListObjectsV2", bucket, None, params, first_page)
-        listed = [Listed(obj["path"], obj["size"]) for obj in objects]
+        listed = [Listed(obj["path"], obj["size"], obj["last_modified"]) for obj in objects]
         if listed and not (listed[0].key.startswith(prefix) and listed[-1].key.startswith(prefix)):
             raise _Inexpressible("a key that ends with '/' lists without it")
         token = _TOKEN + listed[-1].key if len(listed) >= PAGE_SIZE else None

@@ -8,6 +8,7 @@ exist: obstore (Rust, the default) and boto3 (the fallback, and a choice in the 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 #: S3 returns at most this many keys per listing page and deletes at most this many per request.
@@ -22,6 +23,7 @@ class Listed(NamedTuple):
 
     key: str
     size: int
+    last_modified: datetime | None = None
 
 
 class ListedPage(NamedTuple):

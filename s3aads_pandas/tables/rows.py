@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from s3aads_pandas.errors import SkippedKeysWarning
@@ -19,11 +20,12 @@ logger = logging.getLogger(__name__)
 
 
 class Row(NamedTuple):
-    """One listed row: its raw (still escaped) key segments, its S3 key and its size in bytes."""
+    """One listed row: its raw (still escaped) key segments, its S3 key, size and last change."""
 
     segments: list[str]
     key: str
     size: int
+    last_modified: datetime | None = None
 
 
 def objects_under(lister: Lister, prefixes: Sequence[str]) -> Iterator[Listed]:
@@ -53,7 +55,7 @@ def matching_rows(
         if segments is None:
             skipped += 1
         elif KeyCodec.matches(segments, positions):
-            yield Row(segments, obj.key, obj.size)
+            yield Row(segments, obj.key, obj.size, obj.last_modified)
     if skipped:
         _warn_skipped(skipped, bucket, codec)
 

@@ -151,7 +151,7 @@ def test_invalid_settings_are_refused() -> None:
 def test_a_missing_extra_names_the_pip_command_in_one_line() -> None:
     script = textwrap.dedent("""
         import sys
-        for name in ("ipywidgets", "dask", "sqlglot"):
+        for name in ("ipywidgets", "itables", "dask", "sqlglot"):
             sys.modules[name] = None  # as if not installed
         import s3aads_pandas
         from IPython.core.interactiveshell import InteractiveShell

@@ -42,6 +42,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+LONG_NAME = "the-table-with-a-name-long-enough-to-be-cut-by-a-narrow-dropdown"
 #: A payload that runs script if anything renders it as HTML (it is the largest, 52 bytes).
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
@@ -56,6 +57,7 @@ def voila_url(local_s3: LocalS3, tmp_path: Path) -> Iterator[str]:
         events.insert_string(f'{{"kind": "click", "id": {id_}}}', kind="click", year=2020, id=id_)
     events.insert_string('{"kind": "view"}', kind="view", year=2021, id=1)
     events.insert(HOSTILE.encode(), kind="view", year=2022, id="<b>x</b>")
+    Table(LONG_NAME, db, ["first_key_column", "second_key_column"]).insert(b"1", first_key_column=1, second_key_column=2)
 
     notebook = nbformat.v4.new_notebook(metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
@@ -89,6 +91,15 @@ def grid_rows(page: Page) -> list[list[str]]:
     return [row.split("\t") for row in page.locator(".s3aads-grid table.dataTable tbody tr").all_inner_texts()]
 
 
+#: The width of the widest option of a <select> in its own font, and the room it has.
+TEXT_WIDTHS = """select => {
+    const context = document.createElement("canvas").getContext("2d");
+    context.font = getComputedStyle(select).font;
+    const widths = [...select.options].map(option => context.measureText(option.text).width);
+    return [Math.max(...widths), select.clientWidth];
+}"""
+
+
 def right_edge(page: Page, selector: str) -> float:
     return page.locator(selector).first.evaluate("element => element.getBoundingClientRect().right")
 
@@ -106,6 +117,9 @@ def test_explorer_in_voila_and_chromium(voila_url: str, tmp_path: Path) -> None:
             expect(body).to_have_count(20, timeout=60_000)  # the first page of 27 rows
             expect(page.locator(".s3aads-grid")).to_contain_text("of 27 entries")
             assert grid_rows(page)[0][:3] == ["click", "2020", "0"]
+            widest, room = page.locator(".widget-dropdown select").first.evaluate(TEXT_WIDTHS)
+            assert widest <= room  # the long table name and its columns show whole
+
             headers = [h.strip() for h in page.locator(".s3aads-grid thead th").all_inner_texts()]
             assert headers == ["kind", "year", "id", "size (bytes)", "last modified (UTC)"]
 

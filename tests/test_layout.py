@@ -11,6 +11,7 @@ PACKAGE = Path(s3aads_pandas.__file__).parent
 #: Each room, and the rooms below it that it may import.
 LEVELS = {
     "errors": 0,
+    "progress": 0,
     "storage": 1,
     "config": 2,
     "tables": 3,

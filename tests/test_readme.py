@@ -34,6 +34,7 @@ RUNNER = textwrap.dedent('''
         "copied": sorted(row["id"] for row in ns["copy"].query()),
         "sales": ns["pd"].read_s3aads("joeyism-test/sales", format="parquet")["amount"].tolist(),
         "explorer": type(ns["explorer"]).__name__,
+        "spend": ns["spend"].to_dict("list"),
     }))
 ''')
 
@@ -58,3 +59,4 @@ def test_every_block_runs_in_order_with_no_aws_account(tmp_path: Path) -> None:
     assert seen["recent"] == ["2", "5"] and seen["years"] == ["2020", "2021"]
     assert seen["copied"] == ["2", "5"] and seen["sales"] == [1.5, 2.5, 3.0]
     assert seen["explorer"] == "Explorer"
+    assert seen["spend"] == {"name": ["Ada", "Bo"], "order_count": [2, 1], "total": [12, 3]}

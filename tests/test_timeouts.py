@@ -125,7 +125,7 @@ def test_the_deadline_bounds_every_attempt_together(silent: StallingServer, tran
 
 def test_a_trickling_body_is_given_up_at_the_deadline(trickling: StallingServer, transport: str) -> None:
     error, elapsed = select_from(trickling, transport, read_timeout=1, deadline=2)
-    assert elapsed < 4  # each byte arrives within the read timeout: only the deadline stops it
+    assert elapsed < 6  # each byte arrives within the read timeout: only the deadline (2 s) stops it, not 200 s
     assert "still arriving at the request's deadline" in str(error) and "s3://stalled/t/1" in str(error)
 
 

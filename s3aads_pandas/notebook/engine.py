@@ -22,6 +22,7 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
     """The statement's result; payloads of the result's rows are fetched after DuckDB ran."""
     listed: dict[str, pd.DataFrame] = {}
     with duckdb.connect() as connection:
+        connection.execute("SET python_enable_replacements = false")  # only what is registered, no local variable
         for source in query.sources:
             keys = listed[source.view] = _list(source, connection, progress)
             _register(connection, source, _with_payloads(source, keys, query.decode, progress), query.decode)

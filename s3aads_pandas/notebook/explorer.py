@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError, extra_required
+from s3aads_pandas.frames.payloads import DECODERS
 from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.notebook.preview import render
-from s3aads_pandas.notebook.query import DECODINGS
 from s3aads_pandas.tables.datastore import Database, Row, Table
 
 with extra_required("notebook", "the explorer"):
@@ -86,7 +86,7 @@ class Explorer(widgets.VBox):
         self.grid.add_class("s3aads-grid")
         self.preview = widgets.HTML()
         self.preview.add_class("s3aads-preview")
-        self.decode = widgets.ToggleButtons(options=DECODINGS, value="bytes", description="Decode",
+        self.decode = widgets.ToggleButtons(options=list(DECODERS), value="bytes", description="Decode",
                                             tooltip="how the payloads are decoded into the data column")
         self.load_button = widgets.Button(description="Load DataFrame", icon="download", button_style="primary",
                                           disabled=True)

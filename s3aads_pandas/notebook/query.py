@@ -17,6 +17,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from s3aads_pandas.errors import S3aadsError, extra_required
+from s3aads_pandas.frames.payloads import DECODERS
 from s3aads_pandas.tables.datastore import Table
 
 with extra_required("notebook", "s3aads SQL"):
@@ -24,7 +25,7 @@ with extra_required("notebook", "s3aads SQL"):
 
 #: Which payloads a source fetches: none, those of the result's rows, or those of every listed row.
 Fetch = Literal["none", "result", "listed"]
-DECODINGS = ("bytes", "str", "json")
+DECODINGS = tuple(DECODERS)
 _NUMBER_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
@@ -69,12 +70,12 @@ class Plan:
         return self.statement.sql(dialect="duckdb")
 
 
-def plan(statement: exp.Expression, tables: Callable[[exp.Table], Any], *, decode: str = "bytes",
+def plan(statement: exp.Expression, tables: Callable[[exp.Table], Table | pd.DataFrame], *, decode: str = "bytes",
          limit: int | None = None) -> Plan:
     """Plan a SELECT (or a set operation of SELECTs) over the names ``tables`` resolves.
 
-    ``tables(node)`` is asked for every table reference: it gives a Table, a DataFrame, or None
-    for a name the statement defines itself (a CTE).
+    ``tables(node)`` is asked for every table reference but the statement's own CTEs: it gives
+    a Table or a DataFrame, or raises :class:`SqlError` for a name it does not know.
     """
     if decode not in DECODINGS:
         raise SqlError(f"--decode takes one of {', '.join(DECODINGS)}, got {decode!r}")
@@ -97,7 +98,7 @@ def plan(statement: exp.Expression, tables: Callable[[exp.Table], Any], *, decod
 # -- tables -------------------------------------------------------------------------------------
 
 
-def _bind_tables(statement: exp.Expression, tables: Callable[[exp.Table], Any]) -> tuple[
+def _bind_tables(statement: exp.Expression, tables: Callable[[exp.Table], Table | pd.DataFrame]) -> tuple[
         list[Source], dict[str, tuple[str, pd.DataFrame]], list[tuple[Source, exp.Select | None]]]:
     """Each table reference renamed to a DuckDB view, keeping the name the statement uses."""
     defined = {cte.alias for cte in statement.find_all(exp.CTE)}
@@ -114,11 +115,9 @@ def _bind_tables(statement: exp.Expression, tables: Callable[[exp.Table], Any]) 
             source = Source(bound, view, name)
             sources.append(source)
             scopes.append((source, _selecting(node)))
-        elif isinstance(bound, pd.DataFrame):
+        else:
             view = f"frame_{len(frames)}"
             frames[view] = (node.name, bound)
-        else:
-            continue
         node.replace(exp.Table(this=exp.to_identifier(view),
                                alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True))))
     return sources, frames, scopes
@@ -338,7 +337,8 @@ def explain(query: Plan) -> str:
                 f"{c} IN ({', '.join(map(repr, v))})" for c, v in applied.items()))
         if source.stop_after is not None:
             lines.append(f"  the listing stops once {source.stop_after:,} rows match")
-        lines.append(f"  GET: {_FETCHES[source.fetch]}; decoded as {query.decode}")
+        decoding = f"; decoded as {query.decode}" if source.fetch != "none" else ""
+        lines.append(f"  GET: {_FETCHES[source.fetch]}{decoding}")
     for name, frame in query.frames.values():
         lines.append(f"DataFrame: {name} ({len(frame):,} rows, from the notebook)")
     lines += ["", "DuckDB runs:", f"  {query.sql}"]

@@ -26,7 +26,7 @@ REGIONS = ("east", "north", "south", "west")
 STATEMENTS = [
     ("bytes", "SELECT region, COUNT(*) AS n FROM orders GROUP BY region"),
     ("bytes", "SELECT day, COUNT(*) AS n FROM orders WHERE region = 'north' GROUP BY day"),
-    ("bytes", "SELECT order_id, data FROM orders WHERE region = 'north' AND day = '07'"),
+    ("bytes", "SELECT order_id, data FROM orders WHERE region = 'north' AND day = '06'"),
     ("bytes", "SELECT order_id, data FROM orders ORDER BY order_id DESC LIMIT 10"),
     ("json", "SELECT data->>'item' AS item, SUM((data->>'price')::INT) AS total FROM orders "
              "WHERE region IN ('north', 'south') GROUP BY item"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import (
@@ -104,7 +105,7 @@ class Boto3Transport:
                   max_keys: int, delimiter: str | None) -> ListedPage:
         page = self._list(bucket, prefix, start_after, token, max_keys, delimiter)
         return ListedPage(
-            [Listed(obj["Key"], obj.get("Size", 0), obj.get("LastModified")) for obj in page.get("Contents", ())],
+            [Listed(obj["Key"], obj.get("Size", 0), _utc(obj.get("LastModified"))) for obj in page.get("Contents", ())],
             [entry["Prefix"] for entry in page.get("CommonPrefixes", ())],
             _next_token(page),
         )
@@ -201,6 +202,12 @@ _SNAKE = {
     "CopyObject": "copy_object", "ListBuckets": "list_buckets", "HeadBucket": "head_bucket",
     "CreateBucket": "create_bucket",
 }
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """botocore's time in the shared UTC zone: its own zone object per key would triple a
+    listing's memory."""
+    return moment.astimezone(timezone.utc) if moment is not None else None
 
 
 def _next_token(page: Mapping[str, Any]) -> str | None:

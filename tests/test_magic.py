@@ -317,3 +317,9 @@ def test_explain_is_shown_as_text(shell: InteractiveShell, capsys) -> None:
 def test_bad_decode_is_refused(shell: InteractiveShell) -> None:
     with pytest.raises(MagicError, match="--decode takes one of bytes, str, json, got 'yaml'"):
         run(shell, "%%s3aads --decode yaml\nSELECT * FROM daily")
+
+
+def test_a_payload_that_is_not_json_is_named(shell: InteractiveShell, orders: Table) -> None:
+    orders.insert(b"<not json>", customer=7, order_id="z")
+    with pytest.raises(MagicError, match=r"the payload of orders row customer='7', order_id='z' is not JSON"):
+        run(shell, "%%s3aads --decode json\nSELECT data->>'item' AS item FROM orders")

@@ -21,11 +21,13 @@ with extra_required("notebook", "s3aads SQL"):
 def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
     """The statement's result; payloads of the result's rows are fetched after DuckDB ran."""
     listed: dict[str, pd.DataFrame] = {}
+    registered: dict[str, pd.DataFrame] = {}
     with duckdb.connect() as connection:
         connection.execute("SET python_enable_replacements = false")  # only what is registered, no local variable
         for source in query.sources:
             keys = listed[source.view] = _list(source, connection, progress)
-            _register(connection, source, _with_payloads(source, keys, query.decode, progress), query.decode)
+            registered[source.view] = _with_payloads(source, keys, query.decode, progress)
+            _register(connection, source, registered[source.view], query.decode)
         for view, (_, frame) in query.frames.items():
             connection.register(view, frame)
         try:
@@ -33,7 +35,8 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
             types = [str(t) for t in relation.types]
             result = relation.df()
         except duckdb.Error as error:
-            raise _sql_error(error, query.sources) from None
+            not_json = _first_not_json(query, registered) if "Malformed JSON" in str(error) else None
+            raise not_json or _sql_error(error, query.sources) from None
     result = _python_values(result, types)
     if query.payload_columns:
         (source,) = query.sources
@@ -73,6 +76,21 @@ def _sql_error(error: Exception, sources: list[Source]) -> SqlError:
         known = "; ".join(f"{s.name}: {', '.join([*s.table.columns, 'data'])}" for s in sources)
         return SqlError(f"unknown column {unknown.group(1)!r}" + (f"; the columns are {known}" if known else ""))
     return SqlError(message)
+
+
+def _first_not_json(query: Plan, registered: dict[str, pd.DataFrame]) -> SqlError | None:
+    """Which row's payload ``--decode json`` could not read, by its key columns."""
+    for source in query.sources:
+        frame = registered[source.view]
+        for position, text in enumerate(frame["data"] if source.fetch == "listed" else ()):
+            try:
+                json.loads(text) if text is not None else None  # a row deleted since listed is NULL
+            except ValueError as error:
+                row = frame.iloc[position]
+                named = ", ".join(f"{column}={row[column]!r}" for column in source.table.columns)
+                return SqlError(f"the payload of {source.table.name} row {named} is not JSON ({error}): "
+                                "use --decode str or bytes, or leave that row out with WHERE")
+    return None
 
 
 def _aliased(view: str, name: str) -> exp.Table:

@@ -83,8 +83,10 @@ def _first_not_json(query: Plan, registered: dict[str, pd.DataFrame]) -> SqlErro
     for source in query.sources:
         frame = registered[source.view]
         for position, text in enumerate(frame["data"] if source.fetch == "listed" else ()):
+            if text is None:  # a row deleted since it was listed: NULL, which DuckDB takes
+                continue
             try:
-                json.loads(text) if text is not None else None  # a row deleted since listed is NULL
+                json.loads(text)
             except ValueError as error:
                 row = frame.iloc[position]
                 named = ", ".join(f"{column}={row[column]!r}" for column in source.table.columns)

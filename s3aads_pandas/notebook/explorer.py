@@ -194,14 +194,6 @@ class Explorer(widgets.VBox):
                   for column, selector in self.filters.items()}
         return {column: values for column, values in chosen.items() if values}
 
-    def _leading(self) -> int:
-        """How many leading columns have values chosen: they narrow the listing's prefixes."""
-        chosen = self.selection()
-        count = 0
-        while count < len(self.filters) and list(self.filters)[count] in chosen:
-            count += 1
-        return count
-
     def _on_filter(self, change: dict[str, Any]) -> None:
         if not self._quiet:
             self.refresh()
@@ -239,7 +231,8 @@ class Explorer(widgets.VBox):
         """List the matching rows in the background. Leading chosen columns narrow the listing;
         the other choices are applied to it, and every column's choices come from it."""
         assert self.table is not None  # only called with a table open
-        table, chosen, leading = self.table, self.selection(), self._leading()
+        table, chosen = self.table, self.selection()
+        leading = len(table.codec.narrowed_columns(table.codec.encode_filters(chosen)))
         columns = list(self.filters)
         narrowing = {c: chosen[c] for c in columns[:leading]}
         applied = {columns.index(c): set(v) for c, v in chosen.items() if c not in narrowing}

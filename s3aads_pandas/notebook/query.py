@@ -11,8 +11,8 @@ DataFrames of the notebook namespace join in under their own names.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 import pandas as pd
 
@@ -330,8 +330,8 @@ def explain(query: Plan) -> str:
         lines.append(f"  LIST {len(prefixes)} prefix{'es' if len(prefixes) != 1 else ''}: "
                      + ", ".join(prefixes[:5]) + (f", … {len(prefixes) - 5} more" if len(prefixes) > 5 else ""))
         lines.append("    one request per prefix and per further 1,000 keys")
-        leading = set(table.columns[:_leading(table, source.filters)])
-        applied = {c: v for c, v in source.filters.items() if c not in leading}
+        narrowed = table.codec.narrowed_columns(table.codec.encode_filters(source.filters))
+        applied = {c: v for c, v in source.filters.items() if c not in narrowed}
         if applied:
             lines.append("  applied to the listing: " + " AND ".join(
                 f"{c} IN ({', '.join(map(repr, v))})" for c, v in applied.items()))
@@ -343,12 +343,3 @@ def explain(query: Plan) -> str:
         lines.append(f"DataFrame: {name} ({len(frame):,} rows, from the notebook)")
     lines += ["", "DuckDB runs:", f"  {query.sql}"]
     return "\n".join(lines)
-
-
-def _leading(table: Table, filters: Mapping[str, Any]) -> int:
-    count = 0
-    for column in table.columns:
-        if column not in filters:
-            break
-        count += 1
-    return count

@@ -246,27 +246,34 @@ class KeyCodec:
             encoded[column] = frozenset(self.encode(v, column) for v in values)
         return encoded
 
-    def listing_prefixes(self, encoded: Mapping[str, Collection[str]]) -> list[str]:
-        """The narrowest prefixes that hold every row matching the filters.
-
-        Leading columns with filters become part of the prefix (one prefix per combination of
-        their values). A prefix ends with '/' unless it covers every column, so that id=1 never
-        lists id=10.
-        """
-        leading: list[Collection[str]] = []
+    def narrowed_columns(self, encoded: Mapping[str, Collection[str]]) -> list[str]:
+        """The leading columns whose filters become part of the listing's prefixes: those with
+        filters, up to the first without, while their combinations stay within MAX_PREFIXES.
+        The filters of the other columns are applied to the listing."""
+        narrowed: list[str] = []
         combinations = 1
         for column in self.columns:
             values = encoded.get(column)
             if values is None or combinations * len(values) > MAX_PREFIXES:
                 break
-            leading.append(sorted(values))
+            narrowed.append(column)
             combinations *= len(values)
-        if not leading:
+        return narrowed
+
+    def listing_prefixes(self, encoded: Mapping[str, Collection[str]]) -> list[str]:
+        """The narrowest prefixes that hold every row matching the filters.
+
+        The narrowed columns (:meth:`narrowed_columns`) become part of the prefix, one prefix per
+        combination of their values. A prefix ends with '/' unless it covers every column, so
+        that id=1 never lists id=10.
+        """
+        narrowed = self.narrowed_columns(encoded)
+        if not narrowed:
             return [self.prefix]
-        complete = len(leading) == len(self.columns)
+        complete = len(narrowed) == len(self.columns)
         return [
             self.prefix + "/".join(combo) + ("" if complete else "/")
-            for combo in itertools.product(*leading)
+            for combo in itertools.product(*(sorted(encoded[column]) for column in narrowed))
         ]
 
     @staticmethod

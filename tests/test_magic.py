@@ -323,3 +323,8 @@ def test_a_payload_that_is_not_json_is_named(shell: InteractiveShell, orders: Ta
     orders.insert(b"<not json>", customer=7, order_id="z")
     with pytest.raises(MagicError, match=r"the payload of orders row customer='7', order_id='z' is not JSON"):
         run(shell, "%%s3aads --decode json\nSELECT data->>'item' AS item FROM orders")
+
+
+def test_an_offset_known_only_to_duckdb_does_not_stop_the_listing_early(shell: InteractiveShell) -> None:
+    frame = run(shell, "%%s3aads\nSELECT id FROM daily LIMIT 2 OFFSET (1 + 2)")
+    assert len(frame) == 2

@@ -196,8 +196,6 @@ def _text(node: exp.Expression) -> str:
     """A literal as the key segment text it matches."""
     if isinstance(node, exp.Neg):
         return "-" + node.this.this
-    if isinstance(node, exp.Boolean):
-        return str(node.this)
     return str(node.this)
 
 
@@ -263,12 +261,12 @@ def _one_row_per_row(select: exp.Select) -> bool:
 def _stop_early(select: exp.Select, source: Source) -> None:
     """With LIMIT (and OFFSET) and ``data`` not in WHERE, listing stops once enough rows match."""
     limit, offset = select.args.get("limit"), select.args.get("offset")
-    if limit is None or not isinstance(limit.expression, exp.Literal):
-        return
+    if any(clause is not None and not isinstance(clause.expression, exp.Literal) for clause in (limit, offset)):
+        return  # a count known only when DuckDB runs
     where = select.args.get("where")
-    if where is not None and any(True for _ in _data_references(where)):
+    if limit is None or (where is not None and any(True for _ in _data_references(where))):
         return
-    skipped = int(offset.expression.this) if offset is not None and isinstance(offset.expression, exp.Literal) else 0
+    skipped = int(offset.expression.this) if offset is not None else 0
     source.stop_after = int(limit.expression.this) + skipped
     source.where = where.this.copy() if where is not None and not source.filters_are_where else None
 

@@ -8,7 +8,6 @@ import pandas as pd
 
 from s3aads_pandas.config import default_settings
 from s3aads_pandas.errors import S3aadsError, extra_required
-from s3aads_pandas.notebook.query import DECODINGS
 from s3aads_pandas.notebook.sql import Context, Explanation, execute
 
 with extra_required("notebook", "the %%s3aads magic"):
@@ -51,8 +50,6 @@ def split_options(line: str) -> tuple[dict[str, Any], str]:
         if not options["limit"].isdigit():
             raise MagicError(f"--limit takes a whole number, got {options['limit']!r}")
         options["limit"] = int(options["limit"])
-    if options["decode"] not in DECODINGS:
-        raise MagicError(f"--decode takes one of {', '.join(DECODINGS)}, got {options['decode']!r}")
     if options["out"] is not None and not options["out"].isidentifier():
         raise MagicError(f"-o takes a Python name, got {options['out']!r}")
     return options, rest

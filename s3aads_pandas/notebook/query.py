@@ -17,7 +17,6 @@ from typing import Literal
 import pandas as pd
 
 from s3aads_pandas.errors import S3aadsError, extra_required
-from s3aads_pandas.frames.payloads import DECODERS
 from s3aads_pandas.tables.datastore import Table
 
 with extra_required("notebook", "s3aads SQL"):
@@ -25,7 +24,6 @@ with extra_required("notebook", "s3aads SQL"):
 
 #: Which payloads a source fetches: none, those of the result's rows, or those of every listed row.
 Fetch = Literal["none", "result", "listed"]
-DECODINGS = tuple(DECODERS)
 _NUMBER_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
@@ -77,8 +75,6 @@ def plan(statement: exp.Expression, tables: Callable[[exp.Table], Table | pd.Dat
     ``tables(node)`` is asked for every table reference but the statement's own CTEs: it gives
     a Table or a DataFrame, or raises :class:`SqlError` for a name it does not know.
     """
-    if decode not in DECODINGS:
-        raise SqlError(f"--decode takes one of {', '.join(DECODINGS)}, got {decode!r}")
     statement = _with_limit(statement.copy(), limit)
     sources, frames, scopes = _bind_tables(statement, tables)
     for source, select in scopes:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from s3aads_pandas.config import ConnectionSettings, default_settings
 from s3aads_pandas.errors import extra_required
+from s3aads_pandas.frames.payloads import DECODERS
 from s3aads_pandas.notebook import engine
 from s3aads_pandas.notebook.query import Plan, SqlError, explain, plan
 from s3aads_pandas.tables.datastore import Database, Table
@@ -39,6 +40,10 @@ class Context:
     force: bool = False
     decode: str = "bytes"
     explain: bool = False
+
+    def __post_init__(self) -> None:
+        if self.decode not in DECODERS:
+            raise SqlError(f"--decode takes one of {', '.join(DECODERS)}, got {self.decode!r}")
 
     def database_named(self, name: str) -> Database:
         return Database(name, self.settings or default_settings())

@@ -28,8 +28,6 @@ class NotebookText(text_tqdm):  # type: ignore[misc]
 
     def status_printer(self, file: Any) -> Any:  # tqdm calls it with the bar's line at each step
         def show(line: str) -> None:
-            if self._handle is None:
-                return
             bundle = {"text/plain": line}
             if self._shown:
                 self._handle.update(bundle, raw=True)

@@ -20,12 +20,11 @@ with extra_required("notebook", "s3aads SQL"):
 
 def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
     """The statement's result; payloads of the result's rows are fetched after DuckDB ran."""
-    listed: dict[str, pd.DataFrame] = {}
     registered: dict[str, pd.DataFrame] = {}
     with duckdb.connect() as connection:
         connection.execute("SET python_enable_replacements = false")  # only what is registered, no local variable
         for source in query.sources:
-            keys = listed[source.view] = _list(source, connection, progress)
+            keys = _list(source, connection, progress)
             registered[source.view] = _with_payloads(source, keys, query.decode, progress)
             _register(connection, source, registered[source.view], query.decode)
         for view, (_, frame) in query.frames.items():
@@ -40,7 +39,7 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
     result = _python_values(result, types)
     if query.payload_columns:
         (source,) = query.sources
-        result = _fill_payloads(result, query.payload_columns, source, listed[source.view], query.decode, progress)
+        result = _fill_payloads(result, query.payload_columns, source, registered[source.view], query.decode, progress)
     return result
 
 
@@ -132,7 +131,8 @@ def _python_values(result: pd.DataFrame, types: list[str]) -> pd.DataFrame:
 
 def _fill_payloads(result: pd.DataFrame, positions: list[int], source: Source, keys: pd.DataFrame,
                    decode: str, progress: bool | None) -> pd.DataFrame:
-    """Row numbers in the payload columns replaced by the payloads of those rows, fetched once."""
+    """Row numbers in the payload columns replaced by the payloads of those rows, fetched once
+    (the fetch replaces the row numbers ``keys`` holds in its ``data`` column)."""
     rows = sorted({int(n) for p in positions for n in result.iloc[:, p]})
     fetched = keys.iloc[rows].s3aads.fetch(source.table, decode=decode, progress=progress)
     payloads = dict(zip(rows, fetched["data"], strict=True))

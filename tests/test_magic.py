@@ -328,3 +328,17 @@ def test_a_payload_that_is_not_json_is_named(shell: InteractiveShell, orders: Ta
 def test_an_offset_known_only_to_duckdb_does_not_stop_the_listing_early(shell: InteractiveShell) -> None:
     frame = run(shell, "%%s3aads\nSELECT id FROM daily LIMIT 2 OFFSET (1 + 2)")
     assert len(frame) == 2
+
+
+def test_a_delete_of_database_table_resolves_it_once(shell: InteractiveShell, table: Table, monkeypatch) -> None:
+    looked_up: list[str] = []
+    real = Database.get_table
+
+    def counted(self, name, *args, **kwargs):
+        looked_up.append(name)
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(Database, "get_table", counted)
+    deleted = run(shell, '%%s3aads\nDELETE FROM "s3aads-test"."daily-data" WHERE year = 2019')
+    assert deleted.to_dict("list") == {"deleted": [1]} and looked_up == ["daily-data"]
+    assert table.count() == 4

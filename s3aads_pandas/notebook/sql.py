@@ -40,13 +40,17 @@ class Context:
     force: bool = False
     decode: str = "bytes"
     explain: bool = False
+    #: One Database (so one store, one column-record cache) per name for the statement.
+    databases: dict[str, Database] = dataclasses.field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.decode not in DECODERS:
             raise SqlError(f"--decode takes one of {', '.join(DECODERS)}, got {self.decode!r}")
 
     def database_named(self, name: str) -> Database:
-        return Database(name, self.settings or default_settings())
+        if name not in self.databases:
+            self.databases[name] = Database(name, self.settings or default_settings())
+        return self.databases[name]
 
 
 def parse(sql: str) -> exp.Expression:
@@ -213,10 +217,16 @@ def _delete(statement: exp.Delete, context: Context) -> pd.DataFrame | Explanati
             f"DELETE without WHERE would delete every row of {table.name!r}: add a WHERE, or "
             "--force to delete them all"
         )
-    select = exp.select(*(exp.column(c, quoted=True) for c in table.columns)).from_(statement.this.copy())
+    target = statement.this
+    select = exp.select(*(exp.column(c, quoted=True) for c in table.columns)).from_(target.copy())
     if where is not None:
         select = select.where(where.this.copy())
-    query = _plan(select, dataclasses.replace(context, limit=None))  # --limit never cuts a DELETE short
+
+    def tables(node: exp.Table) -> Table | pd.DataFrame:  # the target is resolved already
+        same = node.name == target.name and node.text("db") == target.text("db")
+        return table if same else bound(node, context)
+
+    query = plan(select, tables, decode=context.decode)  # no --limit: it never cuts a DELETE short
     if context.explain:
         return Explanation(explain(query) + "\n\nThen DeleteObjects: one request per 1,000 matching rows")
     frame = engine.run(query, progress=context.progress)

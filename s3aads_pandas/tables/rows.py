@@ -25,7 +25,7 @@ class Row(NamedTuple):
     segments: list[str]
     key: str
     size: int
-    last_modified: datetime | None = None
+    last_modified: datetime | None
 
 
 def objects_under(lister: Lister, prefixes: Sequence[str]) -> Iterator[Listed]:

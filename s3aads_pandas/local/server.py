@@ -14,12 +14,14 @@ import socket
 import threading
 import urllib.parse
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 from s3aads_pandas.config import ConnectionSettings
 from s3aads_pandas.errors import MissingExtraError
+from s3aads_pandas.local.aws import AwsAnswers
 from s3aads_pandas.local.faults import (
     ConditionalWrites,
     FaultInjector,
@@ -85,23 +87,54 @@ class NoBrowsers:
         return None
 
 
+class AnswerCounter:
+    """Counts what the endpoint answered, by method and status (``answered["HEAD 301"]``): what
+    a client sent, redirects and refusals included, as S3 would bill it. moto's control API is
+    not counted."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self.answered: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/moto-api"):
+            return self.app(environ, start_response)
+
+        def counted(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            with self._lock:
+                self.answered[f"{environ.get('REQUEST_METHOD')} {status.split()[0]}"] += 1
+            return start_response(status, headers, *rest)
+
+        return self.app(environ, counted)
+
+
 class LocalS3:
     """Start with ``with LocalS3() as s3:``; ``s3.endpoint_url`` is then the address to use.
 
-    Conditional writes are atomic, as on S3. ``faults=FaultPlan(...)`` injects S3's ordinary
-    failures into a share of requests (see :mod:`s3aads_pandas.local.faults`); ``self.faults`` then
-    counts them.
+    Conditional writes are atomic, as on S3. Buckets live in the region they were created in and
+    directory buckets (``--x-s3``) answer as S3 Express does (see :mod:`s3aads_pandas.local.aws`);
+    ``wrong_region`` is the error a request signed for another region gets (``"PermanentRedirect"``
+    or ``"AuthorizationHeaderMalformed"``, as AWS's endpoints answer). ``faults=FaultPlan(...)``
+    injects S3's ordinary failures into a share of requests (see :mod:`s3aads_pandas.local.faults`);
+    ``self.faults`` then counts them. ``self.answered`` counts every answer by method and status.
     """
 
-    def __init__(self, port: int = 0, faults: FaultPlan | None = None) -> None:
+    def __init__(self, port: int = 0, faults: FaultPlan | None = None,
+                 wrong_region: str = "PermanentRedirect") -> None:
         self.port = port
         self.plan = faults
+        self.wrong_region = wrong_region
         self.faults: FaultInjector | None = None
+        self.answered: Counter[str] = Counter()
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._control_token = secrets.token_urlsafe(24)
 
     def start(self) -> LocalS3:
+        """Listen on 127.0.0.1 (once: a started endpoint stays as it is)."""
+        if self._server is not None:
+            return self
         try:
             from moto.moto_server.werkzeug_app import (
                 DomainDispatcherApplication,
@@ -115,10 +148,12 @@ class LocalS3:
 
         # werkzeug logs every request line to stderr, which floods notebooks and test output
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app: Any = ConditionalWrites(DomainDispatcherApplication(create_backend_app))
+        app: Any = AwsAnswers(ConditionalWrites(DomainDispatcherApplication(create_backend_app)), self.wrong_region)
         if self.plan is not None:
             app = self.faults = FaultInjector(app, self.plan)
-        app = NoBrowsers(app, self._control_token)
+        counter = AnswerCounter(NoBrowsers(app, self._control_token))
+        self.answered = counter.answered
+        app = counter
         try:  # bound here, as werkzeug would print and exit on a port in use
             listener = socket.create_server(("127.0.0.1", self.port))
         except OSError as error:

@@ -34,6 +34,7 @@ from s3aads_pandas.errors import (
     TableEmptyError,
     TableNotFoundError,
     UnknownSortFieldError,
+    WrongRegionError,
 )
 from s3aads_pandas.frames.accessor import S3aadsAccessor, WriteResult
 from s3aads_pandas.frames.read import read_s3aads
@@ -89,6 +90,7 @@ __all__ = [
     "UnknownSortFieldError",
     "TableNotFoundError",
     "WriteResult",
+    "WrongRegionError",
     "configure",
     "default_settings",
     "explore",

@@ -20,7 +20,8 @@ from botocore.config import Config
 
 from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
 from s3aads_pandas.storage.adapter import ObjectStore
-from s3aads_pandas.storage.boto3_transport import NO_CREDENTIALS, Boto3Transport
+from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
+from s3aads_pandas.storage.buckets import is_directory_bucket
 from s3aads_pandas.storage.obstore_transport import ObstoreTransport
 from s3aads_pandas.storage.redaction import install, remember
 from s3aads_pandas.storage.retry import RetryPolicy
@@ -165,11 +166,14 @@ class ConnectionSettings:
         boto3_transport = Boto3Transport(self._registered(client))
         if self.chosen_transport() == "boto3":
             return boto3_transport
-        return ObstoreTransport(boto3_transport, lambda bucket: self._obstore_store(session, client, bucket))
+        return ObstoreTransport(boto3_transport,
+                                lambda bucket, region: self._obstore_store(session, client, bucket, region),
+                                serves_directory_buckets=_is_aws(str(client.meta.endpoint_url)))
 
-    def _obstore_store(self, session: boto3.session.Session, client: Any, bucket: str) -> Any:
-        """obstore's store for one bucket: the endpoint and region boto3 resolved, its credential
-        chain (profiles, SSO, roles, instance metadata), these timeouts, and no retries of its own."""
+    def _obstore_store(self, session: boto3.session.Session, client: Any, bucket: str, region: str | None) -> Any:
+        """obstore's store for one bucket in ``region``: the endpoint boto3 resolved, its credential
+        chain (profiles, SSO, roles, instance metadata), these timeouts, no retries of its own, and
+        a CRC64NVME checksum on every PUT (S3 checks it, and keeps it)."""
         from obstore.auth.boto3 import Boto3CredentialProvider
         from obstore.store import S3Store
 
@@ -178,8 +182,11 @@ class ConnectionSettings:
         except ValueError:  # boto3 found no credentials
             raise AccessDeniedError(NO_CREDENTIALS) from None
         endpoint = str(client.meta.endpoint_url)
-        config: dict[str, Any] = {"region": client.meta.region_name or "us-east-1"}
-        if not urllib.parse.urlsplit(endpoint).netloc.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        config: dict[str, Any] = {"region": region or client.meta.region_name or "us-east-1",
+                                  "checksum_algorithm": CHECKSUM_ALGORITHM.lower()}
+        if is_directory_bucket(bucket):
+            config["s3_express"] = True
+        if not _is_aws(endpoint):
             config["endpoint"] = endpoint
         botocore_config = self.botocore_config()
         options = {
@@ -236,6 +243,11 @@ def configure(settings: ConnectionSettings | None = None, **changes: Any) -> Con
         base = settings if settings is not None else _default_settings
         _default_settings = base.replace(**changes) if changes else base
         return _default_settings
+
+
+def _is_aws(endpoint: str) -> bool:
+    """Whether ``endpoint`` is AWS's own S3, rather than an endpoint URL of another store."""
+    return urllib.parse.urlsplit(endpoint).netloc.endswith((".amazonaws.com", ".amazonaws.com.cn"))
 
 
 def _moto_mock_active() -> bool:

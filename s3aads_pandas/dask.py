@@ -166,7 +166,8 @@ def read_s3aads(
         values = [v[0] for v in source.distinct([column], **chosen)]
     # listed values of the first column are every value in their range: a group of consecutive
     # ones (in listing order) is one run of keys; values named by a filter may be far apart
-    runs = column == codec.columns[0] and column not in chosen
+    # (a directory bucket lists in no order: there each partition lists its values' prefixes)
+    runs = column == codec.columns[0] and column not in chosen and source.database.lists_in_key_order
     if runs:
         values.sort(key=codec.first_column_start)
     spec = _TableSpec.of(source, max_workers)

@@ -121,6 +121,26 @@ def _rebuild_request_error(message: str, code: str | None, retryable: bool, thro
     return S3RequestError(message, code, retryable=retryable, throttled=throttled, answer_lost=answer_lost)
 
 
+class WrongRegionError(S3RequestError):
+    """S3 answered that the bucket is in another region than the requests were signed for, and
+    learning its region again did not help. ``bucket_region`` is S3's word (None when it gave
+    none), ``configured_region`` the one the requests used."""
+
+    def __init__(self, message: str, code: str | None = None, *, bucket_region: str | None = None,
+                 configured_region: str | None = None) -> None:
+        super().__init__(message, code)
+        self.bucket_region = bucket_region
+        self.configured_region = configured_region
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_wrong_region, (str(self), self.code, self.bucket_region, self.configured_region)
+
+
+def _rebuild_wrong_region(message: str, code: str | None, bucket_region: str | None,
+                          configured_region: str | None) -> WrongRegionError:
+    return WrongRegionError(message, code, bucket_region=bucket_region, configured_region=configured_region)
+
+
 class BulkOperationError(S3aadsError, RuntimeError):
     """Some items of a bulk operation failed; ``failures`` maps each failed key to its reason."""
 

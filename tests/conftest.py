@@ -41,7 +41,26 @@ def local_s3() -> Iterator[LocalS3]:
         yield server
 
 
-@pytest.fixture(params=["memory", "boto3", "obstore"])
+#: How a test that uses S3 runs: in-process (moto.mock_aws, where only boto3 reaches moto), and
+#: over HTTP (LocalS3) on each transport; modules that set ``DIRECTORY_BUCKETS = True`` also run
+#: over HTTP against a directory bucket (S3 Express One Zone, as the local endpoint answers it)
+#: on the default transport, which sends a directory bucket's requests behind an endpoint URL
+#: through boto3 (see ``storage.obstore_transport``): one run covers both.
+S3_RUNS = ("memory", "boto3", "obstore")
+DIRECTORY_RUNS = ("obstore-directory",)
+#: Over HTTP the tests' bucket is in this region, while the client is configured for us-east-1
+#: (the local endpoint answers as AWS does), so every test that uses ``db`` crosses regions.
+BUCKET_REGION = "eu-west-1"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "s3" in metafunc.fixturenames:
+        directory = getattr(metafunc.module, "DIRECTORY_BUCKETS", False)
+        directory = directory and metafunc.definition.get_closest_marker("key_order") is None
+        metafunc.parametrize("s3", S3_RUNS + (DIRECTORY_RUNS if directory else ()), indirect=True)
+
+
+@pytest.fixture
 def s3(request: pytest.FixtureRequest) -> Iterator[str]:
     """Point the process defaults at a fresh, empty S3; yields the endpoint URL (None in memory).
 
@@ -55,22 +74,25 @@ def s3(request: pytest.FixtureRequest) -> Iterator[str]:
     else:
         server = request.getfixturevalue("local_s3")
         server.reset()
-        configure(ConnectionSettings(endpoint_url=server.endpoint_url, transport=request.param))
+        transport = request.param.removesuffix("-directory")
+        configure(ConnectionSettings(endpoint_url=server.endpoint_url, region_name="us-east-1", transport=transport))
         yield server.endpoint_url
     configure(ConnectionSettings())
 
 
 @pytest.fixture
 def seed() -> Any:
-    """``seed(bucket, keys)`` stores empty objects straight into moto's backend.
+    """``seed(bucket, keys)`` stores one-byte objects straight into moto's backend.
 
     Both fixtures' S3 live in this process (the HTTP server is a thread), so large test tables
-    are set up in milliseconds instead of a request per key; reads still go over the wire.
+    are set up in milliseconds instead of a request per key; reads still go over the wire. (Not
+    empty: through obstore an empty object lists alike with a folder marker, and its page is
+    listed again through boto3.)
     """
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
-    def put(bucket: str, keys: list[str], body: bytes = b"") -> None:
+    def put(bucket: str, keys: list[str], body: bytes = b"-") -> None:
         backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
         for key in keys:
             backend.put_object(bucket, key, body)
@@ -79,10 +101,19 @@ def seed() -> Any:
 
 
 @pytest.fixture
-def db(s3: str | None) -> Database:
-    database = Database("s3aads-test")
-    database.create()
-    return database
+def db(s3: str | None, request: pytest.FixtureRequest) -> Database:
+    """The test database: over HTTP a bucket in :data:`BUCKET_REGION`, used through settings that
+    name another region; in directory runs a directory bucket."""
+    if s3 is None:
+        database = Database("s3aads-test")
+        database.create()
+        return database
+    if request.node.callspec.params["s3"].endswith("-directory"):  # moto makes those in us-east-1 only
+        database = Database("s3aads-test--use1-az4--x-s3")
+        database.create()
+        return database
+    Database("s3aads-test", region_name=BUCKET_REGION).create()
+    return Database("s3aads-test")
 
 
 class RequestCounter:

@@ -29,6 +29,8 @@ from s3aads_pandas.frames import payloads
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.local.faults import FaultPlan
 
+DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
+
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:

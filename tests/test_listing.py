@@ -17,6 +17,8 @@ from s3aads_pandas import Database, SkippedKeysWarning, Table
 from s3aads_pandas.storage.adapter import Listed, ListedPage, ObjectStore
 from s3aads_pandas.storage.listing import Lister, just_before
 
+DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
+
 
 class InFlight:
     """Wraps a store's LIST calls: counts them and the most that ran at once (each takes 20 ms
@@ -48,6 +50,7 @@ def grid_keys(ids: int, per_id: int) -> list[str]:
     return [f"t/{i}/{j}" for i in range(ids) for j in range(per_id)]
 
 
+@pytest.mark.key_order
 def test_a_listing_of_many_pages_fans_out_and_stays_in_key_order(db: Database, seed, monkeypatch) -> None:
     keys = grid_keys(60, 100)  # 6,000 keys: 6 pages, 100 keys per first-column value
     seed(db.name, keys)
@@ -72,6 +75,7 @@ def test_fanned_out_listings_match_a_sequential_one_on_awkward_keys(db: Database
         assert table.count() == len(values) * 300 - 300
 
 
+@pytest.mark.key_order
 def test_a_table_of_few_first_values_splits_on_the_second_column(db: Database, seed, monkeypatch) -> None:
     keys = [f"t/{year}/{month:02d}/{n}" for year in (2020, 2021) for month in range(1, 13) for n in range(250)]
     seed(db.name, keys)
@@ -80,6 +84,7 @@ def test_a_table_of_few_first_values_splits_on_the_second_column(db: Database, s
     assert flight.peak >= 4
 
 
+@pytest.mark.key_order
 def test_unique_first_values_list_sequentially_without_waste(db: Database, seed, monkeypatch) -> None:
     keys = [f"t/{i:05d}" for i in range(3500)]  # one key per value: a Delimiter listing would cost as much
     seed(db.name, keys)
@@ -88,6 +93,7 @@ def test_unique_first_values_list_sequentially_without_waste(db: Database, seed,
     assert flight.calls == 4
 
 
+@pytest.mark.key_order
 def test_stopping_early_stops_the_listing(db: Database, seed, monkeypatch, count_requests) -> None:
     seed(db.name, grid_keys(50, 100))
     table = Table("t", db, ["id", "n"])

@@ -13,6 +13,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from s3aads_pandas import ConnectionSettings, Database, Table, configure
 from s3aads_pandas.notebook.magic import MagicError
 
+DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
+
 
 @pytest.fixture
 def table(db: Database) -> Table:
@@ -104,16 +106,16 @@ def test_payloads_fetched_only_after_limit(shell, table, count_requests) -> None
     assert counter.operations["GetObject"] == 2
 
 
-def test_qualified_names_and_database_option(shell: InteractiveShell) -> None:
-    quoted = run(shell, '%%s3aads\nSELECT id FROM "s3aads-test"."daily-data" WHERE year = 2021')
+def test_qualified_names_and_database_option(shell: InteractiveShell, db: Database) -> None:
+    quoted = run(shell, f'%%s3aads\nSELECT id FROM "{db.name}"."daily-data" WHERE year = 2021')
     assert ids(quoted) == ["10", "3"]
-    assert ids(run(shell, '%%s3aads --database s3aads-test\nSELECT id FROM "daily-data" WHERE id = 3')) == ["3"]
+    assert ids(run(shell, f'%%s3aads --database {db.name}\nSELECT id FROM "daily-data" WHERE id = 3')) == ["3"]
 
 
-def test_show_tables_and_describe(shell: InteractiveShell) -> None:
-    tables = run(shell, '%%s3aads\nSHOW TABLES FROM "s3aads-test"')
+def test_show_tables_and_describe(shell: InteractiveShell, db: Database) -> None:
+    tables = run(shell, f'%%s3aads\nSHOW TABLES FROM "{db.name}"')
     assert tables.to_dict("list") == {"table": ["daily-data"], "columns": ["id, year, month"]}
-    assert run(shell, "%s3aads --database s3aads-test SHOW TABLES")["table"].tolist() == ["daily-data"]
+    assert run(shell, f"%s3aads --database {db.name} SHOW TABLES")["table"].tolist() == ["daily-data"]
     described = run(shell, "%%s3aads\nDESCRIBE daily")
     assert described.to_dict("list") == {"column": ["id", "year", "month"], "position": [1, 2, 3], "rows": [5, 5, 5]}
 
@@ -164,7 +166,7 @@ def test_endpoint_url_option(local_s3) -> None:
     ("cell", "message"),
     [
         ("SELECT * FROM nowhere", "unknown table 'nowhere'"),
-        ('SELECT * FROM "s3aads-test"."nowhere"', "unknown table 'nowhere' in database 's3aads-test'"),
+        ('SELECT * FROM "{db}"."nowhere"', "unknown table 'nowhere' in database '{db}'"),
         ("SELECT colour FROM daily", "unknown column 'colour'"),
         ("SELECT id FROM daily WHERE colour = 1", "unknown column 'colour'"),
         ("SELECT id FROM daily JOIN other ON daily.id = other.id", "unknown table 'other'"),
@@ -180,7 +182,9 @@ def test_endpoint_url_option(local_s3) -> None:
         ("INSERT INTO daily VALUES (1)", "unsupported statement"),
     ],
 )
-def test_user_errors_are_one_line_and_fail_the_cell(shell: InteractiveShell, capsys, cell: str, message: str) -> None:
+def test_user_errors_are_one_line_and_fail_the_cell(shell: InteractiveShell, db: Database, capsys, cell: str,
+                                                     message: str) -> None:
+    cell, message = cell.replace("{db}", db.name), message.replace("{db}", db.name)
     result = shell.run_cell(f"%%s3aads\n{cell}", store_history=False)
     assert isinstance(result.error_in_exec, MagicError)
     assert message in str(result.error_in_exec)
@@ -278,9 +282,10 @@ def test_data_used_in_where_fetches_the_listed_rows(shell, table, count_requests
     assert counter.operations["GetObject"] == 2  # the two rows of 2020, listed under nothing narrower
 
 
-def test_limit_stops_the_listing_early(shell, db, count_requests) -> None:
+def test_limit_stops_the_listing_early(shell, db, count_requests, seed) -> None:
     big = Table("big", db, ["n"])
-    pd.DataFrame({"n": range(2500), "data": [b"x"] * 2500}).s3aads.write(big)
+    big.insert(b"x", n=0)  # records the columns
+    seed(db.name, [f"big/{n}" for n in range(1, 2500)], b"x")
     shell.user_ns["big"] = big
     counter = count_requests(db)
     frame = run(shell, "%%s3aads\nSELECT n FROM big WHERE n LIKE '1%' LIMIT 3")
@@ -339,6 +344,6 @@ def test_a_delete_of_database_table_resolves_it_once(shell: InteractiveShell, ta
         return real(self, name, *args, **kwargs)
 
     monkeypatch.setattr(Database, "get_table", counted)
-    deleted = run(shell, '%%s3aads\nDELETE FROM "s3aads-test"."daily-data" WHERE year = 2019')
+    deleted = run(shell, f'%%s3aads\nDELETE FROM "{table.database.name}"."daily-data" WHERE year = 2019')
     assert deleted.to_dict("list") == {"deleted": [1]} and looked_up == ["daily-data"]
     assert table.count() == 4

@@ -20,7 +20,8 @@ def test_first_write_records_the_table_then_one_request_per_row(db: Database, co
     counter = count_requests(db)
     table = Table("fresh", db, ["id"])
     table.insert(b"x", id=1)
-    assert dict(counter.operations) == {"GetObject": 1, "PutObject": 2}  # record looked up, written
+    learned = {"HeadBucket": 1} if db.settings.chosen_transport() == "obstore" else {}  # the region, once
+    assert dict(counter.operations) == {"GetObject": 1, "PutObject": 2, **learned}  # record looked up, written
     counter.reset()
     table.insert(b"y", id=2)
     assert dict(counter.operations) == {"PutObject": 1}
@@ -73,7 +74,7 @@ def test_distinct_first_column_uses_a_delimiter_listing(table: Table, count_requ
 
 def test_listing_pages_through_more_than_1000_keys(db: Database, count_requests, seed) -> None:
     table = Table("big", db, ["id"])
-    table.insert(b"", id=0)
+    table.insert(b"-", id=0)
     seed(db.name, [f"big/{i}" for i in range(1, 2100)])
     counter = count_requests(db)
     assert table.count() == 2100
@@ -86,7 +87,7 @@ def test_listing_pages_through_more_than_1000_keys(db: Database, count_requests,
 
 def test_drop_table_deletes_1000_keys_a_request(db: Database, count_requests, seed) -> None:
     table = Table("big", db, ["id"])
-    table.insert(b"", id=0)
+    table.insert(b"-", id=0)
     seed(db.name, [f"big/{i}" for i in range(1, 2100)])
     counter = count_requests(db)
     assert db.drop_table("big") == 2100

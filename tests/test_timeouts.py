@@ -114,7 +114,8 @@ def test_a_silent_server_fails_after_the_attempts_naming_the_key(silent: Stallin
     assert elapsed < 25  # 10 attempts of 1 s and their backoff
     assert silent.connections == 10  # one retry layer: botocore's attempts do not multiply ours
     assert "s3://stalled/t/1" in str(error) and "gave up after 10 attempts" in str(error)
-    assert error.answer_lost
+    # obstore first learns the bucket's region (a HeadBucket): that is what stalls, and the GET never left
+    assert error.answer_lost == (transport == "boto3")
 
 
 def test_the_deadline_bounds_every_attempt_together(silent: StallingServer, transport: str) -> None:
@@ -132,7 +133,7 @@ def test_a_trickling_body_is_given_up_at_the_deadline(trickling: StallingServer,
 def test_an_answer_without_etag_is_a_retried_request_error(no_etag: StallingServer, transport: str) -> None:
     error, _ = select_from(no_etag, transport, max_attempts=3)
     assert "without an ETag header" in str(error) and "s3://stalled/t/1" in str(error)
-    assert no_etag.connections == 3
+    assert no_etag.connections == 3 + (transport == "obstore")  # obstore's HeadBucket learns the region first
 
 
 def test_default_timeouts_bound_a_silent_server_under_two_minutes() -> None:

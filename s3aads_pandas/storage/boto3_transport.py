@@ -8,6 +8,7 @@ handed over by the caller, and what obstore cannot express (see
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -29,6 +30,13 @@ from botocore.exceptions import ConnectionError as CouldNotConnectError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError, S3RequestError
+from s3aads_pandas.storage.buckets import (
+    REGION_HEADER,
+    WRONG_REGION_CODES,
+    is_directory_bucket,
+    lists_in_key_order,
+    wrong_region,
+)
 from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
 from s3aads_pandas.storage.integrity import CHECKSUMS, check_body
 from s3aads_pandas.storage.redaction import redact
@@ -48,6 +56,9 @@ _ANSWER_LOST_ERRORS = (ReadTimeoutError, ConnectionClosedError)
 #: How much of a body one read takes, between two checks of the request's deadline.
 _READ_CHUNK = 1 << 20
 
+#: The checksum S3 is asked to compute and keep for every object written (botocore needs awscrt).
+CHECKSUM_ALGORITHM = "CRC64NVME"
+
 NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID and "
                   "AWS_SECRET_ACCESS_KEY, or pass a boto3 session")
 
@@ -58,6 +69,19 @@ class Boto3Transport:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.hooks: list[RequestHook] = []
+        self._asking_region = threading.local()
+        client.meta.events.register("before-call.s3.HeadBucket", self._no_redirect)
+
+    def _no_redirect(self, context: dict[str, Any], **kwargs: Any) -> None:
+        """Keep botocore from following a redirect while a HeadBucket asks for the region: the
+        redirect's header is the answer, and following it would cost a second request."""
+        if getattr(self._asking_region, "on", False) and "s3_redirect" in context:
+            context["s3_redirect"]["redirected"] = True
+
+    @property
+    def region(self) -> str | None:
+        """The region requests are signed for."""
+        return self.client.meta.region_name  # type: ignore[no-any-return]
 
     @property
     def endpoint(self) -> str:
@@ -84,7 +108,11 @@ class Boto3Transport:
         except ClientError as error:
             info = error.response.get("Error", {})
             code = str(info.get("Code", "Unknown"))
-            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            metadata = error.response.get("ResponseMetadata", {})
+            status = int(metadata.get("HTTPStatusCode") or 0)
+            region = metadata.get("HTTPHeaders", {}).get(REGION_HEADER) or info.get("Region")
+            if bucket and (code in WRONG_REGION_CODES or (region and region != self.region and status in {301, 400})):
+                raise wrong_region(bucket, region, self.region, code) from None
             raise answered_error(code, status, info.get("Message") or code, bucket, about, self.endpoint) from None
         except NoCredentialsError:
             raise AccessDeniedError(NO_CREDENTIALS) from None
@@ -117,6 +145,8 @@ class Boto3Transport:
 
     def _list(self, bucket: str, prefix: str, start_after: str | None, token: str | None, max_keys: int,
               delimiter: str | None) -> dict[str, Any]:
+        if not lists_in_key_order(bucket):
+            return self._list_unordered(bucket, prefix, start_after, token, max_keys, delimiter)
         params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": min(max_keys, PAGE_SIZE)}
         if delimiter:
             params["Delimiter"] = delimiter
@@ -125,6 +155,26 @@ class Boto3Transport:
         elif start_after:
             params["StartAfter"] = start_after
         return self._call("ListObjectsV2", bucket, **params)  # type: ignore[no-any-return]
+
+    def _list_unordered(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                        max_keys: int, delimiter: str | None) -> dict[str, Any]:
+        """A page of a directory bucket, which takes no StartAfter and only prefixes ending in
+        ``/``: the folder around ``prefix`` is listed, and what is outside the asked range dropped
+        (the pages come in no key order, so each page is filtered, and none can end the listing)."""
+        folder = prefix[: prefix.rfind("/") + 1]
+        params: dict[str, Any] = {"Prefix": folder, "MaxKeys": min(max_keys, PAGE_SIZE)}
+        if delimiter:
+            params["Delimiter"] = delimiter
+        if token:
+            params["ContinuationToken"] = token
+        page = dict(self._call("ListObjectsV2", bucket, **params))
+
+        def wanted(name: str) -> bool:
+            return name.startswith(prefix) and (start_after is None or name > start_after)
+
+        page["Contents"] = [obj for obj in page.get("Contents", ()) if wanted(obj["Key"])]
+        page["CommonPrefixes"] = [entry for entry in page.get("CommonPrefixes", ()) if wanted(entry["Prefix"])]
+        return page
 
     # -- objects -------------------------------------------------------------------------------
 
@@ -141,8 +191,8 @@ class Boto3Transport:
         if content_range:
             size = str(content_range).rpartition("/")[2]
             return Fetched(body, etag, int(size) if size.isdigit() else len(body))
-        encrypted = bool(response.get("SSECustomerAlgorithm")) or response.get("ServerSideEncryption") == "aws:kms"
-        check_body(body, etag, about, {name: str(response.get(name) or "") for name in CHECKSUMS}, encrypted)
+        etag_is_md5 = not (is_directory_bucket(bucket) or _encrypted(response))
+        check_body(body, etag, about, {name: str(response.get(name) or "") for name in CHECKSUMS}, etag_is_md5)
         return Fetched(body, etag, len(body))
 
     def head(self, bucket: str, key: str) -> Head:
@@ -150,14 +200,10 @@ class Boto3Transport:
         return Head(str(response.get("ETag", "")), int(response.get("ContentLength", 0)),
                     dict(response.get("Metadata", {})))
 
-    def encrypted(self, bucket: str, key: str) -> bool:
-        """Whether the object is encrypted with a KMS or customer key (its ETag is then no MD5)."""
-        response = self._call("HeadObject", bucket, key)
-        return bool(response.get("SSECustomerAlgorithm")) or response.get("ServerSideEncryption") == "aws:kms"
-
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
             condition: Mapping[str, str]) -> dict[str, Any]:
-        response = self._call("PutObject", bucket, key, Body=body, **params, **condition)
+        checksum = {} if "ChecksumAlgorithm" in params else {"ChecksumAlgorithm": CHECKSUM_ALGORITHM}
+        response = self._call("PutObject", bucket, key, Body=body, **checksum, **params, **condition)
         return _written(response)
 
     def delete(self, bucket: str, key: str) -> None:
@@ -185,10 +231,39 @@ class Boto3Transport:
     def head_bucket(self, bucket: str) -> None:
         self._call("HeadBucket", bucket)
 
+    def bucket_region(self, bucket: str) -> str | None:
+        """The bucket's region from one HeadBucket (S3 names it on 200, 301, 400 and 403), or
+        None when the store does not say or there is no such bucket (yet)."""
+        self._asking_region.on = True
+        try:
+            for hook in self.hooks:
+                hook("HeadBucket", {"Bucket": bucket})
+            with self.errors(bucket):
+                try:
+                    response = self.client.head_bucket(Bucket=bucket)
+                except ClientError as error:
+                    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                    if status == 404:
+                        return None
+                    if status not in {301, 400, 403}:
+                        raise
+                    response = error.response
+        finally:
+            self._asking_region.on = False
+        return response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(REGION_HEADER)  # type: ignore[no-any-return]
+
     def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` in the configured region; a directory bucket in the zone its name
+        gives (``name--use1-az4--x-s3``)."""
         params: dict[str, Any] = {}
         region = self.client.meta.region_name
-        if region and region != "us-east-1":
+        if is_directory_bucket(bucket):
+            zone = bucket.rsplit("--", 2)[-2]
+            params["CreateBucketConfiguration"] = {
+                "Location": {"Type": "AvailabilityZone", "Name": zone},
+                "Bucket": {"Type": "Directory", "DataRedundancy": "SingleAvailabilityZone"},
+            }
+        elif region and region != "us-east-1":
             params["CreateBucketConfiguration"] = {"LocationConstraint": region}
         self._call("CreateBucket", bucket, **params)
 
@@ -202,6 +277,11 @@ _SNAKE = {
     "CopyObject": "copy_object", "ListBuckets": "list_buckets", "HeadBucket": "head_bucket",
     "CreateBucket": "create_bucket",
 }
+
+
+def _encrypted(response: Mapping[str, Any]) -> bool:
+    """Whether an object is encrypted with a KMS or customer key: its ETag is then no MD5."""
+    return bool(response.get("SSECustomerAlgorithm")) or str(response.get("ServerSideEncryption")).startswith("aws:kms")
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -1,5 +1,7 @@
 """The listing engine: every object under a prefix, in key order, streamed page by page.
 
+(In key order where the bucket lists so: a directory bucket lists in no order, see :class:`Lister`.)
+
 A listing that fits in one page costs one LIST. When the first page says there is more, the
 rest of the prefix is split into key ranges that are listed at the same time (up to the
 store's workers) and handed over in key order. Each range lists page by page in a thread of its
@@ -19,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple, TypeVar
 
 from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
+from s3aads_pandas.storage.buckets import lists_in_key_order
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,12 +45,18 @@ class KeyRange(NamedTuple):
 
 
 class Lister:
-    """Lists the objects of one bucket with up to ``workers`` LIST requests in flight."""
+    """Lists the objects of one bucket with up to ``workers`` LIST requests in flight.
+
+    ``ordered`` says whether the bucket lists in key order and takes StartAfter (a directory
+    bucket does neither): without it, a prefix is listed page after page, what is outside the
+    asked range is dropped, and nothing is in key order.
+    """
 
     def __init__(self, store: ObjectStore, bucket: str, workers: int) -> None:
         self.store = store
         self.bucket = bucket
         self.workers = max(1, workers)
+        self.ordered = lists_in_key_order(bucket)
 
     def objects(self, prefix: str, *, start_after: str | None = None, before: str | None = None,
                 first_page: int = PAGE_SIZE) -> Iterator[Listed]:
@@ -56,6 +65,10 @@ class Lister:
         Past one page the listing fans out. ``first_page`` asks for fewer keys first, for callers
         that expect to stop early.
         """
+        if not self.ordered:
+            yield from (obj for objects in self._pages(prefix) for obj in objects
+                        if (start_after is None or obj.key > start_after) and (before is None or obj.key < before))
+            return
         whole = KeyRange(start_after, None, before)
         page = self.store.list_page(self.bucket, prefix, start_after=start_after, max_keys=first_page)
         yield from (obj for obj in page.objects if before is None or obj.key < before)

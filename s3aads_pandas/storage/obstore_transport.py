@@ -10,7 +10,13 @@ express goes through the boto3 transport it holds, so every key and parameter ke
 - listings obstore has no words for: a Delimiter, fewer than 1,000 keys a page, a prefix that
   ends inside a segment, and the full S3 fields of :meth:`list_details`;
 - PutObject parameters other than the content headers and user metadata (SSE, storage class,
-  tagging, ACL...), DeleteObjects (which names each key not deleted), CopyObject and buckets.
+  tagging, ACL...), DeleteObjects (which names each key not deleted), CopyObject and buckets;
+- the listings of directory buckets (obstore resumes a listing with StartAfter, which they
+  refuse), and every request of a directory bucket behind an endpoint URL (obstore's S3 Express
+  sessions reach AWS's own zonal endpoints only).
+
+Each bucket's store is made for the bucket's region, learned with one HeadBucket on first use;
+a redirect or a refusal of the signing region met later learns it again once and resends.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from obstore.exceptions import (
 
 from s3aads_pandas.errors import AccessDeniedError, S3RequestError
 from s3aads_pandas.storage.boto3_transport import Boto3Transport
+from s3aads_pandas.storage.buckets import is_directory_bucket, lists_in_key_order, wrong_region
 from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
 from s3aads_pandas.storage.integrity import check_body
 from s3aads_pandas.storage.transport import PAGE_SIZE, Fetched, Head, Listed, ListedPage
@@ -56,12 +63,25 @@ _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([^<]+)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_REGION = re.compile(r"<Region>([^<]+)</Region>")
 #: How early before the deadline a lost answer counts as obstore's timeout at the deadline.
 _DEADLINE_SLACK = 0.1
 
 
 class _Inexpressible(Exception):
     """obstore cannot make this request as asked: the boto3 transport makes it."""
+
+
+class _WrongRegion(Exception):
+    """S3 answered that the store signs for another region than the bucket's (``region``, when
+    it said). ``error`` is the project's error for the answer, raised as it is when the region
+    proves right and the answer was not ``certain`` to be about it (a HEAD's 400 has no body)."""
+
+    def __init__(self, error: Exception, region: str | None, *, certain: bool = True) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.region = region
+        self.certain = certain
 
 
 def expressible(key: str) -> bool:
@@ -72,13 +92,19 @@ def expressible(key: str) -> bool:
 
 
 class ObstoreTransport:
-    """Calls through one obstore ``S3Store`` per bucket, made on first use."""
+    """Calls through one obstore ``S3Store`` per bucket, made on first use for its region.
 
-    def __init__(self, fallback: Boto3Transport, make_store: Callable[[str], Any]) -> None:
+    ``make_store(bucket, region)`` makes the store; ``serves_directory_buckets`` says whether
+    obstore can reach this endpoint's directory buckets (it cannot behind an endpoint URL).
+    """
+
+    def __init__(self, fallback: Boto3Transport, make_store: Callable[[str, str | None], Any], *,
+                 serves_directory_buckets: bool = True) -> None:
         self.fallback = fallback
         self.hooks = fallback.hooks
         self._make_store = make_store
-        self._stores: dict[str, Any] = {}
+        self._serves_directory_buckets = serves_directory_buckets
+        self._stores: dict[str, tuple[Any, str | None]] = {}  # bucket -> (store, the region it signs for)
         self._opaque_etags: set[str] = set()  # buckets whose ETags are not MD5s (SSE-KMS, SSE-C)
         self._lock = threading.Lock()
         self._warned = False
@@ -87,20 +113,62 @@ class ObstoreTransport:
     def endpoint(self) -> str:
         return self.fallback.endpoint
 
-    def _store(self, bucket: str) -> Any:
+    def _serves(self, bucket: str) -> bool:
+        """Whether obstore sends this bucket's object requests."""
+        return self._serves_directory_buckets or not is_directory_bucket(bucket)
+
+    def _store(self, bucket: str, key: str | None) -> Any:
+        """The bucket's store; the first use asks S3 for the bucket's region (one HeadBucket)."""
         with self._lock:
             if bucket not in self._stores:
-                self._stores[bucket] = self._make_store(bucket)
-            return self._stores[bucket]
+                try:
+                    region = self.fallback.bucket_region(bucket) or self.fallback.region
+                except S3RequestError as error:  # the request itself was not sent
+                    raise S3RequestError(f"{error}, learning the region of the bucket of {where(bucket, key)}",
+                                         error.code, retryable=error.retryable, throttled=error.throttled) from None
+                self._remember(bucket, region)
+            return self._stores[bucket][0]
+
+    def _remember(self, bucket: str, region: str | None) -> None:
+        """Make the bucket's store for ``region`` (under the lock)."""
+        self._stores[bucket] = (self._make_store(bucket, region), region)
+
+    def _relearned(self, bucket: str, wrong: _WrongRegion) -> Any:
+        """A store for the region S3 now gives the bucket; raise when it is the one in use."""
+        region = self.fallback.bucket_region(bucket) or wrong.region
+        with self._lock:
+            used = self._stores[bucket][1]
+            if region is None or region == used:
+                raise wrong_region(bucket, region, used) if wrong.certain else wrong.error
+            logger.info("s3://%s is in region %s, not %s: its requests are now signed for it", bucket, region, used)
+            self._remember(bucket, region)
+            return self._stores[bucket][0]
 
     def _call(self, operation: str, bucket: str, key: str | None, params: dict[str, Any],
               call: Callable[[Any], Any]) -> Any:
-        """One obstore call, announced to the hooks as the S3 request it sends, errors made ours."""
+        """One obstore call, announced to the hooks as the S3 request it sends, errors made ours.
+
+        An answer that the bucket is in another region learns the region again and resends once.
+        """
         params = {"Bucket": bucket, **({"Key": key} if key is not None else {}), **params}
+        store = self._store(bucket, key)
+        try:
+            return self._send(operation, params, call, store, bucket, key)
+        except _WrongRegion as wrong:
+            store = self._relearned(bucket, wrong)
+        try:
+            return self._send(operation, params, call, store, bucket, key)
+        except _WrongRegion as wrong:
+            if not wrong.certain:
+                raise wrong.error from None
+            raise wrong_region(bucket, wrong.region, self._stores[bucket][1]) from None
+
+    def _send(self, operation: str, params: dict[str, Any], call: Callable[[Any], Any], store: Any,
+              bucket: str, key: str | None) -> Any:
         for hook in self.hooks:
             hook(operation, params)
         try:
-            return call(self._store(bucket))
+            return call(store)
         except InvalidPathError as error:
             raise _Inexpressible(str(error)) from None
         except (AlreadyExistsError, PreconditionError) as error:
@@ -120,11 +188,18 @@ class ObstoreTransport:
     def _failure(self, error: Exception, bucket: str, key: str | None) -> Exception:
         about = where(bucket, key)
         status = _status(error)
-        if status:
-            code = _code(error) or str(status)
-            return answered_error(code, status, _message(error), bucket, about, self.endpoint)
         text = str(error)
         lowered = text.lower()
+        if "received redirect" in lowered or status in {301, 307}:
+            return _WrongRegion(S3RequestError(f"S3 redirected the request for {about}", code="301"), None)
+        if status:
+            code = _code(error) or str(status)
+            answered = answered_error(code, status, _message(error), bucket, about, self.endpoint)
+            region = _REGION.search(text)
+            if code == "AuthorizationHeaderMalformed" or (status == 400 and code == "400"):  # a HEAD has no body
+                return _WrongRegion(answered, region.group(1) if region else None,
+                                    certain=code == "AuthorizationHeaderMalformed")
+            return answered
         if "non-partial response" in lowered:  # the store ignored the Range (moto does, for an empty object)
             return _Inexpressible("a ranged GET answered in full")
         if "credential" in lowered and ("missing" in lowered or "not found" in lowered or "none" in lowered):
@@ -145,7 +220,7 @@ class ObstoreTransport:
     def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                   max_keys: int, delimiter: str | None) -> ListedPage:
         native = (delimiter is None and max_keys >= PAGE_SIZE and (not prefix or prefix.endswith("/"))
-                  and (token is None or token.startswith(_TOKEN)))
+                  and (token is None or token.startswith(_TOKEN)) and lists_in_key_order(bucket))
         if not native:
             return self.fallback.list_page(bucket, prefix, start_after, token, max_keys, delimiter)
         offset = token[len(_TOKEN):] if token else start_after
@@ -157,7 +232,10 @@ class ObstoreTransport:
             return self._list_page(bucket, prefix, offset)
         except _Inexpressible as error:
             self._fell_back(f"a listing page of s3://{bucket}/{prefix}", str(error))
-            return self.fallback.list_page(bucket, prefix, offset, None, max_keys, None)
+        page = self.fallback.list_page(bucket, prefix, offset, None, max_keys, None)
+        if page.token is None or not page.objects:
+            return page
+        return ListedPage(page.objects, page.prefixes, _TOKEN + page.objects[-1].key)  # the next page on obstore
 
     def _list_page(self, bucket: str, prefix: str, offset: str | None) -> ListedPage:
         if offset is not None and not expressible(offset):
@@ -172,6 +250,8 @@ class ObstoreTransport:
         listed = [Listed(obj["path"], obj["size"], obj["last_modified"]) for obj in objects]
         if listed and not (listed[0].key.startswith(prefix) and listed[-1].key.startswith(prefix)):
             raise _Inexpressible("a key that ends with '/' lists without it")
+        if any(obj.size == 0 for obj in listed):  # a folder marker `t/a/` lists as an empty `t/a`
+            raise _Inexpressible("an empty object, which lists alike with a folder marker (a key ending in '/')")
         token = _TOKEN + listed[-1].key if len(listed) >= PAGE_SIZE else None
         return ListedPage(listed, [], token)
 
@@ -181,8 +261,10 @@ class ObstoreTransport:
 
     # -- objects -------------------------------------------------------------------------------
 
-    def _native(self, key: str, native: Callable[[], T], fallback: Callable[[], T]) -> T:
+    def _native(self, bucket: str, key: str, native: Callable[[], T], fallback: Callable[[], T]) -> T:
         """``native()`` through obstore, or ``fallback()`` through boto3 for a key obstore cannot express."""
+        if not self._serves(bucket):
+            return fallback()
         if expressible(key):
             try:
                 return native()
@@ -194,7 +276,7 @@ class ObstoreTransport:
         return fallback()
 
     def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched:
-        return self._native(key, lambda: self._get(bucket, key, deadline, byte_range),
+        return self._native(bucket, key, lambda: self._get(bucket, key, deadline, byte_range),
                             lambda: self.fallback.get(bucket, key, deadline, byte_range))
 
     def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None) -> Fetched:
@@ -214,23 +296,27 @@ class ObstoreTransport:
             raise S3RequestError(f"S3 answered the GET of {where(bucket, key)} without an ETag header", retryable=True)
         if byte_range:
             return Fetched(body, etag, int(meta["size"]))
-        if bucket not in self._opaque_etags:
-            self._check(bucket, key, body, etag)
-        return Fetched(body, etag, len(body))
-
-    def _check(self, bucket: str, key: str, body: bytes, etag: str) -> None:
-        """The body against its ETag; a mismatch on an encrypted object (one HEAD tells) is none."""
+        if bucket in self._opaque_etags or is_directory_bucket(bucket):
+            return Fetched(body, etag, len(body))
         try:
             check_body(body, etag, where(bucket, key))
         except S3RequestError:
-            if self.fallback.encrypted(bucket, key):
-                logger.debug("s3://%s holds encrypted objects: their ETags are not MD5s", bucket)
+            return self._checked_again(bucket, key, body, deadline)
+        return Fetched(body, etag, len(body))
+
+    def _checked_again(self, bucket: str, key: str, body: bytes, deadline: float) -> Fetched:
+        """The object through boto3, whose answer's headers obstore does not show: they say
+        whether the object is encrypted (its ETag then no MD5) and carry its checksums, by which
+        that body is checked. The same body again means an opaque ETag, not a corrupted body."""
+        fetched = self.fallback.get(bucket, key, deadline)
+        if fetched.body == body:
+            logger.debug("s3://%s holds objects whose ETags are not MD5s (encrypted)", bucket)
+            with self._lock:
                 self._opaque_etags.add(bucket)
-                return
-            raise
+        return fetched
 
     def head(self, bucket: str, key: str) -> Head:
-        return self._native(key, lambda: self._head(bucket, key), lambda: self.fallback.head(bucket, key))
+        return self._native(bucket, key, lambda: self._head(bucket, key), lambda: self.fallback.head(bucket, key))
 
     def _head(self, bucket: str, key: str) -> Head:
         result = self._call("HeadObject", bucket, key, {},
@@ -245,7 +331,7 @@ class ObstoreTransport:
         if unmapped:
             logger.debug("PutObject with %s goes through boto3", ", ".join(unmapped))
             return self.fallback.put(bucket, key, body, params, condition)
-        return self._native(key, lambda: self._put(bucket, key, body, params, condition),
+        return self._native(bucket, key, lambda: self._put(bucket, key, body, params, condition),
                             lambda: self.fallback.put(bucket, key, body, params, condition))
 
     def _put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
@@ -265,7 +351,8 @@ class ObstoreTransport:
                 if value}
 
     def delete(self, bucket: str, key: str) -> None:
-        self._native(key, lambda: self._call("DeleteObject", bucket, key, {}, lambda store: obstore.delete(store, key)),
+        self._native(bucket, key,
+                     lambda: self._call("DeleteObject", bucket, key, {}, lambda store: obstore.delete(store, key)),
                      lambda: self.fallback.delete(bucket, key))
 
     def delete_batch(self, bucket: str, keys: Sequence[str]) -> dict[str, str]:
@@ -284,7 +371,10 @@ class ObstoreTransport:
         self.fallback.head_bucket(bucket)
 
     def create_bucket(self, bucket: str) -> None:
+        """Create the bucket (boto3), which is then in the configured region: nothing to learn."""
         self.fallback.create_bucket(bucket)
+        with self._lock:
+            self._remember(bucket, self.fallback.region)
 
     def put_parameters(self) -> frozenset[str]:
         return self.fallback.put_parameters()

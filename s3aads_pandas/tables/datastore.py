@@ -11,8 +11,8 @@ import logging
 import random as _random
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 from s3aads_pandas.config import ConnectionSettings, default_settings
 from s3aads_pandas.errors import (
@@ -25,6 +25,7 @@ from s3aads_pandas.errors import (
     UnknownSortFieldError,
 )
 from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
+from s3aads_pandas.storage.buckets import lists_in_key_order
 from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables import column_record
 from s3aads_pandas.tables.keys import (
@@ -38,6 +39,9 @@ from s3aads_pandas.tables.keys import (
 from s3aads_pandas.tables.rows import Row, matching_rows, objects_under
 
 logger = logging.getLogger(__name__)
+
+#: What listings hand out: rows, or the objects of a table without columns.
+T = TypeVar("T", Row, Listed)
 
 class Database:
     """An S3 bucket. Nothing talks to S3 until a method that needs it is called.
@@ -118,9 +122,14 @@ class Database:
         return self.store.bucket_exists(self.name)
 
     @property
+    def lists_in_key_order(self) -> bool:
+        """Whether listings of this database come in key order (those of a directory bucket do not)."""
+        return lists_in_key_order(self.name)
+
+    @property
     def tables(self) -> list[str]:
-        """Names of the tables: the top-level "folders" of the bucket (column records hidden)."""
-        return [p[:-1] for p in self.store.iter_common_prefixes(self.name, prefix="")]
+        """Names of the tables, sorted: the top-level "folders" of the bucket (column records hidden)."""
+        return sorted(p[:-1] for p in self.store.iter_common_prefixes(self.name, prefix=""))
 
     def get_table(
         self,
@@ -363,7 +372,7 @@ class Table:
         Filters on leading columns narrow the S3 listing to their prefix.
         """
         codec = self.codec
-        return [codec.decode(row.segments) for row in self.iter_rows(**filters)]
+        return [codec.decode(row.segments) for row in self.list_rows(**filters)]
 
     # -- rows by key ------------------------------------------------------------------------------
 
@@ -390,8 +399,8 @@ class Table:
                 f"sort_by must be one of {', '.join(SORT_FIELDS)}, got {sort_by!r}"
             )
         objects = list(self.database.store.iter_objects(self.database.name, self._full_key(key)))
-        if sort_by:
-            objects.sort(key=lambda obj: obj.get(sort_by) or "")
+        if sort_by or not self.database.lists_in_key_order:
+            objects.sort(key=lambda obj: obj.get(sort_by or "Key") or "")
         start = len(self.name) + 1
         return [obj["Key"][start:] for obj in objects]
 
@@ -403,8 +412,8 @@ class Table:
         columns are unknown (a table of s3aads 2.x), as s3aads 2.x lists them."""
         start = len(self.name) + 1
         if not self.columns:
-            return [obj.key[start:] for obj in self._every_object()]
-        return [row.key[start:] for row in self.iter_rows()]
+            return [obj.key[start:] for obj in self.in_key_order(self._every_object())]
+        return [row.key[start:] for row in self.list_rows()]
 
     def _every_object(self) -> Iterator[Listed]:
         """Every object under the table, whatever its depth: the rows of a table without columns."""
@@ -499,7 +508,8 @@ class Table:
         return Copy(self, key)
 
     def iter_rows(self, **filters: Any) -> Iterator[Row]:
-        """Rows matching the filters in key order, streamed as they are listed.
+        """Rows matching the filters, streamed as they are listed: in key order, except from a
+        directory bucket, which lists in no order (``list_rows`` sorts).
 
         Several prefixes (a list of values for leading columns) are listed at the same time, and
         one prefix that spans many pages fans out over key ranges (see ``storage.listing``).
@@ -511,7 +521,12 @@ class Table:
 
     def list_rows(self, **filters: Any) -> list[Row]:
         """Rows matching the filters, in key order (:meth:`iter_rows`, kept)."""
-        return list(self.iter_rows(**filters))
+        return self.in_key_order(self.iter_rows(**filters))
+
+    def in_key_order(self, listed: Iterable[T]) -> list[T]:
+        """Listed rows or objects, kept, in key order: sorted when the bucket lists in no order."""
+        kept = list(listed)
+        return kept if self.database.lists_in_key_order else sorted(kept, key=lambda item: item.key)
 
     def lister(self) -> Lister:
         """The listing engine over this table's database, with as many LISTs in flight as workers."""
@@ -532,8 +547,8 @@ class Table:
         before = end[:-1] + chr(ord("/") + 1) if end.endswith("/") else end + "\x00"
         listed = self.lister().objects(codec.prefix, start_after=start[:-1], before=before,
                                        first_page=values + 1 if values else PAGE_SIZE)
-        objects = itertools.dropwhile(lambda obj: obj.key < start, listed)
-        return list(matching_rows(codec, filters, objects, self.database.name))
+        objects = (obj for obj in listed if obj.key >= start)
+        return self.in_key_order(matching_rows(codec, filters, objects, self.database.name))
 
     def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:
         codec = self.codec

@@ -34,6 +34,7 @@ from s3aads_pandas.errors import (
     TableEmptyError,
     TableNotFoundError,
     UnknownSortFieldError,
+    WriteOutcomeUnknownError,
     WrongRegionError,
 )
 from s3aads_pandas.frames.accessor import S3aadsAccessor, WriteResult
@@ -89,6 +90,7 @@ __all__ = [
     "TableEmptyError",
     "UnknownSortFieldError",
     "TableNotFoundError",
+    "WriteOutcomeUnknownError",
     "WriteResult",
     "WrongRegionError",
     "configure",

@@ -82,6 +82,21 @@ class RowChangedError(S3aadsError, RuntimeError):
     """A conditional update found the row changed (or gone) since its ETag was read."""
 
 
+class WriteOutcomeUnknownError(S3aadsError, RuntimeError):
+    """A conditional write whose outcome cannot be known: an attempt's answer was lost, its retry
+    was refused, and the row has changed since in a way that tells neither that the lost attempt
+    landed nor that it did not. Not a conflict: read the row to decide. ``key`` is the S3 key,
+    ``etag`` the ETag stored now (None when the row is gone)."""
+
+    def __init__(self, message: str, key: str = "", etag: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.etag = etag
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.key, self.etag)
+
+
 class TableEmptyError(_PlainMessage, S3aadsError, IndexError):
     """An operation needs at least one row and the table has none (an IndexError, as in s3aads 2.x)."""
 

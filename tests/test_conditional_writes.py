@@ -20,6 +20,7 @@ from s3aads_pandas import (
     RowExistsError,
     SchemaMismatchError,
     Table,
+    WriteOutcomeUnknownError,
 )
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.local.faults import FaultPlan
@@ -201,3 +202,115 @@ def test_first_writers_of_a_table_with_different_columns_one_is_refused(shared: 
         winner = next(w for w, outcome in outcomes.items() if outcome == "written")
         table = shared.get_table(name)
         assert table is not None and table.keys == (["0"] if winner == 0 else ["1/2020"])
+
+
+def other_writer(server: LocalS3, times: int = 1) -> Any:
+    """``replace()`` reads the counter row and replaces it ``times`` times, as another process would."""
+    table = Table("t", Database("ambiguous", endpoint_url=server.endpoint_url), ["id"])
+
+    def replace() -> None:
+        for _ in range(times):
+            current = table.select_with_etag(id=1)
+            table.update(current.data + b"+", current.etag, id=1)
+
+    return replace
+
+
+def before_the_retry(db: Database, attempts: list[int], action: Any) -> None:
+    """Run ``action`` once, just before the second attempt of the watched PUT is sent."""
+    def hook(operation: str, params: Mapping[str, Any]) -> None:
+        if operation == "PutObject" and params.get("Key") == "t/1" and len(attempts) == 2:
+            db.store.hooks.remove(hook)
+            action()
+
+    db.store.hooks.append(hook)
+
+
+@TRANSPORTS
+def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: str) -> None:
+    # request 6 (our update of t/1) lands and its answer is lost; another writer reads what we
+    # wrote and replaces it three times before our retry, which is refused: the history names our write
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-after"))):
+        db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
+        db.create()  # request 1
+        table = Table("t", db, ["id"])
+        table.insert(b"0", id=1)  # requests 2 to 4: the column record (GET, PUT) and the row
+        current = table.select_with_etag(id=1)  # request 5
+        attempts = put_attempts(db, "t/1")
+        seen: list[str] = []
+
+        def replace_ours() -> None:
+            seen.append(table.select_with_etag(id=1).etag)  # the version our lost attempt made
+            other_writer(server, times=3)()
+
+        before_the_retry(db, attempts, replace_ours)
+        written = table.update(b"1", current.etag, id=1)
+        assert server.faults.injected["drop-after"] == 1 and len(attempts) == 2
+        assert written["ETag"] == seen[0]  # the ETag our write got, though the row has moved on
+        assert table.select(id=1) == b"1+++"
+
+
+@TRANSPORTS
+def test_a_lost_answer_that_cannot_be_decided_is_reported_unknown_not_a_conflict(transport: str) -> None:
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-after"))):
+        db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
+        db.create()
+        table = Table("t", db, ["id"])
+        table.insert(b"0", id=1)
+        current = table.select_with_etag(id=1)
+        attempts = put_attempts(db, "t/1")
+        plain = Table("t", Database("ambiguous", endpoint_url=server.endpoint_url), ["id"])
+        # a write that records no history: nothing tells whether ours came before it
+        before_the_retry(db, attempts, lambda: plain.insert(b"overwritten", id=1))
+        with pytest.raises(WriteOutcomeUnknownError, match="may or may not have landed") as raised:
+            table.update(b"1", current.etag, id=1)
+        assert not isinstance(raised.value, RowChangedError)
+        assert raised.value.key == "t/1" and raised.value.etag == table.select_with_etag(id=1).etag
+
+
+@TRANSPORTS
+def test_a_lost_request_that_another_writer_beat_on_the_same_version_is_a_conflict(transport: str) -> None:
+    # request 6 (our update) never reaches S3; another writer replaces the version we read first
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-before"))):
+        db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
+        db.create()
+        table = Table("t", db, ["id"])
+        table.insert(b"0", overwrite=False, id=1)  # a conditional write: its version has a write id
+        current = table.select_with_etag(id=1)
+        attempts = put_attempts(db, "t/1")
+        before_the_retry(db, attempts, other_writer(server))
+        with pytest.raises(RowChangedError):
+            table.update(b"1", current.etag, id=1)
+        assert server.faults.injected["drop-before"] == 1 and table.select(id=1) == b"0+"
+
+
+def _increment(settings: ConnectionSettings, times: int) -> tuple[int, int]:
+    """In a process of its own: ``times`` compare-and-swap increments; (reported wins, unknowns)."""
+    table = Table("counters", Database("lossy", settings), ["name"])
+    wins = unknown = 0
+    while wins + unknown < times:
+        current = table.select_with_etag(name="hits")
+        try:
+            written = table.update(str(int(current.data) + 1).encode(), current.etag, name="hits")
+            assert written["ETag"]  # a win always says which version it made
+            wins += 1
+        except RowChangedError:
+            continue
+        except WriteOutcomeUnknownError:
+            unknown += 1
+    return wins, unknown
+
+
+@TRANSPORTS
+def test_increments_with_lost_answers_never_count_twice(transport: str) -> None:
+    for server in faulty(FaultPlan(rate=0.2, kinds=("drop-after",), seed=7)):
+        db = Database("lossy", endpoint_url=server.endpoint_url, transport=transport)
+        db.create()
+        table = Table("counters", db, ["name"])
+        table.insert(b"0", name="hits")
+        with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+            outcomes = list(pool.map(_increment, [db.settings] * 4, [25] * 4))
+        wins, unknown = (sum(column) for column in zip(*outcomes))
+        final = int(table.select(name="hits"))
+        assert wins <= final <= wins + unknown
+        assert server.faults.injected["drop-after"] > 20  # the answers were lost

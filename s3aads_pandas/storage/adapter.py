@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from s3aads_pandas.errors import (
     BulkOperationError,
@@ -24,6 +26,7 @@ from s3aads_pandas.errors import (
     RowExistsError,
     S3aadsError,
     S3RequestError,
+    WriteOutcomeUnknownError,
 )
 from s3aads_pandas.storage.failures import MISSING_KEY_CODES, REFUSED_CODES
 from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
@@ -41,8 +44,31 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-#: User metadata that a conditional write carries, so that a retry can recognise its own object.
+#: User metadata that a conditional write carries, so that a retry can recognise its own object
+#: (its write id) and the versions it replaced (their write ids and ETags, newest first, at most
+#: HISTORY_LENGTH): a retry refused after a lost answer reads them to tell what became of its
+#: attempt, even after other writers replaced it.
 WRITE_ID = "s3aads-write-id"
+HISTORY = "s3aads-replaced"
+HISTORY_LENGTH = 8
+#: What an insert (If-None-Match) replaces, in a history.
+NOTHING = "none"
+#: Versions this store read or wrote lately, by (bucket, key, ETag): their write id and history.
+KNOWN_VERSIONS = 4096
+
+
+class _Version(NamedTuple):
+    write_id: str
+    history: tuple[tuple[str, str], ...]  # (write id, ETag) of the versions it replaced, newest first
+
+
+def _version(metadata: Mapping[str, str]) -> _Version | None:
+    """The write id and history a stored object's metadata records, if a conditional write made it."""
+    write_id = metadata.get(WRITE_ID)
+    if not write_id:
+        return None
+    pairs = (entry.partition("=") for entry in metadata.get(HISTORY, "").split())
+    return _Version(write_id, tuple((name, etag) for name, _, etag in pairs))
 
 
 class ObjectStore:
@@ -56,6 +82,22 @@ class ObjectStore:
     def __init__(self, transport: Transport, max_in_flight: int = 16, policy: RetryPolicy | None = None) -> None:
         self.transport = transport
         self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
+        self._versions: OrderedDict[tuple[str, str, str], _Version] = OrderedDict()
+        self._versions_lock = threading.Lock()
+
+    def _know(self, bucket: str, key: str, etag: str | None, version: _Version | None) -> None:
+        """Remember which write made the version ``etag`` of a key, for a later If-Match write."""
+        if not etag or version is None:
+            return
+        with self._versions_lock:
+            self._versions[(bucket, key, etag)] = version
+            self._versions.move_to_end((bucket, key, etag))
+            while len(self._versions) > KNOWN_VERSIONS:
+                self._versions.popitem(last=False)
+
+    def _known(self, bucket: str, key: str, etag: str) -> _Version | None:
+        with self._versions_lock:
+            return self._versions.get((bucket, key, etag))
 
     @property
     def hooks(self) -> list[RequestHook]:
@@ -164,6 +206,7 @@ class ObjectStore:
             if error.code in MISSING_KEY_CODES:
                 return None
             raise
+        self._know(bucket, key, fetched.etag, _version(fetched.metadata))
         return fetched.body, fetched.etag
 
     def get_range(self, bucket: str, key: str, byte_range: str) -> tuple[bytes, int]:
@@ -204,7 +247,7 @@ class ObjectStore:
         if overwrite:
             extra = dict(params or {})
             return self._request(lambda: self.transport.put(bucket, key, body, extra, {}))
-        written = self._conditional_put(bucket, key, body, params, IfNoneMatch="*")
+        written = self._conditional_put(bucket, key, body, params, (NOTHING, ""), None, IfNoneMatch="*")
         if written is None:
             raise RowExistsError(f"s3://{bucket}/{key} exists and overwrite=False")
         return written
@@ -212,7 +255,9 @@ class ObjectStore:
     def put_if_match(self, bucket: str, key: str, body: bytes, etag: str,
                      params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """PUT only over the object whose ETag is ``etag`` (If-Match): compare-and-swap."""
-        written = self._conditional_put(bucket, key, body, params, IfMatch=etag)
+        base = self._known(bucket, key, etag)
+        replaced = None if base is None else (base.write_id, etag)
+        written = self._conditional_put(bucket, key, body, params, replaced, base, IfMatch=etag)
         if written is None:
             state = "changed" if self.exists(bucket, key) else "was deleted"
             raise RowChangedError(
@@ -221,35 +266,61 @@ class ObjectStore:
         return written
 
     def _conditional_put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None,
+                         replaced: tuple[str, str] | None, base: _Version | None,
                          **condition: str) -> dict[str, Any] | None:
         """A PUT under ``condition``; None when S3 refuses it because the condition does not hold.
 
-        A refusal answered to the first attempt is a conflict, always, whatever is stored: another
-        writer got there first, even if it wrote the same bytes. Only a retry of an attempt whose
-        answer was lost (a read timeout or a reset after the request went out) can be refused
-        because that very attempt landed. Then, and only then, the stored object decides: each
-        write carries a random write id in its user metadata, and one HEAD tells whether the
-        stored object is ours. Bytes are never compared: equal bytes from another writer are
-        still another writer's update.
+        ``replaced`` is the (write id, ETag) of the version the condition names (``NOTHING`` for
+        an insert), None when unknown; ``base`` that version's own history. A refusal answered
+        to the first attempt is a conflict, always, whatever is stored: another writer got there
+        first, even if it wrote the same bytes. Only a retry of an attempt whose answer was lost
+        (a read timeout or a reset after the request went out) can be refused because that very
+        attempt landed: then the stored object decides (:meth:`_lost_outcome`). Bytes are never
+        compared.
         """
         write_id = uuid.uuid4().hex
+        history = ((replaced,) + (base.history if base else ()))[:HISTORY_LENGTH] if replaced else ()
         extra = dict(params or {})
-        extra["Metadata"] = {**extra.get("Metadata", {}), WRITE_ID: write_id}
-        history: list[S3RequestError] = []
+        recorded = {HISTORY: " ".join(f"{name}={etag.strip(chr(34))}" for name, etag in history)} if history else {}
+        extra["Metadata"] = {**extra.get("Metadata", {}), WRITE_ID: write_id, **recorded}
+        attempts: list[S3RequestError] = []
         try:
-            return self._request(lambda: self.transport.put(bucket, key, body, extra, condition), history)
+            written = self._request(lambda: self.transport.put(bucket, key, body, extra, condition), attempts)
         except S3RequestError as error:
             if error.code not in REFUSED_CODES:
                 raise
-        if any(attempt.answer_lost for attempt in history[:-1]) and self._written_by(bucket, key, write_id):
-            logger.info("a retry of the write of s3://%s/%s was refused because its first attempt landed", bucket, key)
-            return {}
-        return None
+        else:
+            self._know(bucket, key, written.get("ETag"), _Version(write_id, history))
+            return written
+        if not any(attempt.answer_lost for attempt in attempts[:-1]):
+            return None
+        return self._lost_outcome(bucket, key, write_id, replaced[0] if replaced else None)
 
-    def _written_by(self, bucket: str, key: str, write_id: str) -> bool:
-        """Whether the stored object is the one written with ``write_id`` (one HEAD)."""
+    def _lost_outcome(self, bucket: str, key: str, write_id: str, replaced: str | None) -> dict[str, Any] | None:
+        """What became of a write whose answer was lost and whose retry was refused (one HEAD).
+
+        The stored object is ours, or replaced ours (its history names our write id): ours
+        landed, with the ETag the history gives. Its history names the version ours was to
+        replace, and not ours: another writer replaced that version first, a conflict (None).
+        Anything else (more writers since than a history holds, a delete, an object written
+        without a write id) cannot tell: :class:`WriteOutcomeUnknownError`.
+        """
         head = self.head(bucket, key)
-        return head is not None and head["Metadata"].get(WRITE_ID) == write_id
+        stored = _version(head["Metadata"]) if head else None
+        if stored is not None and stored.write_id == write_id:
+            logger.info("a retry of the write of s3://%s/%s was refused because its first attempt landed", bucket, key)
+            return {"ETag": head["ETag"]} if head else {}
+        earlier = dict(stored.history) if stored else {}
+        if write_id in earlier:
+            logger.info("the lost write of s3://%s/%s landed and was replaced since", bucket, key)
+            return {"ETag": f'"{earlier[write_id]}"'}
+        if replaced is not None and replaced in earlier:
+            return None
+        raise WriteOutcomeUnknownError(
+            f"the write of s3://{bucket}/{key} may or may not have landed: an attempt's answer was lost, its "
+            f"retry was refused, and the row has {'changed' if head else 'been deleted'} since; read it to decide",
+            key, head["ETag"] if head else None,
+        )
 
     def delete(self, bucket: str, key: str) -> dict[str, Any]:
         """Delete one key (one DeleteObject; no error when it does not exist, as in S3)."""

@@ -187,13 +187,14 @@ class Boto3Transport:
         etag = str(response.get("ETag") or "")
         if not etag:
             raise S3RequestError(f"S3 answered the GET of {about} without an ETag header", retryable=True)
+        metadata = dict(response.get("Metadata") or {})
         content_range = response.get("ContentRange")
         if content_range:
             size = str(content_range).rpartition("/")[2]
-            return Fetched(body, etag, int(size) if size.isdigit() else len(body))
+            return Fetched(body, etag, int(size) if size.isdigit() else len(body), metadata)
         etag_is_md5 = not (is_directory_bucket(bucket) or _encrypted(response))
         check_body(body, etag, about, {name: str(response.get(name) or "") for name in CHECKSUMS}, etag_is_md5)
-        return Fetched(body, etag, len(body))
+        return Fetched(body, etag, len(body), metadata)
 
     def head(self, bucket: str, key: str) -> Head:
         response = self._call("HeadObject", bucket, key)

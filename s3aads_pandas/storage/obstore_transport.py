@@ -282,8 +282,8 @@ class ObstoreTransport:
     def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None) -> Fetched:
         options = {"range": _range_option(byte_range)} if byte_range else {}
         try:
-            body, meta = self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {},
-                                    lambda store: _fetch(store, key, options))
+            body, meta, attributes = self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {},
+                                                lambda store: _fetch(store, key, options))
         except S3RequestError as error:
             if error.answer_lost and time.monotonic() >= deadline - _DEADLINE_SLACK:  # obstore's own timeout
                 raise S3RequestError(
@@ -294,15 +294,16 @@ class ObstoreTransport:
         etag = str(meta.get("e_tag") or "")
         if not etag:
             raise S3RequestError(f"S3 answered the GET of {where(bucket, key)} without an ETag header", retryable=True)
+        metadata = _user_metadata(attributes)
         if byte_range:
-            return Fetched(body, etag, int(meta["size"]))
+            return Fetched(body, etag, int(meta["size"]), metadata)
         if bucket in self._opaque_etags or is_directory_bucket(bucket):
-            return Fetched(body, etag, len(body))
+            return Fetched(body, etag, len(body), metadata)
         try:
             check_body(body, etag, where(bucket, key))
         except S3RequestError:
             return self._checked_again(bucket, key, body, deadline)
-        return Fetched(body, etag, len(body))
+        return Fetched(body, etag, len(body), metadata)
 
     def _checked_again(self, bucket: str, key: str, body: bytes, deadline: float) -> Fetched:
         """The object through boto3, whose answer's headers obstore does not show: they say
@@ -321,9 +322,8 @@ class ObstoreTransport:
     def _head(self, bucket: str, key: str) -> Head:
         result = self._call("HeadObject", bucket, key, {},
                             lambda store: obstore.get(store, key, options={"head": True}))
-        meta, attributes = result.meta, result.attributes
-        metadata = {name: value for name, value in attributes.items() if name not in _ATTRIBUTES.values()}
-        return Head(str(meta.get("e_tag") or ""), int(meta["size"]), metadata)
+        meta = result.meta
+        return Head(str(meta.get("e_tag") or ""), int(meta["size"]), _user_metadata(result.attributes))
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
             condition: Mapping[str, str]) -> dict[str, Any]:
@@ -380,9 +380,15 @@ class ObstoreTransport:
         return self.fallback.put_parameters()
 
 
-def _fetch(store: Any, key: str, options: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+def _fetch(store: Any, key: str, options: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, str]]:
     result = obstore.get(store, key, options=options or None)
-    return bytes(result.bytes()), result.meta
+    return bytes(result.bytes()), result.meta, result.attributes
+
+
+def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:
+    """The user metadata among obstore's attributes (the others are content headers)."""
+    return {name: value for name, value in attributes.items() if name not in _ATTRIBUTES.values()
+            and name != "Storage-Class"}
 
 
 def _range_option(byte_range: str) -> Any:

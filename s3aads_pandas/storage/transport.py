@@ -35,11 +35,13 @@ class ListedPage(NamedTuple):
 
 
 class Fetched(NamedTuple):
-    """A GET's answer: the body, the ETag, and the size of the whole object (a range is part)."""
+    """A GET's answer: the body, the ETag, the size of the whole object (a range is part), and
+    the user metadata."""
 
     body: bytes
     etag: str
     size: int
+    metadata: dict[str, str]
 
 
 class Head(NamedTuple):

@@ -338,7 +338,8 @@ class Table:
         """Replace a row only if it is unchanged since ``select_with_etag`` gave ``if_match``.
 
         One conditional PUT (If-Match); a row changed or deleted meanwhile raises
-        :class:`RowChangedError`, and nothing is written.
+        :class:`RowChangedError`, and nothing is written. When an attempt's answer was lost and
+        what is stored cannot tell whether it landed, :class:`WriteOutcomeUnknownError` says so.
         """
         key, body, params = self._checked_write(data, metadata, columns)
         return self.database.store.put_if_match(self.database.name, key, body, if_match, params)

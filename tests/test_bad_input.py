@@ -126,3 +126,17 @@ def test_whole_float_keys_warn_with_the_fix(db: Database) -> None:
     frame["id"] = frame["id"].astype("Int64")
     frame.s3aads.write(table, progress=False)
     assert table.select(id=1) == b"a"
+
+
+@pytest.mark.parametrize("name", ["amzn-s3-demo-bucket", "my-access-point.mrap", "tables--table-s3"])
+def test_bucket_names_s3_reserves_are_refused(name: str) -> None:
+    with pytest.raises(InvalidNameError, match="prefix or suffix that S3 reserves"):
+        Database(name)
+
+
+def test_a_table_name_too_long_for_its_record_key_is_refused_before_any_request() -> None:
+    Table("t" * 1005, "any-bucket", ["id"])  # its record key is 1,024 bytes: the most S3 takes
+    with pytest.raises(InvalidNameError, match="at most 1005 bytes"):
+        Table("t" * 1006, "any-bucket", ["id"])
+    with pytest.raises(InvalidNameError, match="at most 1005 bytes"):
+        Table("é" * 503, "any-bucket", ["id"])  # 1,006 bytes in UTF-8

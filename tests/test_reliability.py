@@ -13,6 +13,7 @@ from s3aads_pandas import (
     BulkOperationError,
     Database,
     RowChangedError,
+    S3RequestError,
     Table,
 )
 from s3aads_pandas.local import LocalS3
@@ -148,3 +149,18 @@ def test_a_failed_bulk_delete_tries_every_batch_and_names_every_row(db: Database
     assert not set(keys[2:1000]) & failed
     assert "InternalError: try again" in info.value.failures[keys[0]]
     assert "AccessDenied" in info.value.failures[keys[2499]]
+
+
+@TRANSPORTS
+def test_a_whole_object_answered_in_part_is_never_a_payload(transport: str) -> None:
+    for server in faulty(FaultPlan(rate=0.0, kinds=("partial",))):
+        db = Database("faults", endpoint_url=server.endpoint_url, transport=transport, max_attempts=2)
+        db.create()
+        table = Table("rows", db, ["id"])
+        table.insert(bytes(range(100)), id=1)
+        server.faults.plan.rate = 1.0  # every GET answered 206 with the first 50 bytes
+        with pytest.raises(S3RequestError):
+            table.select(id=1)
+        assert server.faults.injected["partial"] >= 2  # each attempt refused it
+        server.faults.plan.rate = 0.0
+        assert table.select(id=1) == bytes(range(100))

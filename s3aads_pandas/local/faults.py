@@ -2,7 +2,8 @@
 
 A WSGI layer in front of moto's server that, for a fraction of requests, adds latency, answers
 503 SlowDown or 500 InternalError, drops the connection before or after the request reaches S3,
-or corrupts an object's body. Used by the reliability tests and ``benchmarks/faults.py``.
+corrupts an object's body, or answers a GET of a whole object with half of it (206 and a
+Content-Range, as a buggy proxy or store may). Used by the reliability tests and ``benchmarks/faults.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-KINDS = ("latency", "slowdown", "internal", "drop-before", "drop-after", "corrupt")
+KINDS = ("latency", "slowdown", "internal", "drop-before", "drop-after", "corrupt", "partial")
 _ERRORS = {
     "slowdown": ("503 Slow Down", "SlowDown", "Please reduce your request rate."),
     "internal": ("500 Internal Server Error", "InternalError", "We encountered an internal error. Please try again."),
@@ -70,7 +71,7 @@ class FaultInjector:
                 return None
         if kind is None:
             return None
-        if kind == "corrupt" and not _is_object_get(environ):
+        if kind in {"corrupt", "partial"} and not _is_object_get(environ):
             return None  # only object bodies are corrupted: a listing has no checksum to catch it
         return kind
 
@@ -95,11 +96,17 @@ class FaultInjector:
         body = b"".join(self.app(environ, lambda status, headers, *_: status_headers.extend([status, headers])))
         if kind == "drop-after":  # the request took effect; its answer is lost
             return _drop(environ, start_response)
-        if status_headers and status_headers[0].startswith("200") and len(body) > 0:
-            middle = len(body) // 2
-            body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]
+        if not (status_headers and status_headers[0].startswith("200") and len(body) > 1):
+            start_response(*status_headers)
+            return [body]
+        middle = len(body) // 2
+        if kind == "partial":
+            headers = [(name, value) for name, value in status_headers[1] if name.lower() != "content-length"]
+            start_response("206 Partial Content", [*headers, ("Content-Range", f"bytes 0-{middle - 1}/{len(body)}"),
+                                                   ("Content-Length", str(middle))])
+            return [body[:middle]]
         start_response(*status_headers)
-        return [body]
+        return [body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]]
 
 
 def _is_object_get(environ: dict[str, Any]) -> bool:

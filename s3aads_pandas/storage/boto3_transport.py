@@ -189,6 +189,9 @@ class Boto3Transport:
             raise S3RequestError(f"S3 answered the GET of {about} without an ETag header", retryable=True)
         metadata = dict(response.get("Metadata") or {})
         content_range = response.get("ContentRange")
+        if content_range and not byte_range:
+            raise S3RequestError(f"S3 answered the GET of the whole of {about} with part of it "
+                                 f"({content_range})", retryable=True)
         if content_range:
             size = str(content_range).rpartition("/")[2]
             return Fetched(body, etag, int(size) if size.isdigit() else len(body), metadata)

@@ -24,6 +24,7 @@ from s3aads_pandas.errors import (
     InvalidNameError,
     InvalidValueError,
 )
+from s3aads_pandas.tables.column_record import record_key
 
 #: S3 refuses keys longer than this many UTF-8 bytes.
 MAX_KEY_BYTES = 1024
@@ -115,7 +116,8 @@ def validate_database_name(name: Any) -> str:
         problem = "it contains '..'"
     elif _IP_ADDRESS.match(name):
         problem = "it looks like an IP address"
-    elif name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
+    elif name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(
+            ("-s3alias", "--ol-s3", ".mrap", "--table-s3")):
         problem = "it uses a prefix or suffix that S3 reserves"
     if problem:
         raise InvalidNameError(
@@ -135,6 +137,13 @@ def validate_table_name(name: Any) -> str:
         raise InvalidNameError(
             f"invalid table name {name!r}: it contains '/', which separates columns in the key; "
             "use another character such as '-' or '_'"
+        )
+    longest = MAX_KEY_BYTES - len(record_key("").encode())
+    if len(name.encode("utf-8", "surrogatepass")) > longest:
+        raise InvalidNameError(
+            f"invalid table name {name[:40]!r}...: it is {len(name.encode('utf-8', 'surrogatepass'))} bytes "
+            f"long, and S3 keys hold at most {MAX_KEY_BYTES} bytes, the table's column record "
+            f"{record_key('...')!r} among them: give a name of at most {longest} bytes"
         )
     return name
 

@@ -29,6 +29,7 @@ from s3aads_pandas.errors import (
     WriteOutcomeUnknownError,
 )
 from s3aads_pandas.storage.failures import MISSING_KEY_CODES, REFUSED_CODES
+from s3aads_pandas.storage.pages import PageSequence
 from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
@@ -172,9 +173,11 @@ class ObjectStore:
         ``first_page`` asks for fewer keys first, when the caller expects to stop early.
         """
         token, max_keys = None, first_page
+        pages = PageSequence(bucket, prefix, start_after)
         while True:
             objects, token = self._request(
                 lambda: self.transport.list_details(bucket, prefix, start_after, token, max_keys))
+            pages.check([obj["Key"] for obj in objects], token)
             yield from objects
             if token is None:
                 return
@@ -183,8 +186,10 @@ class ObjectStore:
     def iter_common_prefixes(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[str]:
         """The distinct next "folders" under ``prefix`` (after ``start_after``): a Delimiter listing."""
         token = None
+        pages = PageSequence(bucket, prefix, start_after)
         while True:
             page = self.list_page(bucket, prefix, start_after=start_after, token=token, delimiter="/")
+            pages.check(page.prefixes, page.token)
             yield from page.prefixes
             if page.token is None:
                 return

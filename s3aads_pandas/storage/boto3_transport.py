@@ -135,13 +135,13 @@ class Boto3Transport:
         return ListedPage(
             [Listed(obj["Key"], obj.get("Size", 0), _utc(obj.get("LastModified"))) for obj in page.get("Contents", ())],
             [entry["Prefix"] for entry in page.get("CommonPrefixes", ())],
-            _next_token(page),
+            _next_token(page, bucket, prefix),
         )
 
     def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                      max_keys: int) -> tuple[list[dict[str, Any]], str | None]:
         page = self._list(bucket, prefix, start_after, token, max_keys, None)
-        return page.get("Contents", []), _next_token(page)
+        return page.get("Contents", []), _next_token(page, bucket, prefix)
 
     def _list(self, bucket: str, prefix: str, start_after: str | None, token: str | None, max_keys: int,
               delimiter: str | None) -> dict[str, Any]:
@@ -294,8 +294,21 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc) if moment is not None else None
 
 
-def _next_token(page: Mapping[str, Any]) -> str | None:
-    return page.get("NextContinuationToken") if page.get("IsTruncated") else None
+def _next_token(page: Mapping[str, Any], bucket: str, prefix: str) -> str | None:
+    """The token of the next page, None on the last; an answer that is no listing, or that says
+    there is more without saying where, is an error (its rows would be lost in silence)."""
+    about = where(bucket, prefix)
+    if "IsTruncated" not in page:
+        raise S3RequestError(f"S3 answered a listing of {about} with no listing in its body", retryable=True)
+    if not page["IsTruncated"]:
+        return None
+    token = page.get("NextContinuationToken")
+    if not token:
+        raise S3RequestError(
+            f"S3 answered a page of the listing of {about} as truncated but gave no continuation token: "
+            "the store is at fault, and the listing stops here rather than lose the rest", code="InvalidListing",
+        )
+    return str(token)
 
 
 def _written(response: Mapping[str, Any]) -> dict[str, Any]:

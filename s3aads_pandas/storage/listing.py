@@ -22,6 +22,7 @@ from typing import NamedTuple, TypeVar
 
 from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
 from s3aads_pandas.storage.buckets import lists_in_key_order
+from s3aads_pandas.storage.pages import PageSequence
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -70,7 +71,9 @@ class Lister:
                         if (start_after is None or obj.key > start_after) and (before is None or obj.key < before))
             return
         whole = KeyRange(start_after, None, before)
+        pages = PageSequence(self.bucket, prefix, start_after)
         page = self.store.list_page(self.bucket, prefix, start_after=start_after, max_keys=first_page)
+        pages.check([obj.key for obj in page.objects], page.token)
         yield from (obj for obj in page.objects if before is None or obj.key < before)
         if page.token is None or (before is not None and page.objects and page.objects[-1].key >= before):
             return
@@ -78,7 +81,7 @@ class Lister:
         bounds = self._boundaries(prefix, after, page.objects) if self.workers > 1 else []
         bounds = [bound for bound in bounds if before is None or bound < before]
         if not bounds:
-            yield from (obj for objects in self._pages(prefix, whole, token=page.token) for obj in objects)
+            yield from (obj for objects in self._pages(prefix, whole, page.token, pages) for obj in objects)
             return
         lows = [None, *bounds]
         ranges = [KeyRange(after if low is None else just_before(low), low, high)
@@ -93,11 +96,15 @@ class Lister:
             return
         yield from in_order(lambda prefix: self._pages(prefix), prefixes, self.workers)
 
-    def _pages(self, prefix: str, part: KeyRange | None = None, token: str | None = None) -> Iterator[list[Listed]]:
-        """The pages of one sequential listing of ``prefix``, cut to ``part``."""
+    def _pages(self, prefix: str, part: KeyRange | None = None, token: str | None = None,
+               pages: PageSequence | None = None) -> Iterator[list[Listed]]:
+        """The pages of one sequential listing of ``prefix``, cut to ``part``; ``token`` and
+        ``pages`` go on with a listing whose first page was read elsewhere."""
         start_after = part.start_after if part and not token else None
+        pages = pages or PageSequence(self.bucket, prefix, start_after)
         while True:
             page = self.store.list_page(self.bucket, prefix, start_after=start_after, token=token)
+            pages.check([obj.key for obj in page.objects], page.token)
             objects = page.objects
             if part is not None:
                 objects = [o for o in objects if (part.low is None or o.key >= part.low)

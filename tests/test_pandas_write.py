@@ -191,3 +191,18 @@ def test_dataset_mode_refuses_wrong_partitions(db: Database) -> None:
         data.s3aads.write("s3aads-test/sales", partition_by=["region", "day"], format="xlsx")
     with pytest.raises(InvalidArgumentError, match="needs partition_by"):
         data.s3aads.write("s3aads-test/sales", format="parquet")
+
+
+def test_dataset_mode_groups_values_that_make_one_key(db: Database) -> None:
+    mixed = pd.DataFrame({"day": [1, "1", 2, 1], "amount": [1.0, 2.0, 3.0, 4.0]})  # 1 and "1": one key
+    assert mixed.s3aads.write(f"{db.name}/mixed", partition_by=["day"]).written == 2
+    back = pd.read_s3aads(f"{db.name}/mixed", format="parquet", day=1)
+    assert back["amount"].tolist() == [1.0, 2.0, 4.0]  # the rows of the key, in the frame's order
+
+
+def test_dataset_mode_names_the_row_of_a_bad_key_value(db: Database) -> None:
+    for bad, problem in (([["a"], "b"], "got a list"), ([None, "b"], "missing value")):
+        frame = pd.DataFrame({"day": bad, "amount": [1.0, 2.0]}, index=["first", "second"])
+        with pytest.raises(InvalidValueError, match=f"row 'first': column 'day' .*{problem}"):
+            frame.s3aads.write(f"{db.name}/bad", partition_by=["day"])
+    assert Table("bad", db, ["day"]).count() == 0

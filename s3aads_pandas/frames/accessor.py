@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from s3aads_pandas.errors import (
@@ -132,6 +133,35 @@ class S3aadsAccessor:
     # -- helpers ----------------------------------------------------------------------------------
 
     def _keys(self, codec: KeyCodec) -> list[str]:
+        self._check_key_columns(codec)
+        keys = []
+        for position, values in enumerate(self._frame[list(codec.columns)].itertuples(index=False)):
+            try:
+                keys.append(codec.to_key(dict(zip(codec.columns, values))))
+            except S3aadsError as error:
+                raise type(error)(f"row {self._frame.index[position]!r}: {error}") from None
+        return keys
+
+    def _group_positions(self, codec: KeyCodec) -> dict[str, np.ndarray]:
+        """The positions of the rows of each key, a key built once per group of equal values
+        (not once per row: a dataset write of millions of rows has a few keys)."""
+        self._check_key_columns(codec)
+        try:
+            grouped = self._frame.groupby(list(codec.columns), sort=False, dropna=False).indices
+        except TypeError:  # unhashable key values (lists...): the check of each row names the row
+            self._keys(codec)
+            raise
+        by_key: dict[str, list[np.ndarray]] = {}
+        for values, positions in grouped.items():
+            row = values if isinstance(values, tuple) else (values,)
+            try:
+                key = codec.to_key(dict(zip(codec.columns, row)))
+            except S3aadsError as error:
+                raise type(error)(f"row {self._frame.index[positions[0]]!r}: {error}") from None
+            by_key.setdefault(key, []).append(positions)  # 1 and "1" are one key
+        return {key: np.sort(np.concatenate(parts)) for key, parts in by_key.items()}
+
+    def _check_key_columns(self, codec: KeyCodec) -> None:
         repeated = sorted({str(c) for c in self._frame.columns[self._frame.columns.duplicated()]})
         if repeated:
             raise InvalidNameError(
@@ -144,13 +174,6 @@ class S3aadsAccessor:
                 f"the DataFrame lacks key column(s) {', '.join(missing)} of table {codec.table!r} "
                 f"(its key columns are {', '.join(codec.columns)})"
             )
-        keys = []
-        for position, values in enumerate(self._frame[list(codec.columns)].itertuples(index=False)):
-            try:
-                keys.append(codec.to_key(dict(zip(codec.columns, values))))
-            except S3aadsError as error:
-                raise type(error)(f"row {self._frame.index[position]!r}: {error}") from None
-        return keys
 
     def _row_items(self, codec: KeyCodec, data: str, encode: Any) -> list[tuple[str, bytes]]:
         if data not in self._frame.columns:
@@ -179,11 +202,8 @@ class S3aadsAccessor:
                 f"partition_by must be the key columns of table {target.name!r} in order: "
                 f"{list(target.codec.columns)}, got {partition_by}"
             )
-        keys = self._keys(target.codec)  # checks every row's key values first
+        groups = self._group_positions(target.codec)  # checks every group's key values first
         payload_columns = [c for c in self._frame.columns if c not in partition_by]
-        groups: dict[str, list[int]] = {}
-        for position, key in enumerate(keys):
-            groups.setdefault(key, []).append(position)
         return target, [
             (key, frame_to_bytes(self._frame.iloc[positions][payload_columns].reset_index(drop=True), format))
             for key, positions in groups.items()

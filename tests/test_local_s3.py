@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 
 import boto3
 import pytest
 
-from s3aads_pandas import Database, Table
+from s3aads_pandas import Database, S3RequestError, Table
 from s3aads_pandas.local import LocalS3
 
 
@@ -62,3 +63,52 @@ def test_web_pages_cannot_drive_the_local_endpoint(local_s3: LocalS3) -> None:
     assert http("GET", presigned)[2] == b"kept"
     local_s3.reset()
     assert Database.list_databases(endpoint_url=url) == []
+
+
+def test_a_page_that_reaches_the_endpoint_through_a_dns_name_is_refused(local_s3: LocalS3) -> None:
+    local_s3.reset()
+    db = Database("guarded", endpoint_url=local_s3.endpoint_url)
+    db.create()
+    Table("t", db, ["id"]).insert(b"secret", id=1)
+    presigned = boto3.client("s3", endpoint_url=local_s3.endpoint_url).generate_presigned_url(
+        "get_object", Params={"Bucket": "guarded", "Key": "t/1"})
+    # DNS rebinding: a page's own name, resolved to 127.0.0.1, with no Origin on a same-origin GET
+    status, _, body = http("GET", presigned, {"Host": "localhost.rebind.evil.example"})
+    assert status == 403 and b"secret" not in body
+    for host in ("localhost", "127.0.0.1", f"localhost:{local_s3.port}"):
+        assert http("GET", presigned, {"Host": host})[2] == b"secret"
+
+
+def test_what_a_client_can_make_the_endpoint_spend_is_bounded() -> None:
+    import socket
+    import threading
+
+    with LocalS3(max_body=1000, max_connections=8) as server:
+        server.reset()
+        db = Database("bounded", endpoint_url=server.endpoint_url, max_attempts=1)
+        db.create()
+        table = Table("t", db, ["id"])
+        table.insert(b"x" * 1000, id=1)
+        with pytest.raises(S3RequestError, match="EntityTooLarge"):
+            table.insert(b"x" * 1001, id=2)
+        before = threading.active_count()
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+        try:
+            time.sleep(0.5)  # let the server accept what it will
+            assert threading.active_count() - before <= 8  # a thread per connection, at most 8
+        finally:
+            for connection in idle:
+                connection.close()
+        assert table.select(id=1) == b"x" * 1000  # the endpoint still serves once they are gone
+
+
+def test_a_key_that_xml_cannot_carry_does_not_fail_its_delete_batch(local_s3: LocalS3) -> None:
+    local_s3.reset()
+    for transport in ("boto3", "obstore"):
+        db = Database(f"deleting-{transport}", endpoint_url=local_s3.endpoint_url, transport=transport)
+        db.create()
+        table = Table("t", db, ["id"])
+        for id_ in ("a", "x\x01y", "b"):
+            table.insert(b"row", id=id_)
+        assert db.drop_table("t") == 3
+        assert table.count() == 0

@@ -50,8 +50,9 @@ class NoBrowsers:
     every Origin through CORS, and accepts unsigned requests. So: a request that carries an
     ``Origin`` or a cross-site ``Sec-Fetch-Site`` header (browsers add them, programs do not), a
     CORS preflight, and a request signed neither in its headers nor in its URL are answered 403;
-    moto's control API needs the token of the :class:`LocalS3` that started the server; and no
-    answer carries a CORS grant.
+    moto's control API needs the token of the :class:`LocalS3` that started the server; a request
+    whose Host is not a loopback name (a page that reached it through DNS rebinding) is refused;
+    and no answer carries a CORS grant.
     """
 
     def __init__(self, app: WSGIApp, control_token: str) -> None:
@@ -74,6 +75,9 @@ class NoBrowsers:
         return self.app(environ, without_cors)
 
     def _problem(self, environ: dict[str, Any]) -> str | None:
+        if not _loopback(environ.get("HTTP_HOST", "")):
+            return ("the local S3 endpoint answers only requests addressed to 127.0.0.1, [::1] or localhost "
+                    "(a page reaching it through a DNS name of its own is refused)")
         if "HTTP_ORIGIN" in environ or environ.get("HTTP_SEC_FETCH_SITE", "none") not in {"none", "same-origin"}:
             return "the local S3 endpoint refuses requests from web pages"
         if environ.get("REQUEST_METHOD") == "OPTIONS":
@@ -85,6 +89,14 @@ class NoBrowsers:
         if "HTTP_AUTHORIZATION" not in environ and "X-Amz-Signature" not in query and "Signature" not in query:
             return "unsigned requests are refused: sign them with any access key"
         return None
+
+
+def _loopback(host: str) -> bool:
+    """Whether a Host header names this machine: a DNS name that resolves here for a web page
+    (DNS rebinding) names it too, but not by one of these names."""
+    name = host[: host.index("]") + 1] if host.startswith("[") and "]" in host else host.rpartition(":")[0] or host
+    name = name.lower().rstrip(".")
+    return name in {"127.0.0.1", "[::1]", "localhost"} or name.endswith(".localhost")
 
 
 class AnswerCounter:
@@ -118,13 +130,18 @@ class LocalS3:
     or ``"AuthorizationHeaderMalformed"``, as AWS's endpoints answer). ``faults=FaultPlan(...)``
     injects S3's ordinary failures into a share of requests (see :mod:`s3aads_pandas.local.faults`);
     ``self.faults`` then counts them. ``self.answered`` counts every answer by method and status.
+    What a client can make it spend is bounded (see :mod:`s3aads_pandas.local.limits`): bodies of
+    ``max_body`` bytes, ``max_connections`` connections at once, idle ones closed after 15 s.
     """
 
     def __init__(self, port: int = 0, faults: FaultPlan | None = None,
-                 wrong_region: str = "PermanentRedirect") -> None:
+                 wrong_region: str = "PermanentRedirect", max_body: int = 256 * 1024 * 1024,
+                 max_connections: int = 128) -> None:
         self.port = port
         self.plan = faults
         self.wrong_region = wrong_region
+        self.max_body = max_body
+        self.max_connections = max_connections
         self.faults: FaultInjector | None = None
         self.answered: Counter[str] = Counter()
         self._server: Any = None
@@ -144,14 +161,14 @@ class LocalS3:
             raise MissingExtraError(
                 "the local S3 endpoint needs moto's server: pip install \"s3aads-pandas[local]\""
             ) from None
-        from werkzeug.serving import make_server
+        from s3aads_pandas.local.limits import BoundedBodies, make_bounded_server
 
         # werkzeug logs every request line to stderr, which floods notebooks and test output
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         app: Any = AwsAnswers(ConditionalWrites(DomainDispatcherApplication(create_backend_app)), self.wrong_region)
         if self.plan is not None:
             app = self.faults = FaultInjector(app, self.plan)
-        counter = AnswerCounter(NoBrowsers(app, self._control_token))
+        counter = AnswerCounter(NoBrowsers(BoundedBodies(app, self.max_body), self._control_token))
         self.answered = counter.answered
         app = counter
         try:  # bound here, as werkzeug would print and exit on a port in use
@@ -162,8 +179,8 @@ class LocalS3:
                 "choose another port, or 0 for any free one"
             ) from None
         with listener:  # werkzeug serves a duplicate of its descriptor
-            self._server = make_server("127.0.0.1", listener.getsockname()[1], app, threaded=True,
-                                       fd=listener.fileno())
+            self._server = make_bounded_server(listener.getsockname()[1], app, listener.fileno(),
+                                               self.max_connections)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-s3", daemon=True)
         self._thread.start()

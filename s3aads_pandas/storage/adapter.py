@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -56,6 +57,15 @@ HISTORY_LENGTH = 8
 NOTHING = "none"
 #: Versions this store read or wrote lately, by (bucket, key, ETag): their write id and history.
 KNOWN_VERSIONS = 4096
+
+
+#: Characters XML 1.0 cannot carry, so neither can a DeleteObjects request.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _reason(error: Exception) -> str:
+    """Why an item of a bulk operation failed, on one line."""
+    return f"{type(error).__name__}: {error}".replace("\n", " ")
 
 
 class _Version(NamedTuple):
@@ -355,12 +365,24 @@ class ObjectStore:
         return total
 
     def _delete_batch(self, bucket: str, keys: list[str]) -> dict[str, str]:
-        """The keys of one DeleteObjects request that were not deleted, with the reason."""
+        """The keys of one DeleteObjects request that were not deleted, with the reason.
+
+        A key that XML 1.0 cannot carry (most control characters) would fail the whole request:
+        such keys are deleted one by one (DeleteObject takes them in its URL).
+        """
+        failures: dict[str, str] = {}
+        for key in (key for key in keys if _NOT_XML.search(key)):
+            try:
+                self.delete(bucket, key)
+            except S3aadsError as error:
+                failures[key] = _reason(error)
+        plain = [key for key in keys if not _NOT_XML.search(key)]
+        if not plain:
+            return failures
         try:
-            return self._request(lambda: self.transport.delete_batch(bucket, keys))
+            return failures | self._request(lambda: self.transport.delete_batch(bucket, plain))
         except S3aadsError as error:  # denied, throttled past the retries, ...: the next batch may work
-            reason = f"{type(error).__name__}: {error}".replace("\n", " ")
-            return dict.fromkeys(keys, reason)
+            return failures | dict.fromkeys(plain, _reason(error))
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, **params: Any) -> dict[str, Any]:
         return self._request(lambda: self.transport.copy(source_bucket, source_key, bucket, key, params))

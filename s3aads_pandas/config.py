@@ -22,8 +22,7 @@ from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
 from s3aads_pandas.storage.adapter import ObjectStore
 from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket
-from s3aads_pandas.storage.obstore_transport import ObstoreTransport
-from s3aads_pandas.storage.redaction import install, remember
+from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
 from s3aads_pandas.storage.retry import RetryPolicy
 from s3aads_pandas.storage.transport import Transport
 
@@ -163,7 +162,7 @@ class ConnectionSettings:
         """The transport for these settings, with a new boto3 client (or the one handed over)."""
         session = None if self.client is not None else self._session()
         client = self.client if self.client is not None else self._new_client(session)
-        boto3_transport = Boto3Transport(self._registered(client))
+        boto3_transport = Boto3Transport(client)
         if self.chosen_transport() == "boto3":
             return boto3_transport
         return ObstoreTransport(boto3_transport,
@@ -174,11 +173,10 @@ class ConnectionSettings:
         """obstore's store for one bucket in ``region``: the endpoint boto3 resolved, its credential
         chain (profiles, SSO, roles, instance metadata), these timeouts, no retries of its own, and
         a CRC64NVME checksum on every PUT (S3 checks it, and keeps it)."""
-        from obstore.auth.boto3 import Boto3CredentialProvider
         from obstore.store import S3Store
 
         try:
-            credentials = Boto3CredentialProvider(session)
+            credentials = RememberedCredentials(session)
         except ValueError:  # boto3 found no credentials
             raise AccessDeniedError(NO_CREDENTIALS) from None
         endpoint = str(client.meta.endpoint_url)
@@ -197,17 +195,6 @@ class ConnectionSettings:
         }
         return S3Store(bucket, config=config, client_options=options, credential_provider=credentials,
                        retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=self.deadline)})
-
-    @staticmethod
-    def _registered(client: Any) -> Any:
-        """``client``, its credentials registered for redaction from every log line and message."""
-        signer = getattr(client, "_request_signer", None)  # botocore keeps them only here
-        credentials = getattr(signer, "_credentials", None)
-        if credentials is not None:
-            frozen = credentials.get_frozen_credentials()
-            remember(frozen.access_key, frozen.secret_key, frozen.token)
-        install()
-        return client
 
     def _session(self) -> boto3.session.Session:
         return self.session or boto3.session.Session(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import sys
 
 import boto3
 import pytest
@@ -20,6 +21,8 @@ from s3aads_pandas import (
     Table,
 )
 from s3aads_pandas.local import LocalS3
+from s3aads_pandas.local.aws import AwsAnswers
+from s3aads_pandas.storage.redaction import redact
 from s3aads_pandas.tables.keys import (
     MAX_KEY_BYTES,
     KeyCodec,
@@ -154,3 +157,59 @@ def test_secrets_are_masked_in_tracebacks_and_in_hex_and_base64(caplog: pytest.L
         assert form not in text
     for offset in range(3):  # any alignment of the token inside a base64 text
         assert base64.b64encode(b"a" * offset + token_bytes).decode()[4:-4] not in text
+
+
+@pytest.mark.parametrize("transport", ["boto3", "obstore"])
+def test_refreshed_session_tokens_are_masked_too(local_s3: LocalS3, transport: str, tmp_path, monkeypatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    # credential_process hands out a new token at each refresh; each expires within a minute,
+    # so botocore refreshes before every request
+    handed_out = tmp_path / "tokens"
+    process = tmp_path / "credentials.py"
+    process.write_text(
+        "import datetime, json, secrets\n"
+        "token = 'refreshed-' + secrets.token_hex(12)\n"
+        f"open({str(handed_out)!r}, 'a').write(token + '\\n')\n"
+        "expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)\n"
+        "print(json.dumps({'Version': 1, 'AccessKeyId': 'local-' + secrets.token_hex(4), 'SecretAccessKey':\n"
+        "    'secret-' + secrets.token_hex(12), 'SessionToken': token, 'Expiration': expires.isoformat()}))\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile rotating]\ncredential_process = {sys.executable} {process}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    local_s3.reset()
+    sent: set[str] = set()
+    real = AwsAnswers.__call__
+
+    def spy(self: AwsAnswers, environ: dict, start_response: object) -> object:
+        sent.add(environ.get("HTTP_X_AMZ_SECURITY_TOKEN", ""))
+        return real(self, environ, start_response)
+
+    monkeypatch.setattr(AwsAnswers, "__call__", spy)
+    caplog.set_level(logging.DEBUG)
+    db = Database("rotating", endpoint_url=local_s3.endpoint_url, profile_name="rotating", transport=transport)
+    db.create()
+    table = Table("t", db, ["id"])
+    for i in range(3):
+        table.insert(b"x", id=i)
+        table.select(id=i)
+    tokens = handed_out.read_text().split()
+    assert len(tokens) >= 3 and len(sent - {""}) >= 2  # refreshed as it went, and sent
+    assert sent - {""} <= set(tokens)
+    for token in tokens:
+        assert token not in caplog.text
+    for token in sent - {""}:  # as S3 echoes a token it refuses, in an error body botocore logs
+        assert token not in redact(f"<Error><Token-0>{token}</Token-0></Error>")
+
+
+@pytest.mark.parametrize("transport", ["boto3", "obstore"])
+def test_an_error_keeps_no_library_exception_that_could_hold_s3s_body(local_s3: LocalS3, transport: str) -> None:
+    db = Database("no-such-bucket-here", endpoint_url=local_s3.endpoint_url, transport=transport, max_attempts=1)
+    with pytest.raises(S3aadsError) as raised:
+        db.store.get(db.name, "k")
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert all(isinstance(link, S3aadsError) for link in chain), [type(link) for link in chain]

@@ -7,12 +7,11 @@ handed over by the caller, and what obstore cannot express (see
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -39,7 +38,7 @@ from s3aads_pandas.storage.buckets import (
 )
 from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
 from s3aads_pandas.storage.integrity import CHECKSUMS, check_body
-from s3aads_pandas.storage.redaction import redact
+from s3aads_pandas.storage.redaction import install, redact, remember
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
     Fetched,
@@ -48,6 +47,8 @@ from s3aads_pandas.storage.transport import (
     ListedPage,
     RequestHook,
 )
+
+T = TypeVar("T")
 
 #: Failures where the same request may succeed if sent again.
 _TRANSIENT_ERRORS = (HTTPClientError, IncompleteReadError, ResponseStreamingError, FlexibleChecksumError)
@@ -70,7 +71,37 @@ class Boto3Transport:
         self.client = client
         self.hooks: list[RequestHook] = []
         self._asking_region = threading.local()
+        self._signed_with: object = None
         client.meta.events.register("before-call.s3.HeadBucket", self._no_redirect)
+        client.meta.events.register("before-sign.s3", self._remember_credentials)
+        client.meta.events.register("request-created.s3", self._remember_sent_token)  # after the signer
+        client.meta.events.register("after-call.s3.CreateSession", self._remember_session)
+        self._remember_credentials()
+        install()
+
+    def _remember_credentials(self, **kwargs: Any) -> None:
+        """Register the credentials a request is signed with for redaction, before botocore
+        logs the request: refreshed ones (SSO, assumed roles, credential_process) are new."""
+        signer = getattr(self.client, "_request_signer", None)  # botocore keeps them only here
+        credentials = getattr(signer, "_credentials", None)
+        if credentials is None:
+            return
+        frozen = credentials.get_frozen_credentials()
+        if frozen != self._signed_with:
+            remember(frozen.access_key, frozen.secret_key, frozen.token)
+            self._signed_with = frozen
+
+    @staticmethod
+    def _remember_sent_token(request: Any, **kwargs: Any) -> None:
+        """Register the session token a signed request carries: credentials refreshed while it
+        was signed are not those :meth:`_remember_credentials` saw."""
+        remember(request.headers.get("X-Amz-Security-Token") or None)
+
+    @staticmethod
+    def _remember_session(parsed: Mapping[str, Any], **kwargs: Any) -> None:
+        """Register the session credentials a directory bucket hands out (CreateSession)."""
+        session = parsed.get("Credentials") or {}
+        remember(session.get("AccessKeyId"), session.get("SecretAccessKey"), session.get("SessionToken"))
 
     def _no_redirect(self, context: dict[str, Any], **kwargs: Any) -> None:
         """Keep botocore from following a redirect while a HeadBucket asks for the region: the
@@ -96,36 +127,42 @@ class Boto3Transport:
         for hook in self.hooks:
             hook(operation, params)
         method = getattr(self.client, _SNAKE[operation])
-        with self.errors(bucket, key):
-            return method(**params)
+        return self.guarded(lambda: method(**params), bucket, key)
 
-    @contextlib.contextmanager
-    def errors(self, bucket: str | None = None, key: str | None = None) -> Iterator[None]:
-        """Translate botocore's exceptions into the project's, naming what was asked for."""
-        about = where(bucket, key)
+    def guarded(self, call: Callable[[], T], bucket: str | None = None, key: str | None = None) -> T:
+        """``call()``, botocore's exceptions made the project's, naming what was asked for.
+
+        The new error is raised outside the ``except``, so botocore's (whose response may hold
+        S3's body, which can echo a session token) is not kept as its ``__context__``.
+        """
         try:
-            yield
-        except ClientError as error:
+            return call()
+        except (ClientError, BotoCoreError) as error:
+            failure = self._translated(error, bucket, key)
+        raise failure
+
+    def _translated(self, error: Exception, bucket: str | None, key: str | None) -> Exception:
+        about = where(bucket, key)
+        if isinstance(error, ClientError):
             info = error.response.get("Error", {})
             code = str(info.get("Code", "Unknown"))
             metadata = error.response.get("ResponseMetadata", {})
             status = int(metadata.get("HTTPStatusCode") or 0)
             region = metadata.get("HTTPHeaders", {}).get(REGION_HEADER) or info.get("Region")
             if bucket and (code in WRONG_REGION_CODES or (region and region != self.region and status in {301, 400})):
-                raise wrong_region(bucket, region, self.region, code) from None
-            raise answered_error(code, status, info.get("Message") or code, bucket, about, self.endpoint) from None
-        except NoCredentialsError:
-            raise AccessDeniedError(NO_CREDENTIALS) from None
-        except ParamValidationError as error:
-            raise InvalidArgumentError(f"invalid S3 parameters for {about}: {redact(str(error))}") from None
-        except CouldNotConnectError as error:  # the request never reached S3
-            raise unanswered_error(about, str(error), connected=False, sent=False, endpoint=self.endpoint) from None
-        except _ANSWER_LOST_ERRORS as error:
-            raise unanswered_error(about, str(error), connected=True, sent=True, endpoint=self.endpoint) from None
-        except _TRANSIENT_ERRORS as error:
-            raise unanswered_error(about, str(error), connected=True, sent=False, endpoint=self.endpoint) from None
-        except BotoCoreError as error:
-            raise S3RequestError(f"request to {about} failed: {redact(str(error))}") from None
+                return wrong_region(bucket, region, self.region, code)
+            return answered_error(code, status, info.get("Message") or code, bucket, about, self.endpoint)
+        if isinstance(error, NoCredentialsError):
+            return AccessDeniedError(NO_CREDENTIALS)
+        if isinstance(error, ParamValidationError):
+            return InvalidArgumentError(f"invalid S3 parameters for {about}: {redact(str(error))}")
+        if isinstance(error, CouldNotConnectError):  # the request never reached S3
+            return unanswered_error(about, str(error), connected=False, sent=False, endpoint=self.endpoint)
+        if isinstance(error, _ANSWER_LOST_ERRORS):
+            return unanswered_error(about, str(error), connected=True, sent=True, endpoint=self.endpoint)
+        if isinstance(error, _TRANSIENT_ERRORS):
+            return unanswered_error(about, str(error), connected=True, sent=False, endpoint=self.endpoint)
+        return S3RequestError(f"request to {about} failed: {redact(str(error))}")
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -182,8 +219,7 @@ class Boto3Transport:
         about = where(bucket, key)
         params = {"Range": byte_range} if byte_range else {}
         response = self._call("GetObject", bucket, key, **params)
-        with self.errors(bucket, key):
-            body = _read_body(response, about, deadline)
+        body = self.guarded(lambda: _read_body(response, about, deadline), bucket, key)
         etag = str(response.get("ETag") or "")
         if not etag:
             raise S3RequestError(f"S3 answered the GET of {about} without an ETag header", retryable=True)
@@ -242,19 +278,24 @@ class Boto3Transport:
         try:
             for hook in self.hooks:
                 hook("HeadBucket", {"Bucket": bucket})
-            with self.errors(bucket):
-                try:
-                    response = self.client.head_bucket(Bucket=bucket)
-                except ClientError as error:
-                    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                    if status == 404:
-                        return None
-                    if status not in {301, 400, 403}:
-                        raise
-                    response = error.response
+            response = self.guarded(lambda: self._head_bucket_answer(bucket), bucket)
         finally:
             self._asking_region.on = False
+        if response is None:
+            return None
         return response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(REGION_HEADER)  # type: ignore[no-any-return]
+
+    def _head_bucket_answer(self, bucket: str) -> dict[str, Any] | None:
+        """HeadBucket's answer, also when it is a redirect or a refusal; None when there is no bucket."""
+        try:
+            return self.client.head_bucket(Bucket=bucket)  # type: ignore[no-any-return]
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                return None
+            if status not in {301, 400, 403}:
+                raise
+            return error.response
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` in the configured region; a directory bucket in the zone its name

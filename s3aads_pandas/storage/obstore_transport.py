@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import obstore
+from obstore.auth.boto3 import Boto3CredentialProvider
 from obstore.exceptions import (
     AlreadyExistsError,
     InvalidPathError,
@@ -43,6 +44,7 @@ from s3aads_pandas.storage.boto3_transport import Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket, lists_in_key_order, wrong_region
 from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
 from s3aads_pandas.storage.integrity import check_body
+from s3aads_pandas.storage.redaction import redact, remember
 from s3aads_pandas.storage.transport import PAGE_SIZE, Fetched, Head, Listed, ListedPage
 
 T = TypeVar("T")
@@ -66,6 +68,16 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _REGION = re.compile(r"<Region>([^<]+)</Region>")
 #: How early before the deadline a lost answer counts as obstore's timeout at the deadline.
 _DEADLINE_SLACK = 0.1
+
+
+class RememberedCredentials(Boto3CredentialProvider):  # type: ignore[misc]
+    """boto3's credential chain for obstore, each credential it hands out registered for
+    redaction: a refreshed session token (SSO, an assumed role, credential_process) is new."""
+
+    def __call__(self) -> Any:
+        credential = super().__call__()
+        remember(credential["access_key_id"], credential["secret_access_key"], credential.get("token"))
+        return credential
 
 
 class _Inexpressible(Exception):
@@ -169,21 +181,25 @@ class ObstoreTransport:
             hook(operation, params)
         try:
             return call(store)
-        except InvalidPathError as error:
-            raise _Inexpressible(str(error)) from None
-        except (AlreadyExistsError, PreconditionError) as error:
+        except Exception as error:
+            failure = self._translated(error, bucket, key)
+        # raised here, outside the except: obstore's error (S3's body, which may echo a session
+        # token) is not kept as the new error's __context__
+        raise failure
+
+    def _translated(self, error: Exception, bucket: str, key: str | None) -> Exception:
+        """The project's exception for what obstore raised."""
+        if isinstance(error, (InvalidPathError, ValueError)):  # a path obstore refused before sending
+            return _Inexpressible(str(error))
+        if isinstance(error, (AlreadyExistsError, PreconditionError)):
             code = "NoSuchKey" if _status(error) == 404 else "PreconditionFailed"
-            raise S3RequestError(f"S3 refused the conditional write of {where(bucket, key)}: {code}",
-                                 code=code) from None
-        except (PermissionDeniedError, UnauthenticatedError) as error:
-            raise AccessDeniedError(f"S3 denied access to {where(bucket, key)}: {_code(error) or error}") from None
-        except NotFoundError as error:
+            return S3RequestError(f"S3 refused the conditional write of {where(bucket, key)}: {code}", code=code)
+        if isinstance(error, (PermissionDeniedError, UnauthenticatedError)):
+            return AccessDeniedError(f"S3 denied access to {where(bucket, key)}: {_code(error) or redact(str(error))}")
+        if isinstance(error, NotFoundError):
             code = _code(error) or "NoSuchKey"
-            raise answered_error(code, 404, _message(error), bucket, where(bucket, key), self.endpoint) from None
-        except ValueError as error:  # a path obstore refused before sending anything
-            raise _Inexpressible(str(error)) from None
-        except Exception as error:  # obstore's GenericError and the like: S3's answer, or none
-            raise self._failure(error, bucket, key) from None
+            return answered_error(code, 404, _message(error), bucket, where(bucket, key), self.endpoint)
+        return self._failure(error, bucket, key)  # obstore's GenericError and the like: S3's answer, or none
 
     def _failure(self, error: Exception, bucket: str, key: str | None) -> Exception:
         about = where(bucket, key)

@@ -210,3 +210,12 @@ def test_a_run_of_first_column_values_is_listed_exactly(db: Database, count_requ
     assert counter.operations["ListObjectsV2"] == 55  # one listing per run, never one per value
     narrowed = table.list_rows_between(in_order[0], in_order[-1], k=["a", "z"])
     assert [table.codec.decode(row.segments)["k"] for row in narrowed][:: len(columns)] == ["a", "z"]
+
+
+def test_distinct_gives_each_value_once_whatever_keys_other_tools_wrote(db: Database) -> None:
+    table = Table("odd", db, ["id", "n"])
+    table.insert(b"ours", id="%", n=1)  # the key odd/%25/1
+    db.store.boto3_client.put_object(Bucket=db.name, Key="odd/%/2", Body=b"theirs")  # the value % unescaped
+    assert table.distinct(["id"]) == [("%",)]
+    assert table.distinct(["id", "n"]) == [("%", "1"), ("%", "2")]
+    assert table.distinct("id", n=[1, 2]) == [("%",)]  # listed, not a Delimiter listing

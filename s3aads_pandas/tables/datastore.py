@@ -486,8 +486,8 @@ class Table:
             segments = (p[len(prefix):-1] for p in store.iter_common_prefixes(bucket, prefix))
             return sorted({(decode_segment(segment),) for segment in segments if segment})
         indexes = [codec.columns.index(c) for c in chosen]
-        found = {tuple(row.segments[i] for i in indexes) for row in self.iter_rows(**filters)}  # held: the set
-        return sorted(tuple(decode_segment(segment) for segment in combo) for combo in found)
+        # held: the set, of values (two keys of one value, `t/%` by another tool and `t/%25`, are one)
+        return sorted({tuple(decode_segment(row.segments[i]) for i in indexes) for row in self.iter_rows(**filters)})
 
     def random_key(self) -> str:
         """The key (without the table name) of a row chosen at random."""

@@ -226,17 +226,24 @@ def before_the_retry(db: Database, attempts: list[int], action: Any) -> None:
     db.store.hooks.append(hook)
 
 
-@TRANSPORTS
-def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: str) -> None:
-    # request 6 (our update of t/1) lands and its answer is lost; another writer reads what we
-    # wrote and replaces it three times before our retry, which is refused: the history names our write
-    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-after"))):
+def a_read_row(transport: str, fault: str, *,
+               conditional: bool = False) -> Iterator[tuple[LocalS3, Database, Table, Any, list[int]]]:
+    """The row t/1 (``b"0"``) just read for an update whose PUT, request 6, meets ``fault``:
+    the server, the database, the table, the row as read, and the PUT's attempts so far."""
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, fault))):
         db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
         db.create()  # request 1
         table = Table("t", db, ["id"])
-        table.insert(b"0", id=1)  # requests 2 to 4: the column record (GET, PUT) and the row
+        table.insert(b"0", overwrite=not conditional, id=1)  # requests 2 to 4: the column record and the row
         current = table.select_with_etag(id=1)  # request 5
-        attempts = put_attempts(db, "t/1")
+        yield server, db, table, current, put_attempts(db, "t/1")
+
+
+@TRANSPORTS
+def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: str) -> None:
+    # our update lands and its answer is lost; another writer reads what we wrote and replaces
+    # it three times before our retry, which is refused: the history names our write
+    for server, db, table, current, attempts in a_read_row(transport, "drop-after"):
         seen: list[str] = []
 
         def replace_ours() -> None:
@@ -252,13 +259,7 @@ def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: s
 
 @TRANSPORTS
 def test_a_lost_answer_that_cannot_be_decided_is_reported_unknown_not_a_conflict(transport: str) -> None:
-    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-after"))):
-        db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
-        db.create()
-        table = Table("t", db, ["id"])
-        table.insert(b"0", id=1)
-        current = table.select_with_etag(id=1)
-        attempts = put_attempts(db, "t/1")
+    for server, db, table, current, attempts in a_read_row(transport, "drop-after"):
         plain = Table("t", Database("ambiguous", endpoint_url=server.endpoint_url), ["id"])
         # a write that records no history: nothing tells whether ours came before it
         before_the_retry(db, attempts, lambda: plain.insert(b"overwritten", id=1))
@@ -270,14 +271,9 @@ def test_a_lost_answer_that_cannot_be_decided_is_reported_unknown_not_a_conflict
 
 @TRANSPORTS
 def test_a_lost_request_that_another_writer_beat_on_the_same_version_is_a_conflict(transport: str) -> None:
-    # request 6 (our update) never reaches S3; another writer replaces the version we read first
-    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-before"))):
-        db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
-        db.create()
-        table = Table("t", db, ["id"])
-        table.insert(b"0", overwrite=False, id=1)  # a conditional write: its version has a write id
-        current = table.select_with_etag(id=1)
-        attempts = put_attempts(db, "t/1")
+    # our update never reaches S3; another writer replaces the version we read first (written
+    # conditionally, so its version has a write id)
+    for server, db, table, current, attempts in a_read_row(transport, "drop-before", conditional=True):
         before_the_retry(db, attempts, other_writer(server))
         with pytest.raises(RowChangedError):
             table.update(b"1", current.etag, id=1)

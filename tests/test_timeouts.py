@@ -11,7 +11,7 @@ import pytest
 
 from s3aads_pandas import ConnectionSettings, Database, S3RequestError, Table
 
-Respond = Callable[[socket.socket, threading.Event], None]
+Respond = Callable[[socket.socket, threading.Event, bytes], None]
 
 
 class StallingServer:
@@ -49,7 +49,7 @@ class StallingServer:
                     return
                 head += chunk
             try:
-                self.respond(connection, self.stop)
+                self.respond(connection, self.stop, head)
             except OSError:  # the client gave up and closed the connection
                 pass
 
@@ -70,14 +70,14 @@ def serve(respond: Respond) -> Iterator[StallingServer]:
 @pytest.fixture
 def silent() -> Iterator[StallingServer]:
     """Accepts every request and never answers."""
-    yield from serve(lambda connection, stop: stop.wait())
+    yield from serve(lambda connection, stop, head: stop.wait())
 
 
 @pytest.fixture
 def trickling() -> Iterator[StallingServer]:
     """Answers 200 at once, then sends the body one byte every 0.2 s."""
 
-    def respond(connection: socket.socket, stop: threading.Event) -> None:
+    def respond(connection: socket.socket, stop: threading.Event, head: bytes) -> None:
         connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nETag: "x"\r\n\r\n')
         while not stop.wait(0.2):
             connection.sendall(b"x")
@@ -89,7 +89,7 @@ def trickling() -> Iterator[StallingServer]:
 def no_etag() -> Iterator[StallingServer]:
     """Answers every GET with a body and no ETag header."""
 
-    def respond(connection: socket.socket, stop: threading.Event) -> None:
+    def respond(connection: socket.socket, stop: threading.Event, head: bytes) -> None:
         connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
 
     yield from serve(respond)
@@ -142,3 +142,27 @@ def test_default_timeouts_bound_a_silent_server_under_two_minutes() -> None:
     # no attempt starts after the deadline, and the one running then ends within a read timeout
     worst = policy.deadline + config.connect_timeout + config.read_timeout
     assert worst < 120
+
+
+@pytest.fixture
+def slow_reader() -> Iterator[StallingServer]:
+    """Takes a request's body at 4 MiB/s, then answers it (a slow link that keeps moving)."""
+
+    def respond(connection: socket.socket, stop: threading.Event, head: bytes) -> None:
+        lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower().splitlines()
+        length = next((int(line.split(":", 1)[1]) for line in lines if line.startswith("content-length:")), 0)
+        left = length - len(head.split(b"\r\n\r\n", 1)[1])
+        while left > 0 and not stop.wait(1 / 16):
+            left -= len(connection.recv(min(left, 256 * 1024)))
+        connection.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "x"\r\nConnection: close\r\n\r\n')
+
+    yield from serve(respond)
+
+
+def test_a_large_body_that_keeps_moving_outlasts_the_deadline(slow_reader: StallingServer, transport: str) -> None:
+    database = Database("slow", endpoint_url=slow_reader.url, transport=transport, read_timeout=2, deadline=2)
+    database.create()  # the bucket's region is then known: no HeadBucket
+    started = time.monotonic()
+    written = database.store.put("slow", "big", b"x" * (12 * 1024 * 1024))  # 3 s at 4 MiB/s
+    assert written["ETag"] == '"x"' and time.monotonic() - started > 2  # past the deadline, and fine
+    assert slow_reader.connections == 2  # the CreateBucket and one PUT: never sent again

@@ -66,6 +66,10 @@ _CODE = re.compile(r"<Code>([^<]+)</Code>")
 _MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _REGION = re.compile(r"<Region>([^<]+)</Region>")
+#: Bodies larger than this are PUT through boto3. obstore's timeout (the request's deadline)
+#: bounds the whole request, so a large body moving slowly would fail at the deadline, each
+#: attempt sending it again; boto3's read timeout bounds each wait, a stall, not a body that moves.
+LARGE_BODY = 8 * 1024 * 1024
 #: How early before the deadline a lost answer counts as obstore's timeout at the deadline.
 _DEADLINE_SLACK = 0.1
 
@@ -346,6 +350,9 @@ class ObstoreTransport:
         unmapped = sorted(set(params) - set(_ATTRIBUTES) - {"Metadata"})
         if unmapped:
             logger.debug("PutObject with %s goes through boto3", ", ".join(unmapped))
+            return self.fallback.put(bucket, key, body, params, condition)
+        if len(body) > LARGE_BODY:  # obstore's timeout bounds the whole upload, boto3's each wait
+            logger.debug("a PutObject of %d bytes goes through boto3", len(body))
             return self.fallback.put(bucket, key, body, params, condition)
         return self._native(bucket, key, lambda: self._put(bucket, key, body, params, condition),
                             lambda: self.fallback.put(bucket, key, body, params, condition))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from s3aads_pandas import ConnectionSettings, Database, S3RequestError, Table
+from s3aads_pandas import ConnectionSettings, Database, S3aadsError, S3RequestError, Table
 
 Respond = Callable[[socket.socket, threading.Event, bytes], None]
 
@@ -166,3 +166,22 @@ def test_a_large_body_that_keeps_moving_outlasts_the_deadline(slow_reader: Stall
     written = database.store.put("slow", "big", b"x" * (12 * 1024 * 1024))  # 3 s at 4 MiB/s
     assert written["ETag"] == '"x"' and time.monotonic() - started > 2  # past the deadline, and fine
     assert slow_reader.connections == 2  # the CreateBucket and one PUT: never sent again
+
+
+def test_every_answer_that_trickles_is_given_up_at_the_deadline(trickling: StallingServer, transport: str) -> None:
+    database = Database("stalled", endpoint_url=trickling.url, transport=transport, read_timeout=1, deadline=2,
+                        max_attempts=2)
+    requests = {
+        "DeleteObjects": lambda: database.store.delete_many("stalled", ["t/1", "t/2"]),  # boto3 on both transports
+        "PutObject": lambda: database.store.put("stalled", "t/1", b"x", {"ContentType": "text/plain",
+                                                                         "StorageClass": "STANDARD"}),
+    }
+    if transport == "boto3":
+        requests["ListObjectsV2"] = lambda: database.store.list_page("stalled", "t/")
+    for operation, send in requests.items():
+        started = time.monotonic()
+        with pytest.raises(S3aadsError) as raised:  # DeleteObjects names its keys in a BulkOperationError
+            send()
+        elapsed = time.monotonic() - started
+        assert elapsed < 8, (operation, elapsed)  # a byte every 0.2 s: 200 s for the answer, without a deadline
+        assert "deadline" in str(raised.value), operation

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ from s3aads_pandas.storage.buckets import (
 from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
 from s3aads_pandas.storage.integrity import CHECKSUMS, check_body
 from s3aads_pandas.storage.redaction import install, redact, remember
+from s3aads_pandas.storage.retry import request_deadline
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
     Fetched,
@@ -76,6 +77,9 @@ class Boto3Transport:
         client.meta.events.register("before-sign.s3", self._remember_credentials)
         client.meta.events.register("request-created.s3", self._remember_sent_token)  # after the signer
         client.meta.events.register("after-call.s3.CreateSession", self._remember_session)
+        endpoint = getattr(client, "_endpoint", None)  # botocore keeps its HTTP session only here
+        if endpoint is not None and not isinstance(endpoint.http_session, _DeadlineSession):
+            endpoint.http_session = _DeadlineSession(endpoint.http_session)
         self._remember_credentials()
         install()
 
@@ -322,6 +326,59 @@ _SNAKE = {
     "CopyObject": "copy_object", "ListBuckets": "list_buckets", "HeadBucket": "head_bucket",
     "CreateBucket": "create_bucket",
 }
+
+
+class _DeadlineSession:
+    """botocore's HTTP session, whose answers are read against the request's deadline.
+
+    botocore reads a whole answer (a listing, a PUT's, a DeleteObjects') before parsing it, and
+    its read timeout bounds each wait only: a server that answers 200 and then sends a byte now
+    and then would keep a request for ever. Answers are read piece by piece here, and given up
+    at the deadline (:data:`~s3aads_pandas.storage.retry.request_deadline`) as a lost answer.
+    Streamed bodies (a GET's) are read by :func:`_read_body`, which checks the same deadline.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def send(self, request: Any) -> Any:
+        deadline = request_deadline.get()
+        if deadline is None or request.stream_output:
+            return self.inner.send(request)
+        request.stream_output = True  # botocore would read the whole answer in send()
+        try:
+            response = self.inner.send(request)
+        finally:
+            request.stream_output = False
+        response.raw = _DeadlineBody(response.raw, deadline, str(request.url))
+        response.content  # noqa: B018 -- read now, as botocore would have, against the deadline
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class _DeadlineBody:
+    """urllib3's answer, read as it arrives until ``deadline`` (monotonic)."""
+
+    def __init__(self, raw: Any, deadline: float, url: str) -> None:
+        self._raw = raw
+        self._deadline = deadline
+        self._url = url
+
+    def stream(self, amt: int = _READ_CHUNK, decode_content: bool | None = None) -> Iterator[bytes]:
+        read1 = getattr(self._raw, "read1", None)
+        if read1 is None:  # not urllib3 2's answer: nothing to read piece by piece
+            yield from self._raw.stream(amt, decode_content=decode_content)
+            return
+        while chunk := read1(amt):
+            yield chunk
+            if time.monotonic() > self._deadline:
+                self._raw.close()
+                raise ReadTimeoutError(endpoint_url=f"{self._url} (the answer was still arriving at the deadline)")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
 
 
 def _encrypted(response: Mapping[str, Any]) -> bool:

@@ -11,6 +11,7 @@ attempt (see ``ObjectStore.put``). Backoff sleeps hold no slot of the limiter.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import random
@@ -23,6 +24,10 @@ from s3aads_pandas.errors import S3RequestError
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+
+#: The monotonic time by which the request running in this thread (or task) must be done, for a
+#: transport that reads an answer piece by piece (see ``boto3_transport``); None outside one.
+request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +113,14 @@ class Retrier:
     def __call__(self, request: Callable[[], T], history: list[S3RequestError] | None = None) -> T:
         started = time.monotonic()
         deadline = self.policy.deadline
+        bound = request_deadline.set(None if deadline is None else started + deadline)
+        try:
+            return self._attempts(request, history, started, deadline)
+        finally:
+            request_deadline.reset(bound)
+
+    def _attempts(self, request: Callable[[], T], history: list[S3RequestError] | None, started: float,
+                  deadline: float | None) -> T:
         for attempt in range(1, self.policy.attempts + 1):
             try:
                 with self.limiter.slot() as epoch:

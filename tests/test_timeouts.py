@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from s3aads_pandas import ConnectionSettings, Database, S3aadsError, S3RequestError, Table
+from s3aads_pandas.local import LOCAL_CREDENTIALS
 
 Respond = Callable[[socket.socket, threading.Event, bytes], None]
 
@@ -185,3 +190,34 @@ def test_every_answer_that_trickles_is_given_up_at_the_deadline(trickling: Stall
         elapsed = time.monotonic() - started
         assert elapsed < 8, (operation, elapsed)  # a byte every 0.2 s: 200 s for the answer, without a deadline
         assert "deadline" in str(raised.value), operation
+
+
+_FETCH_UNTIL_INTERRUPTED = """
+import sys
+import pandas as pd
+from s3aads_pandas import Database, Table
+database = Database("stalled", endpoint_url=sys.argv[1], transport="boto3", read_timeout=1, max_workers=4)
+print("ready", flush=True)
+try:
+    pd.DataFrame({"id": range(100)}).s3aads.fetch(Table("t", database, ["id"]), progress=False)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_stops_retries_and_returns_once_the_attempts_in_flight_end(silent: StallingServer) -> None:
+    child = subprocess.Popen([sys.executable, "-c", _FETCH_UNTIL_INTERRUPTED, silent.url], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, **LOCAL_CREDENTIALS})
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        while silent.connections < 8:  # every worker is on its second attempt at least
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        at_interrupt = silent.connections
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert out == "interrupted\n", err
+    # each worker's attempt in flight ends (a read timeout); without the stop each would go on
+    # to its tenth attempt
+    assert silent.connections - at_interrupt <= 4

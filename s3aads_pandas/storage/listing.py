@@ -23,6 +23,7 @@ from typing import NamedTuple, TypeVar
 from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
 from s3aads_pandas.storage.buckets import lists_in_key_order
 from s3aads_pandas.storage.pages import PageSequence
+from s3aads_pandas.storage.retry import interrupted
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -185,6 +186,7 @@ def in_order(produce: Callable[[T], Iterator[list[R]]], parts: Sequence[T], work
         return False
 
     def run(index: int) -> None:
+        interrupted.set(stop)  # a LIST in flight makes no new attempt once the consumer stops
         if stop.is_set():
             return
         try:

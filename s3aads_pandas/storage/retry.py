@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 #: The monotonic time by which the request running in this thread (or task) must be done, for a
 #: transport that reads an answer piece by piece (see ``boto3_transport``); None outside one.
 request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_deadline", default=None)
+#: Set when the bulk operation running this request was interrupted (Ctrl-C): the request makes
+#: no further attempt, so that the interrupt returns once the attempts in flight end.
+interrupted: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("interrupted", default=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,10 +144,14 @@ class Retrier:
                     raise error.gave_up(
                         f"after {attempt} attempt(s) in {elapsed:.1f} s, at its deadline of {deadline:g} s"
                     ) from None
+                stop = interrupted.get()
+                if stop is not None and stop.wait(delay):  # outside the slot: a backoff holds none
+                    raise error.gave_up(f"after {attempt} attempt(s): interrupted") from None
+                if stop is None:
+                    time.sleep(delay)
                 with self._lock:
                     self.retries += 1
                 logger.debug("retrying after %s (attempt %d)", error.code or "a transient failure", attempt)
-                time.sleep(delay)  # outside the slot: a backoff keeps no request from running
             else:
                 self.limiter.succeeded()
                 return result

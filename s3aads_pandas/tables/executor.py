@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from s3aads_pandas.progress import progress_bar
+from s3aads_pandas.storage.retry import interrupted
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,7 +50,8 @@ def run_each(
     ``label`` names an item in the failures (its S3 key). ``progress=None`` shows a tqdm bar
     for :data:`PROGRESS_MIN_ITEMS` items or more. Items are handed to the pool as slots free
     up (two per worker), so memory stays bounded for long inputs and the calling thread only
-    waits. Ctrl-C skips what has not started, waits for the requests in flight, and re-raises.
+    waits. Ctrl-C skips what has not started, lets the requests in flight end their current
+    attempt (no retry starts after it), waits for them, and re-raises.
     """
     results: list[R | None] = [None] * len(items)
     failures: dict[str, str] = {}
@@ -61,6 +63,7 @@ def run_each(
     bar = progress_bar(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
 
     def call(index: int) -> None:
+        interrupted.set(stop)  # the retry layer makes no new attempt once the call is interrupted
         try:
             if not stop.is_set():
                 results[index] = func(items[index])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pandas as pd
 import pytest
 
 from s3aads_pandas import (
     ColumnsNotSetError,
     Database,
     InvalidArgumentError,
+    SkippedKeysWarning,
     Table,
     TableEmptyError,
 )
@@ -212,10 +214,44 @@ def test_a_run_of_first_column_values_is_listed_exactly(db: Database, count_requ
     assert [table.codec.decode(row.segments)["k"] for row in narrowed][:: len(columns)] == ["a", "z"]
 
 
-def test_distinct_gives_each_value_once_whatever_keys_other_tools_wrote(db: Database) -> None:
+#: Keys another tool wrote, whose segments no value here encodes to: read as values, `odd/%` would
+#: be the row `%` (whose key is `odd/%25`) and `odd/a%20b` a row `a%20b` that fetches nothing.
+FOREIGN_KEYS = ["odd/%", "odd/%zz", "odd/.", "odd/..", "odd/a%20b", "odd/a%2Eb", "odd/%2f"]
+
+
+def test_keys_other_tools_wrote_are_skipped_never_read_as_another_row(db: Database) -> None:
+    table = Table("odd", db, ["id"])
+    table.insert(b"percent", id="%")  # odd/%25
+    table.insert(b"dot", id=".")  # odd/%2E
+    table.insert(b"plain", id="a b")
+    for key in FOREIGN_KEYS:
+        db.store.boto3_client.put_object(Bucket=db.name, Key=key, Body=b"theirs")
+    ours = [{"id": "%"}, {"id": "."}, {"id": "a b"}]
+    with pytest.warns(SkippedKeysWarning, match=r"skipped 7 object\(s\).*7 whose key segments are not escaped"):
+        assert table.query() == ours
+    with pytest.warns(SkippedKeysWarning, match="skipped 7 object"):
+        frame = pd.read_s3aads(table)
+    assert frame.to_dict("records") == [{**row, "data": data} for row, data in zip(ours, [b"percent", b"dot", b"plain"])]
+    assert table.select(id="%") == b"percent" and table.select(id=".") == b"dot"
+    with pytest.warns(SkippedKeysWarning, match="skipped 7 object"):
+        assert table.distinct("id") == [("%",), (".",), ("a b",)]
+    with pytest.warns(SkippedKeysWarning):
+        assert table.count() == 3
+    assert sorted(table.query_by_key()) == sorted(["%25", "%2E", "a b"] + [k[4:] for k in FOREIGN_KEYS])
+    assert table.select_by_key("%") == b"theirs"  # by key, every object is reachable
+    assert frame.s3aads.delete(table) == 3
+    assert sorted(table.query_by_key()) == sorted(k[4:] for k in FOREIGN_KEYS)  # theirs untouched
+
+
+def test_a_delimiter_listing_skips_folders_other_tools_wrote(db: Database) -> None:
     table = Table("odd", db, ["id", "n"])
     table.insert(b"ours", id="%", n=1)  # the key odd/%25/1
     db.store.boto3_client.put_object(Bucket=db.name, Key="odd/%/2", Body=b"theirs")  # the value % unescaped
-    assert table.distinct(["id"]) == [("%",)]
-    assert table.distinct(["id", "n"]) == [("%", "1"), ("%", "2")]
-    assert table.distinct("id", n=[1, 2]) == [("%",)]  # listed, not a Delimiter listing
+    with pytest.warns(SkippedKeysWarning, match=r"skipped 1 folder\(s\) under s3://[^ ]+/odd/: .*'odd/%/'"):
+        assert table.distinct(["id"]) == [("%",)]
+    with pytest.warns(SkippedKeysWarning, match="skipped 1 folder"):
+        assert table.first_column_values() == ["%"]
+    with pytest.warns(SkippedKeysWarning, match=r"skipped 1 object.*'odd/%/2'"):
+        assert table.distinct(["id", "n"]) == [("%", "1")]
+    with pytest.warns(SkippedKeysWarning):
+        assert table.distinct("id", n=[1, 2]) == [("%",)]  # listed, not a Delimiter listing

@@ -36,7 +36,7 @@ from s3aads_pandas.tables.keys import (
     validate_database_name,
     validate_table_name,
 )
-from s3aads_pandas.tables.rows import Row, matching_rows, objects_under
+from s3aads_pandas.tables.rows import Row, folder_values, matching_rows, objects_under
 
 logger = logging.getLogger(__name__)
 
@@ -431,9 +431,11 @@ class Table:
 
     def first_column_values(self) -> list[str]:
         """The distinct values of the first key segment, sorted (one Delimiter listing per 1,000)."""
-        prefix = self._full_key("")
+        return sorted(self._folder_values(self._full_key("")))
+
+    def _folder_values(self, prefix: str) -> set[str]:
         store, bucket = self.database.store, self.database.name
-        return sorted({decode_segment(p[len(prefix):-1]) for p in store.iter_common_prefixes(bucket, prefix)} - {""})
+        return folder_values(store.iter_common_prefixes(bucket, prefix), prefix, bucket)
 
     def select_all_by_filter(self, key: str = "") -> list[Any]:
         """boto3 ``ObjectSummary`` objects of every key that starts with ``key``, as in s3aads 2.x."""
@@ -482,11 +484,8 @@ class Table:
         )
         if delimited:
             (prefix,) = codec.listing_prefixes(encoded)
-            store, bucket = self.database.store, self.database.name
-            segments = (p[len(prefix):-1] for p in store.iter_common_prefixes(bucket, prefix))
-            return sorted({(decode_segment(segment),) for segment in segments if segment})
+            return sorted((value,) for value in self._folder_values(prefix))
         indexes = [codec.columns.index(c) for c in chosen]
-        # held: the set, of values (two keys of one value, `t/%` by another tool and `t/%25`, are one)
         return sorted({tuple(decode_segment(row.segments[i]) for i in indexes) for row in self.iter_rows(**filters)})
 
     def random_key(self) -> str:

@@ -81,6 +81,10 @@ def encode_segment(value: Any, column: str) -> str:
             f"column {column!r} has a value that is not valid Unicode text ({text[error.start]!r}, a "
             f"lone surrogate, at position {error.start}); S3 keys are UTF-8: fix or drop that value"
         ) from None
+    return _escape(text)
+
+
+def _escape(text: str) -> str:
     if text == ".":
         return "%2E"
     if text == "..":
@@ -98,6 +102,15 @@ def _is_whole_float(value: Any) -> bool:
 def decode_segment(segment: str) -> str:
     """The value a key segment stands for (inverse of :func:`encode_segment`)."""
     return _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(1)], segment)
+
+
+def is_canonical(segment: str) -> bool:
+    """Whether ``segment`` is exactly what :func:`encode_segment` writes for the value it decodes
+    to. Segments other tools write (``%``, ``a%20b``, ``.``) are not: read as values they would
+    alias another row (``t/%`` and ``t/%25`` both read as ``%``) or name no key at all."""
+    if "%" not in segment:
+        return segment not in {".", ".."}
+    return _escape(decode_segment(segment)) == segment
 
 
 def validate_database_name(name: Any) -> str:

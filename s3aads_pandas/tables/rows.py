@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from s3aads_pandas.errors import SkippedKeysWarning
 from s3aads_pandas.storage.adapter import Listed
 from s3aads_pandas.storage.listing import Lister
-from s3aads_pandas.tables.keys import KeyCodec
+from s3aads_pandas.tables.keys import KeyCodec, decode_segment, is_canonical
 
 logger = logging.getLogger(__name__)
 
@@ -49,21 +49,69 @@ def matching_rows(
 ) -> Iterator[Row]:
     """The objects that are rows and match the filters; one warning for those that are not rows."""
     positions = codec.positions(codec.encode_filters(filters))
-    skipped = 0
+    skipped = Skipped(f"s3://{bucket}/{codec.prefix}", codec.columns)
     for obj in objects:
         segments = codec.split(obj.key)
         if segments is None:
-            skipped += 1
+            skipped.other_depth += 1
+        elif not all(map(is_canonical, segments)):
+            skipped.foreign(obj.key)
         elif KeyCodec.matches(segments, positions):
             yield Row(segments, obj.key, obj.size, obj.last_modified)
-    if skipped:
-        _warn_skipped(skipped, bucket, codec)
+    skipped.warn()
 
 
-def _warn_skipped(count: int, bucket: str, codec: KeyCodec) -> None:
-    message = (
-        f"skipped {count} object(s) under s3://{bucket}/{codec.prefix} whose key does not have "
-        f"the table's {len(codec.columns)} column(s) {', '.join(codec.columns)}"
-    )
-    logger.warning(message)
-    warnings.warn(message, SkippedKeysWarning, stacklevel=5)
+def folder_values(folders: Iterable[str], prefix: str, bucket: str) -> set[str]:
+    """The values of the folders under ``prefix`` of a Delimiter listing (``<prefix><segment>/``);
+    folders in another escaping are skipped, with one warning."""
+    skipped = Skipped(f"s3://{bucket}/{prefix}", (), "folder")
+    values = set()
+    for folder in folders:
+        segment = folder[len(prefix):-1]
+        if not segment:
+            continue
+        if is_canonical(segment):
+            values.add(decode_segment(segment))
+        else:
+            skipped.foreign(folder)
+    skipped.warn()
+    return values
+
+
+class Skipped:
+    """Objects under a table that are not its rows, counted as they are listed, told once."""
+
+    def __init__(self, where: str, columns: Sequence[str], noun: str = "object") -> None:
+        self.where = where
+        self.columns = columns
+        self.noun = noun
+        self.other_depth = 0
+        self.in_another_escaping = 0
+        self.example = ""
+
+    def foreign(self, key: str) -> None:
+        self.in_another_escaping += 1
+        self.example = self.example or key
+
+    def warn(self) -> None:
+        if not self.other_depth and not self.in_another_escaping:
+            return
+        reasons = []
+        if self.other_depth:
+            reasons.append(
+                f"{self.other_depth} whose key does not have the table's {len(self.columns)} "
+                f"column(s) {', '.join(self.columns)}"
+            )
+        if self.in_another_escaping:
+            reasons.append(
+                f"{self.in_another_escaping} whose key segments are not escaped as this library "
+                f"writes them (such as {self.example!r}, written by another tool: here a value's '%' "
+                "is '%25' and a whole '.' is '%2E'), so no value names them; reach them by key with "
+                "query_by_key() and select_by_key()"
+            )
+        message = (
+            f"skipped {self.other_depth + self.in_another_escaping} {self.noun}(s) under {self.where}: "
+            f"{'; '.join(reasons)}"
+        )
+        logger.warning(message)
+        warnings.warn(message, SkippedKeysWarning, stacklevel=5)

@@ -193,23 +193,34 @@ def test_every_answer_that_trickles_is_given_up_at_the_deadline(trickling: Stall
 
 
 _FETCH_UNTIL_INTERRUPTED = """
+import logging
+import os
 import sys
 import pandas as pd
 from s3aads_pandas import Database, Table
-database = Database("stalled", endpoint_url=sys.argv[1], transport="boto3", read_timeout=1, max_workers=4)
+logging.basicConfig(level=logging.WARNING)
+database = Database("stalled", endpoint_url=sys.argv[1], transport="boto3", read_timeout=float(sys.argv[2]),
+                    max_workers=4)
 print("ready", flush=True)
 try:
     pd.DataFrame({"id": range(100)}).s3aads.fetch(Table("t", database, ["id"]), progress=False)
 except KeyboardInterrupt:
     print("interrupted", flush=True)
+os._exit(0)  # as a notebook's kernel goes on: not waiting for the abandoned attempts at exit
 """
 
 
+def fetch_until_interrupted(url: str, read_timeout: float) -> subprocess.Popen[str]:
+    child = subprocess.Popen([sys.executable, "-c", _FETCH_UNTIL_INTERRUPTED, url, str(read_timeout)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **LOCAL_CREDENTIALS})
+    assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    return child
+
+
 def test_ctrl_c_stops_retries_and_returns_once_the_attempts_in_flight_end(silent: StallingServer) -> None:
-    child = subprocess.Popen([sys.executable, "-c", _FETCH_UNTIL_INTERRUPTED, silent.url], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, **LOCAL_CREDENTIALS})
+    child = fetch_until_interrupted(silent.url, read_timeout=1)
     try:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
         while silent.connections < 8:  # every worker is on its second attempt at least
             time.sleep(0.05)
         child.send_signal(signal.SIGINT)
@@ -221,3 +232,18 @@ def test_ctrl_c_stops_retries_and_returns_once_the_attempts_in_flight_end(silent
     # each worker's attempt in flight ends (a read timeout); without the stop each would go on
     # to its tenth attempt
     assert silent.connections - at_interrupt <= 4
+
+
+def test_a_second_ctrl_c_stops_waiting_for_the_attempts_in_flight(silent: StallingServer) -> None:
+    child = fetch_until_interrupted(silent.url, read_timeout=600)  # each attempt in flight waits 10 minutes
+    try:
+        while silent.connections < 4:  # every worker's first attempt is out
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert out == "interrupted\n", err
+    assert "abandoned" in err

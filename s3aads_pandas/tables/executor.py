@@ -51,7 +51,8 @@ def run_each(
     for :data:`PROGRESS_MIN_ITEMS` items or more. Items are handed to the pool as slots free
     up (two per worker), so memory stays bounded for long inputs and the calling thread only
     waits. Ctrl-C skips what has not started, lets the requests in flight end their current
-    attempt (no retry starts after it), waits for them, and re-raises.
+    attempt (no retry starts after it), waits for them, and re-raises; a second Ctrl-C stops
+    the wait.
     """
     results: list[R | None] = [None] * len(items)
     failures: dict[str, str] = {}
@@ -85,8 +86,13 @@ def run_each(
         logger.warning("%s interrupted after %d of %d items", desc or "transfer", bar.n, len(items))
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
+            logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
+            raise
+        finally:
+            bar.close()
     if failures:
         logger.warning("%s: %d of %d items failed", desc or "transfer", len(failures), len(items))
     return BatchResult(results, failures)

@@ -157,7 +157,8 @@ def _rebuild_wrong_region(message: str, code: str | None, bucket_region: str | N
 
 
 class BulkOperationError(S3aadsError, RuntimeError):
-    """Some items of a bulk operation failed; ``failures`` maps each failed key to its reason."""
+    """Some items of a bulk operation failed; ``failures`` maps each failed key to its reason
+    (:func:`failure_reason`)."""
 
     def __init__(self, action: str, failures: dict[str, str], total: int) -> None:
         self.action = action
@@ -176,6 +177,11 @@ class BulkOperationError(S3aadsError, RuntimeError):
     def __reduce__(self) -> tuple[type, tuple[str, dict[str, str], int]]:
         """Pickle by the arguments, so the error crosses from Dask workers intact."""
         return type(self), (self.action, self.failures, self.total)
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why an item of a bulk operation failed, on one line."""
+    return f"{type(error).__name__}: {error}".replace("\n", " ")
 
 
 class MissingExtraError(S3aadsError, ImportError):

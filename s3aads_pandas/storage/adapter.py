@@ -28,6 +28,7 @@ from s3aads_pandas.errors import (
     S3aadsError,
     S3RequestError,
     WriteOutcomeUnknownError,
+    failure_reason,
 )
 from s3aads_pandas.storage.failures import MISSING_KEY_CODES, REFUSED_CODES
 from s3aads_pandas.storage.pages import PageSequence
@@ -61,11 +62,6 @@ KNOWN_VERSIONS = 4096
 
 #: Characters XML 1.0 cannot carry, so neither can a DeleteObjects request.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _reason(error: Exception) -> str:
-    """Why an item of a bulk operation failed, on one line."""
-    return f"{type(error).__name__}: {error}".replace("\n", " ")
 
 
 class _Version(NamedTuple):
@@ -322,9 +318,9 @@ class ObjectStore:
         """
         head = self.head(bucket, key)
         stored = _version(head["Metadata"]) if head else None
-        if stored is not None and stored.write_id == write_id:
+        if head is not None and stored is not None and stored.write_id == write_id:
             logger.info("a retry of the write of s3://%s/%s was refused because its first attempt landed", bucket, key)
-            return {"ETag": head["ETag"]} if head else {}
+            return {"ETag": head["ETag"]}
         earlier = dict(stored.history) if stored else {}
         if write_id in earlier:
             logger.info("the lost write of s3://%s/%s landed and was replaced since", bucket, key)
@@ -371,18 +367,21 @@ class ObjectStore:
         such keys are deleted one by one (DeleteObject takes them in its URL).
         """
         failures: dict[str, str] = {}
-        for key in (key for key in keys if _NOT_XML.search(key)):
+        plain = []
+        for key in keys:
+            if not _NOT_XML.search(key):
+                plain.append(key)
+                continue
             try:
                 self.delete(bucket, key)
             except S3aadsError as error:
-                failures[key] = _reason(error)
-        plain = [key for key in keys if not _NOT_XML.search(key)]
+                failures[key] = failure_reason(error)
         if not plain:
             return failures
         try:
             return failures | self._request(lambda: self.transport.delete_batch(bucket, plain))
         except S3aadsError as error:  # denied, throttled past the retries, ...: the next batch may work
-            return failures | dict.fromkeys(plain, _reason(error))
+            return failures | dict.fromkeys(plain, failure_reason(error))
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, **params: Any) -> dict[str, Any]:
         return self._request(lambda: self.transport.copy(source_bucket, source_key, bucket, key, params))

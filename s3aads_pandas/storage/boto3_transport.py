@@ -128,10 +128,13 @@ class Boto3Transport:
             params["Bucket"] = bucket
         if key is not None:
             params["Key"] = key
-        for hook in self.hooks:
-            hook(operation, params)
+        self._announce(operation, params)
         method = getattr(self.client, _SNAKE[operation])
         return self.guarded(lambda: method(**params), bucket, key)
+
+    def _announce(self, operation: str, params: Mapping[str, Any]) -> None:
+        for hook in self.hooks:
+            hook(operation, params)
 
     def guarded(self, call: Callable[[], T], bucket: str | None = None, key: str | None = None) -> T:
         """``call()``, botocore's exceptions made the project's, naming what was asked for.
@@ -280,8 +283,7 @@ class Boto3Transport:
         None when the store does not say or there is no such bucket (yet)."""
         self._asking_region.on = True
         try:
-            for hook in self.hooks:
-                hook("HeadBucket", {"Bucket": bucket})
+            self._announce("HeadBucket", {"Bucket": bucket})
             response = self.guarded(lambda: self._head_bucket_answer(bucket), bucket)
         finally:
             self._asking_region.on = False
@@ -358,6 +360,20 @@ class _DeadlineSession:
         return getattr(self.inner, name)
 
 
+class _StillArriving(Exception):
+    """An answer was still arriving at its request's deadline."""
+
+
+def _pieces(read1: Callable[[int], bytes], size: int, deadline: float) -> Iterator[bytes]:
+    """What has arrived of an answer, piece by piece, until it ends or ``deadline`` (monotonic)
+    passes (:class:`_StillArriving`). A read timeout bounds only each wait, so an answer that
+    trickles in could take forever; reading piece by piece lets the deadline be checked between."""
+    while chunk := read1(size):
+        yield chunk
+        if time.monotonic() > deadline:
+            raise _StillArriving
+
+
 class _DeadlineBody:
     """urllib3's answer, read as it arrives until ``deadline`` (monotonic)."""
 
@@ -371,11 +387,11 @@ class _DeadlineBody:
         if read1 is None:  # not urllib3 2's answer: nothing to read piece by piece
             yield from self._raw.stream(amt, decode_content=decode_content)
             return
-        while chunk := read1(amt):
-            yield chunk
-            if time.monotonic() > self._deadline:
-                self._raw.close()
-                raise ReadTimeoutError(endpoint_url=f"{self._url} (the answer was still arriving at the deadline)")
+        try:
+            yield from _pieces(read1, amt, self._deadline)
+        except _StillArriving:
+            self._raw.close()
+            raise ReadTimeoutError(endpoint_url=f"{self._url} (the answer was still arriving at the deadline)") from None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
@@ -415,26 +431,22 @@ def _written(response: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _read_body(response: Mapping[str, Any], about: str, deadline: float) -> bytes:
-    """The whole body of a GET, given up when it is still arriving at ``deadline`` (monotonic).
-
-    A read timeout only bounds the wait for each piece, so a body that trickles in could take
-    forever; reading what has arrived, piece by piece, lets the deadline be checked in between.
-    """
+    """The whole body of a GET, given up when it is still arriving at ``deadline`` (monotonic)."""
     stream = response["Body"]
     read1 = getattr(getattr(stream, "_raw_stream", None), "read1", None)
     if read1 is None:  # not urllib3's response: nothing to read piece by piece
         return bytes(stream.read())
-    parts = []
+    parts: list[bytes] = []
     try:
-        while chunk := read1(_READ_CHUNK):
+        for chunk in _pieces(read1, _READ_CHUNK, deadline):
             parts.append(chunk)
-            if time.monotonic() > deadline:
-                stream.close()
-                raise S3RequestError(
-                    f"the body of {about} was still arriving at the request's deadline "
-                    f"({sum(map(len, parts))} bytes read); raise the deadline setting for slow links",
-                    retryable=True,
-                )
+    except _StillArriving:
+        stream.close()
+        raise S3RequestError(
+            f"the body of {about} was still arriving at the request's deadline "
+            f"({sum(map(len, parts))} bytes read); raise the deadline setting for slow links",
+            retryable=True,
+        ) from None
     except Urllib3Error as error:
         raise S3RequestError(f"reading the body of {about} failed: {redact(str(error))}", retryable=True) from None
     body = b"".join(parts)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
+from s3aads_pandas.errors import failure_reason
 from s3aads_pandas.progress import progress_bar
 from s3aads_pandas.storage.retry import interrupted
 
@@ -29,11 +30,6 @@ class BatchResult(Generic[R]):
 
     results: list[R | None]
     failures: dict[str, str]
-
-
-def describe(error: BaseException) -> str:
-    """A one-line reason for a failed item."""
-    return f"{type(error).__name__}: {error}".replace("\n", " ")
 
 
 def run_each(
@@ -69,7 +65,7 @@ def run_each(
             if not stop.is_set():
                 results[index] = func(items[index])
         except Exception as error:  # one item's failure is reported, not raised
-            failures[label(items[index])] = describe(error)
+            failures[label(items[index])] = failure_reason(error)
         finally:
             with counting:
                 bar.update(1)

@@ -23,6 +23,7 @@ from s3aads_pandas.errors import (
     InvalidArgumentError,
     InvalidNameError,
     InvalidValueError,
+    MagicError,
     MissingExtraError,
     PayloadTypeError,
     RowChangedError,
@@ -31,6 +32,7 @@ from s3aads_pandas.errors import (
     S3RequestError,
     SchemaMismatchError,
     SkippedKeysWarning,
+    SqlError,
     TableEmptyError,
     TableNotFoundError,
     UnknownSortFieldError,
@@ -46,7 +48,7 @@ _pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* fu
 __version__ = "0.1.0"
 
 
-def explore(source: "Table | Database | str | None" = None, *, page_size: int = 20) -> object:
+def explore(source: Table | Database | str | None = None, *, page_size: int = 20) -> object:
     """An ipywidgets explorer of a Table, a Database or a database name; with none, of the
     databases the credentials can list (``notebook`` extra)."""
     from s3aads_pandas.notebook.explorer import Explorer
@@ -77,19 +79,21 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidNameError",
     "InvalidValueError",
+    "MagicError",
     "MissingExtraError",
     "PayloadTypeError",
     "RowChangedError",
     "RowExistsError",
-    "S3aadsAccessor",
     "S3RequestError",
+    "S3aadsAccessor",
     "S3aadsError",
     "SchemaMismatchError",
     "SkippedKeysWarning",
+    "SqlError",
     "Table",
     "TableEmptyError",
-    "UnknownSortFieldError",
     "TableNotFoundError",
+    "UnknownSortFieldError",
     "WriteOutcomeUnknownError",
     "WriteResult",
     "WrongRegionError",

@@ -13,28 +13,30 @@ import sys
 import threading
 import urllib.parse
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
-from s3aads_pandas.storage.adapter import ObjectStore
+from s3aads_pandas.storage.adapter import DEFAULT_MAX_IN_FLIGHT, ObjectStore
 from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket
 from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
-from s3aads_pandas.storage.retry import RetryPolicy
+from s3aads_pandas.storage.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from s3aads_pandas.storage.transport import Transport
 
-#: Threads that transfer payloads in parallel; the client's connection pool is sized to match.
-DEFAULT_MAX_WORKERS = 16
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config
+
+#: Threads that transfer payloads in parallel, one request in flight each; the client's
+#: connection pool is sized to match.
+DEFAULT_MAX_WORKERS = DEFAULT_MAX_IN_FLIGHT
 #: Seconds to open a connection, and to wait for each read of an answer (botocore's: 60 and 60).
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 20.0
 #: Seconds one request may take in all, retries and the reading of its body included.
 DEFAULT_DEADLINE = 90.0
-#: Attempts one request gets (the first one and its retries).
-DEFAULT_MAX_ATTEMPTS = 10
 
 _DEFAULT_CONFIG = Config(connect_timeout=DEFAULT_CONNECT_TIMEOUT, read_timeout=DEFAULT_READ_TIMEOUT)
 #: botocore makes one attempt: this project's retry layer is the only one (see retry.py), so that
@@ -180,14 +182,14 @@ class ConnectionSettings:
         except ValueError:  # boto3 found no credentials
             raise AccessDeniedError(NO_CREDENTIALS) from None
         endpoint = str(client.meta.endpoint_url)
-        config: dict[str, Any] = {"region": region or client.meta.region_name or "us-east-1",
+        config: S3Config = {"region": region or client.meta.region_name or "us-east-1",
                                   "checksum_algorithm": CHECKSUM_ALGORITHM.lower()}
         if is_directory_bucket(bucket):
             config["s3_express"] = True
         if not _is_aws(endpoint):
             config["endpoint"] = endpoint
         botocore_config = self.botocore_config()
-        options = {
+        options: ClientConfig = {
             "allow_http": endpoint.startswith("http://"),
             "connect_timeout": timedelta(seconds=botocore_config.connect_timeout),
             "read_timeout": timedelta(seconds=botocore_config.read_timeout),

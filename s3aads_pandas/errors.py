@@ -16,7 +16,7 @@ class S3aadsError(Exception):
     """Base class of every error raised by s3aads-pandas."""
 
 
-class _PlainMessage:
+class _PlainMessage(BaseException):
     """Mixin for ``KeyError`` subclasses: show the message, not its repr in quotes."""
 
     def __str__(self) -> str:
@@ -177,6 +177,18 @@ class BulkOperationError(S3aadsError, RuntimeError):
     def __reduce__(self) -> tuple[type, tuple[str, dict[str, str], int]]:
         """Pickle by the arguments, so the error crosses from Dask workers intact."""
         return type(self), (self.action, self.failures, self.total)
+
+
+class SqlError(S3aadsError, ValueError):
+    """A statement of the ``%%s3aads`` magic that cannot run: bad syntax, unsupported SQL, an
+    unknown table or column."""
+
+
+class MagicError(S3aadsError, ValueError):
+    """A user error in a magic: shown as one line, and still an error that fails the cell."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 def failure_reason(error: BaseException) -> str:

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from s3aads_pandas import ConnectionSettings, Database, Table, configure
-from s3aads_pandas.notebook.magic import MagicError
+from s3aads_pandas import ConnectionSettings, Database, MagicError, Table, configure
 
 DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
 
@@ -95,7 +94,8 @@ def test_order_by_limit_distinct_count(shell: InteractiveShell) -> None:
     assert ids(run(shell, "%%s3aads\nSELECT id FROM daily ORDER BY year DESC, id LIMIT 2")) == ["10", "3"]
     assert len(run(shell, "%%s3aads --limit 3\nSELECT id, data FROM daily")) == 3
     assert len(run(shell, "%%s3aads --limit 3\nSELECT id FROM daily LIMIT 2")) == 2
-    assert run(shell, "%%s3aads\nSELECT DISTINCT year FROM daily ORDER BY year")["year"].tolist() == ["2019", "2020", "2021"]
+    years = run(shell, "%%s3aads\nSELECT DISTINCT year FROM daily ORDER BY year")["year"]
+    assert years.tolist() == ["2019", "2020", "2021"]
     assert run(shell, "%%s3aads\nSELECT COUNT(*) AS n FROM daily WHERE year = 2020").to_dict("list") == {"n": [2]}
 
 
@@ -223,7 +223,8 @@ def orders(db: Database, shell: InteractiveShell) -> Iterator[Table]:
     """A second table, with JSON payloads, and a DataFrame of the namespace to join with."""
     orders = Table("orders", db, ["customer", "order_id"])
     frame = pd.DataFrame({"customer": ["1", "1", "2", "10"], "order_id": ["a", "b", "c", "d"],
-                          "data": [{"price": p, "item": i} for p, i in [(5, "pen"), (7, "ink"), (3, "pen"), (9, "cap")]]})
+                          "data": [{"price": p, "item": i}
+                                   for p, i in [(5, "pen"), (7, "ink"), (3, "pen"), (9, "cap")]]})
     frame.s3aads.write(orders, encode="json")
     shell.user_ns["orders"] = orders
     shell.user_ns["names"] = pd.DataFrame({"customer": ["1", "2"], "name": ["Ada", "Bo"]})
@@ -254,7 +255,9 @@ def test_join_across_tables_and_with_a_dataframe(shell, orders, table, count_req
 def test_decode_json_fields_usable_in_sql(shell: InteractiveShell, orders: Table) -> None:
     frame = run(shell, "%%s3aads --decode json\nSELECT data->>'item' AS item, SUM((data->>'price')::INT) AS total "
                        "FROM orders WHERE (data->>'price')::INT > 3 GROUP BY item ORDER BY item")
-    assert frame.to_dict("records") == [{"item": "cap", "total": 9}, {"item": "ink", "total": 7}, {"item": "pen", "total": 5}]
+    assert frame.to_dict("records") == [
+        {"item": "cap", "total": 9}, {"item": "ink", "total": 7}, {"item": "pen", "total": 5}
+    ]
     whole = run(shell, "%%s3aads --decode json\nSELECT order_id, data FROM orders WHERE customer = '2'")
     assert whole.to_dict("records") == [{"order_id": "c", "data": {"price": 3, "item": "pen"}}]
     text = run(shell, "%%s3aads --decode str\nSELECT data FROM orders WHERE order_id = 'd'")
@@ -270,7 +273,8 @@ def test_json_payloads_joined_in_duckdb(shell: InteractiveShell, orders: Table) 
 
 def test_payloads_only_for_rows_that_survive_where_and_limit(shell, table, count_requests) -> None:
     counter = count_requests(table.database)
-    frame = run(shell, "%%s3aads\nSELECT id, data AS payload FROM daily WHERE month LIKE '0%' ORDER BY id::INT DESC LIMIT 2")
+    frame = run(shell,
+                "%%s3aads\nSELECT id, data AS payload FROM daily WHERE month LIKE '0%' ORDER BY id::INT DESC LIMIT 2")
     assert frame.to_dict("records") == [{"id": "10", "payload": b"10-2021"}, {"id": "2", "payload": b"2-2020"}]
     assert counter.operations["GetObject"] == 2
 
@@ -316,7 +320,8 @@ def test_explain_shows_the_plan_and_runs_nothing(shell, table, orders, count_req
 def test_explain_is_shown_as_text(shell: InteractiveShell, capsys) -> None:
     shell.run_cell("%%s3aads --explain\nSELECT id FROM daily WHERE id = 3", store_history=False)
     shown = capsys.readouterr().out
-    assert "Plan (nothing has run)" in shown and "LIST 1 prefix: daily-data/3/" in shown and "'" not in shown.split("\n")[0]
+    assert "Plan (nothing has run)" in shown and "LIST 1 prefix: daily-data/3/" in shown
+    assert "'" not in shown.split("\n")[0]
 
 
 def test_bad_decode_is_refused(shell: InteractiveShell) -> None:

@@ -1,4 +1,4 @@
-"""The request budget: each operation costs what DESIGN.md says, counted on the wire."""
+"""The request budget: each operation costs the requests the README says, counted on the wire."""
 
 from __future__ import annotations
 

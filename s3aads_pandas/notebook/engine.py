@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from s3aads_pandas.errors import extra_required
+from s3aads_pandas.errors import SqlError, extra_required
 from s3aads_pandas.frames.read import read_s3aads
-from s3aads_pandas.notebook.query import Plan, Source, SqlError
+from s3aads_pandas.notebook.query import Plan, Source
 from s3aads_pandas.storage.adapter import PAGE_SIZE
 
 with extra_required("notebook", "s3aads SQL"):
@@ -111,7 +111,9 @@ def _register(connection: Any, source: Source, frame: pd.DataFrame, decode: str)
         connection.register(source.view, frame)
         return
     connection.register(f"{source.view}_text", frame)
-    connection.execute(f'CREATE VIEW "{source.view}" AS SELECT * REPLACE (data::JSON AS data) FROM "{source.view}_text"')
+    connection.execute(
+        f'CREATE VIEW "{source.view}" AS SELECT * REPLACE (data::JSON AS data) FROM "{source.view}_text"'
+    )
 
 
 def _python_values(result: pd.DataFrame, types: list[str]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from s3aads_pandas.config import default_settings
-from s3aads_pandas.errors import S3aadsError, extra_required
+from s3aads_pandas.errors import MagicError, S3aadsError, extra_required
 from s3aads_pandas.notebook.sql import Context, Explanation, execute
 
 with extra_required("notebook", "the %%s3aads magic"):
@@ -16,13 +16,6 @@ with extra_required("notebook", "the %%s3aads magic"):
 _OPTIONS_WITH_VALUE = {"-o": "out", "--out": "out", "--database": "database", "--limit": "limit",
                        "--endpoint-url": "endpoint_url", "--decode": "decode"}
 _FLAGS = {"--no-progress": "no_progress", "--force": "force", "--explain": "explain"}
-
-
-class MagicError(S3aadsError, ValueError):
-    """A user error in a magic: shown as one line, and still an error that fails the cell."""
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
 
 
 def split_options(line: str) -> tuple[dict[str, Any], str]:

@@ -16,7 +16,7 @@ from typing import Literal
 
 import pandas as pd
 
-from s3aads_pandas.errors import S3aadsError, extra_required
+from s3aads_pandas.errors import extra_required
 from s3aads_pandas.tables.datastore import Table
 
 with extra_required("notebook", "s3aads SQL"):
@@ -25,10 +25,6 @@ with extra_required("notebook", "s3aads SQL"):
 #: Which payloads a source fetches: none, those of the result's rows, or those of every listed row.
 Fetch = Literal["none", "result", "listed"]
 _NUMBER_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
-
-
-class SqlError(S3aadsError, ValueError):
-    """A statement that cannot run: bad syntax, unsupported SQL, unknown table or column."""
 
 
 @dataclasses.dataclass
@@ -296,7 +292,7 @@ def _with_limit(statement: exp.Expression, limit: int | None) -> exp.Expression:
     if limit is None:
         return statement
     if not isinstance(statement, exp.Select):
-        return exp.select("*").from_(statement.subquery("limited")).limit(limit)
+        return exp.select("*").from_(exp.subquery(statement, "limited")).limit(limit)
     current = statement.args.get("limit")
     if current is not None and isinstance(current.expression, exp.Literal) and int(current.expression.this) <= limit:
         return statement

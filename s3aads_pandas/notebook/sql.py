@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 
 from s3aads_pandas.config import ConnectionSettings, default_settings
-from s3aads_pandas.errors import extra_required
+from s3aads_pandas.errors import SqlError, extra_required
 from s3aads_pandas.frames.payloads import DECODERS
 from s3aads_pandas.notebook import engine
-from s3aads_pandas.notebook.query import Plan, SqlError, explain, plan
+from s3aads_pandas.notebook.query import Plan, explain, plan
 from s3aads_pandas.tables.datastore import Database, Table
 
 with extra_required("notebook", "s3aads SQL"):
@@ -65,9 +65,10 @@ def parse(sql: str) -> exp.Expression:
         raise SqlError("syntax error: the SQL cannot be read; look for a quote (' or \") that is not closed") from None
     except sqlglot.errors.ParseError as error:
         raise SqlError(f"syntax error: {_describe_parse_error(error)}") from None
-    if len(statements) != 1 or statements[0] is None:
+    statement = statements[0] if len(statements) == 1 else None
+    if not isinstance(statement, exp.Expression):
         raise SqlError("give one statement per cell or line")
-    return statements[0]
+    return statement
 
 
 #: What the parser's names of expressions are in SQL, for its "missing" errors.
@@ -179,7 +180,8 @@ def bind_parameters(statement: exp.Expression, namespace: Mapping[str, Any]) -> 
         try:
             node.replace(exp.convert(namespace[name]))
         except ValueError:
-            raise SqlError(f"parameter :{name} is a {type(namespace[name]).__name__}, not a value SQL can take") from None
+            kind = type(namespace[name]).__name__
+            raise SqlError(f"parameter :{name} is a {kind}, not a value SQL can take") from None
     return statement
 
 

@@ -9,6 +9,7 @@ refused conditional write means, and batches bulk deletes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -47,6 +48,8 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
+#: Requests one store sends at once, at most (before throttling lowers it).
+DEFAULT_MAX_IN_FLIGHT = 16
 #: User metadata that a conditional write carries, so that a retry can recognise its own object
 #: (its write id) and the versions it replaced (their write ids and ETags, newest first, at most
 #: HISTORY_LENGTH): a retry refused after a lost answer reads them to tell what became of its
@@ -86,7 +89,9 @@ class ObjectStore:
     and its parameters before every attempt, on either transport.
     """
 
-    def __init__(self, transport: Transport, max_in_flight: int = 16, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, transport: Transport, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, policy: RetryPolicy | None = None
+    ) -> None:
         self.transport = transport
         self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
         self._versions: OrderedDict[tuple[str, str, str], _Version] = OrderedDict()
@@ -182,7 +187,7 @@ class ObjectStore:
         pages = PageSequence(bucket, prefix, start_after)
         while True:
             objects, token = self._request(
-                lambda: self.transport.list_details(bucket, prefix, start_after, token, max_keys))
+                functools.partial(self.transport.list_details, bucket, prefix, start_after, token, max_keys))
             pages.check([obj["Key"] for obj in objects], token)
             yield from objects
             if token is None:

@@ -31,13 +31,15 @@ request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 #: Set when the bulk operation running this request was interrupted (Ctrl-C): the request makes
 #: no further attempt, so that the interrupt returns once the attempts in flight end.
 interrupted: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("interrupted", default=None)
+#: Attempts one request gets (the first one and its retries).
+DEFAULT_MAX_ATTEMPTS = 10
 
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
     """How many attempts a request gets, the backoff between them and the deadline (seconds)."""
 
-    attempts: int = 6
+    attempts: int = DEFAULT_MAX_ATTEMPTS
     base_delay: float = 0.05
     max_delay: float = 2.0
     deadline: float | None = None

@@ -55,6 +55,3 @@ def write_columns(store: ObjectStore, bucket: str, table: str, columns: Sequence
     logger.info("recorded columns %s of table %s in bucket %s", list(columns), table, bucket)
     return True
 
-
-def delete_record(store: ObjectStore, bucket: str, table: str) -> None:
-    store.delete(bucket, record_key(table))

@@ -15,6 +15,7 @@ milliseconds per row, and the ratios that the targets are stated in.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import socket
 import subprocess
@@ -38,7 +39,8 @@ class Measure:
 
     def scaled(self, factor: float, fixed: Measure | None = None) -> Measure:
         base = fixed or Measure(0, 0, 0)
-        return Measure(base.wall + self.wall * factor, base.cpu + self.cpu * factor, base.requests + self.requests * factor)
+        return Measure(base.wall + self.wall * factor, base.cpu + self.cpu * factor,
+                       base.requests + self.requests * factor)
 
 
 class Requests:
@@ -110,8 +112,10 @@ def run(rows: int, latency: float, workers: int, sample: int, payload: int) -> l
         ours_counter = Requests()
         db.store.hooks.append(ours_counter._count)
         name = f"s3aads-pandas ({transport})"
-        results.append(("write", name, measure(ours_counter, lambda: frame.s3aads.write(ours, max_workers=workers, progress=False))))
-        results.append(("read", name, measure(ours_counter, lambda: pd.read_s3aads(ours, max_workers=workers, progress=False))))
+        write = functools.partial(frame.s3aads.write, ours, max_workers=workers, progress=False)
+        read = functools.partial(pd.read_s3aads, ours, max_workers=workers, progress=False)
+        results.append(("write", name, measure(ours_counter, write)))
+        results.append(("read", name, measure(ours_counter, read)))
 
     # plain boto3 loop, one shared client with a pool that fits the workers
     client = boto3.client("s3", config=Config(max_pool_connections=workers, retries={"mode": "standard"}))
@@ -140,7 +144,8 @@ def run(rows: int, latency: float, workers: int, sample: int, payload: int) -> l
     original_counter = Requests(s3aads.resources.s3_client, s3aads.resources.s3_resource.meta.client)
     with ThreadPoolExecutor(workers) as pool:  # the table to read from, written unmeasured
         list(pool.map(lambda i: client.put_object(Bucket="bench", Key=f"theirs/{i}/2024", Body=body), range(rows)))
-    written = measure(original_counter, lambda: [theirs.insert(id=f"w{i}", year=2024, data=body) for i in range(sample)])
+    written = measure(original_counter,
+                      lambda: [theirs.insert(id=f"w{i}", year=2024, data=body) for i in range(sample)])
     results.append(("write", f"s3aads 2.x ({sample} rows scaled)", written.scaled(rows / sample)))
     listing: list[dict[str, str]] = []
     listed = measure(original_counter, lambda: listing.extend(theirs.query(year=2024)))
@@ -182,12 +187,14 @@ def obstore_loop(url: str, rows: int, workers: int, body: bytes) -> list[tuple[s
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(get, listed))
 
-    return [("write", "obstore thread pool", measure(counter, write)), ("read", "obstore thread pool", measure(counter, read))]
+    return [("write", "obstore thread pool", measure(counter, write)),
+            ("read", "obstore thread pool", measure(counter, read))]
 
 
 def table(results: list[tuple[str, str, Measure]], rows: int) -> str:
     lines = [
-        "| operation | client | wall s | S3 requests | client CPU ms/row | wall / limit | vs s3aads 2.x | CPU vs boto3 |",
+        "| operation | client | wall s | S3 requests | client CPU ms/row | wall / limit | vs s3aads 2.x "
+        "| CPU vs boto3 |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     by = {(op, who.split(" (")[0]): m for op, who, m in results}
@@ -198,7 +205,8 @@ def table(results: list[tuple[str, str, Measure]], rows: int) -> str:
         cpu = f"{1000 * m.cpu / rows:.2f}" if m.cpu else "-"
         lines.append(
             f"| {op} | {who} | {m.wall:.2f} | {m.requests:.0f} | {cpu} | {m.wall / limit.wall:.2f}x | "
-            f"{original.wall / m.wall:.1f}x faster | " + (f"{m.cpu / loop.cpu:.2f}x" if m.cpu and loop.cpu else "-") + " |"
+            f"{original.wall / m.wall:.1f}x faster | "
+            + (f"{m.cpu / loop.cpu:.2f}x" if m.cpu and loop.cpu else "-") + " |"
         )
     return "\n".join(lines)
 
@@ -214,7 +222,8 @@ def main() -> None:
 
     server, url = start_server(args.latency)
     os.environ.update(
-        {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+         "AWS_DEFAULT_REGION": "us-east-1"}
     )
     try:
         results = run(args.rows, args.latency, args.workers, args.sample, args.payload)
@@ -222,7 +231,8 @@ def main() -> None:
         server.terminate()
         server.wait(10)
     command = " ".join(["python", "benchmarks/bench.py", *sys.argv[1:]])
-    print(f"`{command}`: N={args.rows} rows of {args.payload} bytes, latency {args.latency * 1000:.0f} ms, W={args.workers} workers\n")
+    print(f"`{command}`: N={args.rows} rows of {args.payload} bytes, latency {args.latency * 1000:.0f} ms, "
+          f"W={args.workers} workers\n")
     print(table(results, args.rows))
 
 

@@ -31,7 +31,7 @@ def run(rows: int, plan: FaultPlan, workers: int) -> dict[str, object]:
         written = pd.DataFrame({"id": range(rows), "data": payloads}).s3aads.write(table, progress=False)
         back = pd.read_s3aads(table, progress=False)
         elapsed = time.perf_counter() - started
-        by_id = dict(zip(back["id"].astype(int), back["data"]))
+        by_id = dict(zip(back["id"].astype(int), back["data"], strict=True))
         faults = server.faults.injected if server.faults else {}
         return {
             "written": written.written,

@@ -77,7 +77,8 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
     started, cpu = time.perf_counter(), time.process_time()
     if how == "paginator":
         paginator = client.get_paginator("list_objects_v2")
-        listed = [obj["Key"] for page in paginator.paginate(Bucket=BUCKET, Prefix="t/") for obj in page.get("Contents", [])]
+        pages = paginator.paginate(Bucket=BUCKET, Prefix="t/")
+        listed = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
     elif how == "obstore":
         listed = [obj["path"] for batch in counted(lambda: obstore_pages(url))() for obj in batch]
         state["calls"] = (len(listed) + 999) // 1000

@@ -207,7 +207,7 @@ def _group(values: Sequence[str], npartitions: int) -> list[list[str]]:
     """``values`` in order, cut into ``npartitions`` groups (or one each, if fewer) of even size."""
     count = min(npartitions, len(values))
     bounds = [len(values) * i // count for i in range(count + 1)] if count else [0]
-    return [list(values[start:stop]) for start, stop in zip(bounds, bounds[1:])]
+    return [list(values[start:stop]) for start, stop in itertools.pairwise(bounds)]
 
 
 def _meta(table: Table, columns: Sequence[str], data: bool, format: str | None, tasks: list[_ReadTask]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm as terminal_tqdm
 from tqdm.std import tqdm as text_tqdm
 
 
-class NotebookText(text_tqdm):  # type: ignore[misc]
+class NotebookText(text_tqdm):
     """tqdm's text bar in a notebook output of its own, emptied on close."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

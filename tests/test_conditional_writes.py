@@ -306,7 +306,7 @@ def test_increments_with_lost_answers_never_count_twice(transport: str) -> None:
         table.insert(b"0", name="hits")
         with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
             outcomes = list(pool.map(_increment, [db.settings] * 4, [25] * 4))
-        wins, unknown = (sum(column) for column in zip(*outcomes))
+        wins, unknown = (sum(column) for column in zip(*outcomes, strict=True))
         final = int(table.select(name="hits"))
         assert wins <= final <= wins + unknown
         assert server.faults.injected["drop-after"] > 20  # the answers were lost

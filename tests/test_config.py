@@ -134,7 +134,7 @@ def test_configure_changes_and_resets_process_defaults() -> None:
 
 
 def test_invalid_settings_are_refused() -> None:
-    with pytest.raises(InvalidArgumentError, match="unknown connection setting.*endpoint.*valid settings"):
+    with pytest.raises(InvalidArgumentError, match=r"unknown connection setting.*endpoint.*valid settings"):
         Database("any-name", endpoint="http://x")
     with pytest.raises(InvalidArgumentError, match="max_workers"):
         ConnectionSettings(max_workers=0)

@@ -114,7 +114,8 @@ def test_an_error_in_one_partition_is_reported(client: Client, db: Database) -> 
 
 def test_failed_rows_are_collected_from_every_partition(client: Client, db: Database) -> None:
     Table("events", db, ["kind", "id"]).insert(b"", kind="buy", id="x")
-    with LocalS3(faults=FaultPlan(rate=0, failing=frozenset({"dask-db/events/view/1", "dask-db/events/buy/5"}))) as faulty:
+    failing = frozenset({"dask-db/events/view/1", "dask-db/events/buy/5"})
+    with LocalS3(faults=FaultPlan(rate=0, failing=failing)) as faulty:
         table = Table("events", Database("dask-db", endpoint_url=faulty.endpoint_url), ["kind", "id"])
         with pytest.raises(BulkOperationError) as info:
             to_s3aads(dd.from_pandas(events(12), npartitions=3), table)
@@ -171,9 +172,14 @@ def _object_size(db: Database, table: str) -> int:
     return min(obj["Size"] for obj in listed)
 
 
-@pytest.mark.parametrize("columns, rows, gets", [(3, 20_000, 1), (3_000, 2, 2)], ids=["footer-in-sample", "wide-footer"])
-def test_dataset_meta_comes_from_the_parquet_footer(db: Database, count_requests, columns: int, rows: int, gets: int) -> None:
-    frame = pd.DataFrame({"region": ["eu"] * rows, **{f"c{i}": np.random.default_rng(i).random(rows) for i in range(columns)}})
+@pytest.mark.parametrize(
+    "columns, rows, gets", [(3, 20_000, 1), (3_000, 2, 2)], ids=["footer-in-sample", "wide-footer"]
+)
+def test_dataset_meta_comes_from_the_parquet_footer(
+    db: Database, count_requests, columns: int, rows: int, gets: int
+) -> None:
+    numbers = {f"c{i}": np.random.default_rng(i).random(rows) for i in range(columns)}
+    frame = pd.DataFrame({"region": ["eu"] * rows, **numbers})
     frame["label"] = "x"
     frame["units"] = 7
     frame.s3aads.write("dask-db/wide", partition_by=["region"], format="parquet")

@@ -57,7 +57,8 @@ def voila_url(local_s3: LocalS3, tmp_path: Path) -> Iterator[str]:
         events.insert_string(f'{{"kind": "click", "id": {id_}}}', kind="click", year=2020, id=id_)
     events.insert_string('{"kind": "view"}', kind="view", year=2021, id=1)
     events.insert(HOSTILE.encode(), kind="view", year=2022, id="<b>x</b>")
-    Table(LONG_NAME, db, ["first_key_column", "second_key_column"]).insert(b"1", first_key_column=1, second_key_column=2)
+    long_table = Table(LONG_NAME, db, ["first_key_column", "second_key_column"])
+    long_table.insert(b"1", first_key_column=1, second_key_column=2)
 
     notebook = nbformat.v4.new_notebook(metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})

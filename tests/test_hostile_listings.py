@@ -109,7 +109,7 @@ def test_a_buggy_listing_is_a_named_error_never_a_result(hostile: HostileS3) -> 
 @pytest.mark.parametrize("hostile", [PATHOLOGIES["the same page forever"], PATHOLOGIES["keys out of order"]],
                          ids=["the same page forever", "keys out of order"], indirect=True)
 def test_obstore_listings_are_checked_the_same(hostile: HostileS3) -> None:
-    with pytest.raises(S3RequestError, match="page [0-9]+ of the listing of s3://hostile/t/"):
+    with pytest.raises(S3RequestError, match=r"page [0-9]+ of the listing of s3://hostile/t/"):
         table_on(hostile, "obstore").count()
     assert hostile.lists < 10
 

@@ -37,7 +37,8 @@ def imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("s3aads_pandas"):
             for alias in node.names:
                 candidate = f"{node.module}.{alias.name}"
-                found.add(candidate if (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists() else node.module)
+                is_module = (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists()
+                found.add(candidate if is_module else node.module)
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("s3aads_pandas")}
     return found

@@ -141,7 +141,8 @@ class KeysOnlyStore(ObjectStore):
                   max_keys: int = 1000, delimiter: str | None = None) -> ListedPage:
         index = int(token) if token else bisect.bisect_right(self.keys, max(start_after or "", prefix))
         objects, prefixes = [], []
-        while index < len(self.keys) and self.keys[index].startswith(prefix) and len(objects) + len(prefixes) < max_keys:
+        while (index < len(self.keys) and self.keys[index].startswith(prefix)
+               and len(objects) + len(prefixes) < max_keys):
             key = self.keys[index]
             cut = key.find(delimiter, len(prefix)) if delimiter else -1
             if cut >= 0:

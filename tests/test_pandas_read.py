@@ -60,7 +60,7 @@ def test_database_slash_table_string_uses_the_record(table: Table) -> None:
 
 
 def test_unknown_table_string_says_what_to_do(db: Database) -> None:
-    with pytest.raises(TableNotFoundError, match="columns=\\[...\\]"):
+    with pytest.raises(TableNotFoundError, match=r"columns=\[...\]"):
         pd.read_s3aads(f"{db.name}/nothing")
     with pytest.raises(InvalidArgumentError, match="'database/table'"):
         pd.read_s3aads("just-a-name")

@@ -48,7 +48,7 @@ def test_str_payloads_are_utf8_and_objects_need_a_codec(table: Table) -> None:
     texts.s3aads.write(table)
     assert table.select_string(id=1, year=2020) == "héllo"
     objects = pd.DataFrame({"id": [3], "year": [2020], "data": [{"a": [1, 2]}]})
-    with pytest.raises(PayloadTypeError, match="row 0, column 'data'.*encode='json'"):
+    with pytest.raises(PayloadTypeError, match=r"row 0, column 'data'.*encode='json'"):
         objects.s3aads.write(table)
     objects.s3aads.write(table, encode="json")
     assert table.select(id=3, year=2020) == b'{"a": [1, 2]}'
@@ -62,7 +62,8 @@ def test_str_payloads_are_utf8_and_objects_need_a_codec(table: Table) -> None:
         (frame().drop(columns="year"), ColumnError, "lacks key column.*year"),
         (frame().assign(extra=1), ColumnError, "extra are neither key columns.*would be lost"),
         (frame().drop(columns="data"), ColumnError, "no payload column 'data'"),
-        (frame().assign(year=[2020, 2020, np.nan, 2020, 2020]), InvalidValueError, "row 2: column 'year' has a missing value"),
+        (frame().assign(year=[2020, 2020, np.nan, 2020, 2020]), InvalidValueError,
+         "row 2: column 'year' has a missing value"),
         (frame().assign(id=[1, 1, 2, 3, 4]), InvalidValueError, "more than one row.*events/1/2020"),
         (frame().assign(data=[b"ok", b"ok", 5, b"ok", b"ok"]), PayloadTypeError, "row 2, column 'data'"),
     ],

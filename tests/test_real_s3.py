@@ -156,7 +156,7 @@ def test_a_region_that_cannot_be_learned_is_a_clear_error_sent_once(server: Loca
     db = Database("eub", endpoint_url=server.endpoint_url, region_name="us-east-1", transport="obstore")
     monkeypatch.setattr(Boto3Transport, "bucket_region", lambda self, bucket: None)  # a store that does not say
     counter = count_requests(db)
-    with pytest.raises(WrongRegionError, match="signed for us-east-1.*region_name=") as raised:
+    with pytest.raises(WrongRegionError, match=r"signed for us-east-1.*region_name=") as raised:
         db.store.get("eub", "k")
     assert raised.value.configured_region == "us-east-1" and not raised.value.retryable
     assert counter.operations["GetObject"] == 1  # a redirect is never retried as "no answer"
@@ -167,7 +167,7 @@ def test_boto3s_wrong_region_answer_names_both_regions() -> None:
                                             aws_secret_access_key="x"))
     answer = {"Error": {"Code": "PermanentRedirect", "Message": "redirect"},
               "ResponseMetadata": {"HTTPStatusCode": 301, "HTTPHeaders": {"x-amz-bucket-region": "ap-south-1"}}}
-    with pytest.raises(WrongRegionError, match="is in region ap-south-1.*signed for us-east-1") as raised:
+    with pytest.raises(WrongRegionError, match=r"is in region ap-south-1.*signed for us-east-1") as raised:
         transport.guarded(lambda: (_ for _ in ()).throw(ClientError(answer, "GetObject")), "far")
     assert raised.value.bucket_region == "ap-south-1"
 

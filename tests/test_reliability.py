@@ -49,7 +49,7 @@ def test_bulk_write_and_read_back_under_faults_lose_nothing(flaky: LocalS3, tran
     assert result.written == 2000 and result.failures == {}
     back = pd.read_s3aads(table, progress=False)
     assert len(back) == 2000
-    assert all(data == payload(int(i)) for i, data in zip(back["id"], back["data"]))
+    assert all(data == payload(int(i)) for i, data in zip(back["id"], back["data"], strict=True))
     assert set(flaky.faults.injected) == set(KINDS)  # every kind happened
     assert sum(flaky.faults.injected.values()) > 300
     assert db.store.retrier.retries > 0

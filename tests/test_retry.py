@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -64,10 +65,8 @@ def test_the_limiter_bounds_concurrency() -> None:
             with lock:
                 active[0] += 1
                 peak[0] = max(peak[0], active[0])
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 gate.wait()
-            except threading.BrokenBarrierError:
-                pass
             with lock:
                 active[0] -= 1
 
@@ -121,6 +120,6 @@ def test_the_deadline_ends_retries_early_and_history_keeps_each_attempt() -> Non
     retrier = Retrier(AdaptiveLimiter(4), RetryPolicy(attempts=50, base_delay=0.05, max_delay=0.05, deadline=0.3))
     request, calls = flaky([S3RequestError("x", "InternalError", retryable=True)] * 50)
     history: list[S3RequestError] = []
-    with pytest.raises(S3RequestError, match="at its deadline of 0.3 s"):
+    with pytest.raises(S3RequestError, match=r"at its deadline of 0.3 s"):
         retrier(request, history)
     assert 2 <= len(calls) < 50 and len(history) == len(calls)

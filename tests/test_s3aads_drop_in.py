@@ -23,7 +23,7 @@ def outcome(call: Any) -> Any:
     builtins, so an ``except`` written for it catches exactly those)."""
     try:
         return ("value", call())
-    except Exception as error:  # noqa: BLE001: the exception is the outcome compared
+    except Exception as error:  # the exception is the outcome compared
         builtins = {cls for cls in type(error).__mro__ if cls.__module__ == "builtins"}
         return ("raised", builtins & {KeyError, IndexError, ValueError, TypeError, LookupError})
 
@@ -141,9 +141,9 @@ def run_example(source: str, module: str) -> list[Any]:
     for statement in ast.parse(source.replace("from s3aads import", f"from {module} import")).body:
         code = ast.unparse(statement)
         if isinstance(statement, ast.Expr):
-            result = outcome(lambda: eval(code, namespace))  # noqa: S307: the README's own code
+            result = outcome(lambda: eval(code, namespace))  # the README's own code
         else:
-            result = outcome(lambda: exec(code, namespace))  # noqa: S102: the README's own code
+            result = outcome(lambda: exec(code, namespace))  # the README's own code
         shown = "#" in lines[statement.lineno - 1]
         as_written = code.replace(f"from {module} import", "from s3aads import")
         outcomes.append((as_written, result if shown or result[0] == "raised" else ("value", "not shown")))

@@ -231,7 +231,8 @@ def test_keys_other_tools_wrote_are_skipped_never_read_as_another_row(db: Databa
         assert table.query() == ours
     with pytest.warns(SkippedKeysWarning, match="skipped 7 object"):
         frame = pd.read_s3aads(table)
-    assert frame.to_dict("records") == [{**row, "data": data} for row, data in zip(ours, [b"percent", b"dot", b"plain"])]
+    payloads = [b"percent", b"dot", b"plain"]
+    assert frame.to_dict("records") == [{**row, "data": data} for row, data in zip(ours, payloads, strict=True)]
     assert table.select(id="%") == b"percent" and table.select(id=".") == b"dot"
     with pytest.warns(SkippedKeysWarning, match="skipped 7 object"):
         assert table.distinct("id") == [("%",), (".",), ("a b",)]

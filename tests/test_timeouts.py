@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -53,10 +54,8 @@ class StallingServer:
                 if not chunk:
                     return
                 head += chunk
-            try:
+            with contextlib.suppress(OSError):  # the client gave up and closed the connection
                 self.respond(connection, self.stop, head)
-            except OSError:  # the client gave up and closed the connection
-                pass
 
     def close(self) -> None:
         self.stop.set()

@@ -137,7 +137,7 @@ class S3aadsAccessor:
         keys = []
         for position, values in enumerate(self._frame[list(codec.columns)].itertuples(index=False)):
             try:
-                keys.append(codec.to_key(dict(zip(codec.columns, values))))
+                keys.append(codec.to_key(dict(zip(codec.columns, values, strict=True))))
             except S3aadsError as error:
                 raise type(error)(f"row {self._frame.index[position]!r}: {error}") from None
         return keys
@@ -155,7 +155,7 @@ class S3aadsAccessor:
         for values, positions in grouped.items():
             row = values if isinstance(values, tuple) else (values,)
             try:
-                key = codec.to_key(dict(zip(codec.columns, row)))
+                key = codec.to_key(dict(zip(codec.columns, row, strict=True)))
             except S3aadsError as error:
                 raise type(error)(f"row {self._frame.index[positions[0]]!r}: {error}") from None
             by_key.setdefault(key, []).append(positions)  # 1 and "1" are one key
@@ -187,14 +187,16 @@ class S3aadsAccessor:
             )
         keys = self._keys(codec)
         bodies = []
-        for label, value in zip(self._frame.index, self._frame[data]):
+        for label, value in zip(self._frame.index, self._frame[data], strict=True):
             try:
                 bodies.append(encode(value))
             except (TypeError, ValueError) as error:
                 raise type(error)(f"row {label!r}, column {data!r}: {error}") from None
-        return list(zip(keys, bodies))
+        return list(zip(keys, bodies, strict=True))
 
-    def _dataset_items(self, table: Table | str, partition_by: list[str], format: str) -> tuple[Table, list[tuple[str, bytes]]]:
+    def _dataset_items(
+        self, table: Table | str, partition_by: list[str], format: str
+    ) -> tuple[Table, list[tuple[str, bytes]]]:
         check_format(format)
         target = _dataset_table(table, partition_by)
         if list(target.codec.columns) != partition_by:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from typing import Any, Union
+from typing import Any
 
 import pandas as pd
 
@@ -15,7 +15,7 @@ from s3aads_pandas.tables.datastore import bytes_like
 
 Decoder = Callable[[bytes], Any]
 Encoder = Callable[[Any], bytes]
-Codec = Union[str, Callable[..., Any], None]
+Codec = str | Callable[..., Any] | None
 
 DECODERS: dict[str, Decoder] = {
     "bytes": lambda data: data,

@@ -18,7 +18,8 @@ from s3aads_pandas.errors import (
 )
 from s3aads_pandas.frames.payloads import Codec, bytes_to_frame, check_format, decoder
 from s3aads_pandas.storage.adapter import PAGE_SIZE
-from s3aads_pandas.tables.datastore import Database, Row, Table
+from s3aads_pandas.tables.datastore import Database, Table
+from s3aads_pandas.tables.rows import Row
 from s3aads_pandas.tables.transfer import get_objects
 
 logger = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class _Loader:
 
     def _dataset(self, keys_frame: pd.DataFrame, parts: list[Any], positions: list[int]) -> pd.DataFrame:
         frames = []
-        for part, position in zip(parts, positions):
+        for part, position in zip(parts, positions, strict=True):
             keys = keys_frame.iloc[[position] * len(part)].reset_index(drop=True)
             frames.append(pd.concat([keys, part.reset_index(drop=True)], axis=1))
         if not frames:

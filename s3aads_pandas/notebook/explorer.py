@@ -21,7 +21,8 @@ from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError, extra_required
 from s3aads_pandas.frames.payloads import DECODERS
 from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.notebook.preview import render
-from s3aads_pandas.tables.datastore import Database, Row, Table
+from s3aads_pandas.tables.datastore import Database, Table
+from s3aads_pandas.tables.rows import Row
 
 with extra_required("notebook", "the explorer"):
     import ipywidgets as widgets

@@ -301,7 +301,7 @@ class Boto3Transport:
                 return None
             if status not in {301, 400, 403}:
                 raise
-            return error.response
+            return dict(error.response)
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` in the configured region; a directory bucket in the zone its name
@@ -391,7 +391,8 @@ class _DeadlineBody:
             yield from _pieces(read1, amt, self._deadline)
         except _StillArriving:
             self._raw.close()
-            raise ReadTimeoutError(endpoint_url=f"{self._url} (the answer was still arriving at the deadline)") from None
+            about = f"{self._url} (the answer was still arriving at the deadline)"
+            raise ReadTimeoutError(endpoint_url=about) from None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)

@@ -86,7 +86,7 @@ class Lister:
             return
         lows = [None, *bounds]
         ranges = [KeyRange(after if low is None else just_before(low), low, high)
-                  for low, high in zip(lows, [*bounds, before])]
+                  for low, high in zip(lows, [*bounds, before], strict=True)]
         logger.debug("listing s3://%s/%s in %d key ranges", self.bucket, prefix, len(ranges))
         yield from in_order(lambda part: self._pages(prefix, part), ranges, self.workers)
 

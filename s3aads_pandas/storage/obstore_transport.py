@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import obstore
 from obstore.auth.boto3 import Boto3CredentialProvider
@@ -74,7 +74,7 @@ LARGE_BODY = 8 * 1024 * 1024
 _DEADLINE_SLACK = 0.1
 
 
-class RememberedCredentials(Boto3CredentialProvider):  # type: ignore[misc]
+class RememberedCredentials(Boto3CredentialProvider):
     """boto3's credential chain for obstore, each credential it hands out registered for
     redaction: a refreshed session token (SSO, an assumed role, credential_process) is new."""
 
@@ -404,8 +404,8 @@ class ObstoreTransport:
 
 
 def _fetch(store: Any, key: str, options: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, str]]:
-    result = obstore.get(store, key, options=options or None)
-    return bytes(result.bytes()), result.meta, result.attributes
+    result = obstore.get(store, key, options=cast(Any, options) or None)
+    return bytes(result.bytes()), dict(result.meta), dict(result.attributes)
 
 
 def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:

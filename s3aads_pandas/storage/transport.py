@@ -57,8 +57,10 @@ class Transport(Protocol):
     failure raise :class:`~s3aads_pandas.errors.S3RequestError` (with S3's error code) or a more
     specific error of :mod:`s3aads_pandas.errors`."""
 
-    endpoint: str
     hooks: list[RequestHook]
+
+    @property
+    def endpoint(self) -> str: ...
 
     def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                   max_keys: int, delimiter: str | None) -> ListedPage: ...

@@ -64,7 +64,7 @@ def encode_segment(value: Any, column: str) -> str:
             f"column {column!r} got bytes {bytes(value)[:20]!r}; key values must be str or "
             "numbers (decode the bytes first)"
         )
-    if is_value_list(value) or isinstance(value, Mapping) or getattr(value, "ndim", 0):
+    if is_value_list(value) or isinstance(value, Mapping) or getattr(value, "ndim", False):
         raise InvalidValueError(
             f"column {column!r} got a {type(value).__name__} as its value; a key value is one str "
             "or number (a list of values means 'any of them' only in a filter)"
@@ -257,7 +257,7 @@ class KeyCodec:
         return segments
 
     def decode(self, segments: Sequence[str]) -> dict[str, str]:
-        return {c: decode_segment(s) for c, s in zip(self.columns, segments)}
+        return {c: decode_segment(s) for c, s in zip(self.columns, segments, strict=True)}
 
     def encode_filters(self, filters: Mapping[str, Any]) -> dict[str, frozenset[str]]:
         """Filters as sets of accepted segments; a list, tuple or set of values means IN."""

@@ -18,6 +18,7 @@ import pandas as pd
 
 from s3aads_pandas.config import configure
 from s3aads_pandas.errors import DatabaseNotFoundError, S3aadsError
+from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.frames.read import read_s3aads, resolve_table, split_table_name
 from s3aads_pandas.tables.datastore import Database, Table
 
@@ -261,8 +262,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 FILTER_HELP = "keep rows whose column equals the value; col=a,b or the column twice means any of them"
-DECODE_HELP = (f"payloads as str (UTF-8), json or bytes (default: str); in CSV and JSON lines files bytes are "
-               f"written as base64 under the header data{BASE64_SUFFIX}, which import decodes")
+def _decode_help() -> str:
+    codecs = ", ".join(f"{name} ({codec.description})" for name, codec in CODECS.items())
+    return (f"payloads as {codecs} (default: str); in CSV and JSON lines files bytes are written as base64 "
+            f"under the header data{BASE64_SUFFIX}, which import decodes")
 
 
 def _port(text: str) -> int:
@@ -315,14 +318,14 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
     query.add_argument("--format", choices=FILE_FORMATS, help="output format (default: from -o, else table)")
     query.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of the terminal")
-    query.add_argument("--decode", choices=("str", "json", "bytes"), default="str", help=DECODE_HELP)
+    query.add_argument("--decode", choices=tuple(CODECS), default="str", help=_decode_help())
     query.add_argument("--keys-only", action="store_true", help="key columns only, no payloads")
 
     export = command("export", "write the rows of DB/TABLE to a CSV, JSON lines or Parquet file", cmd_export)
     export.add_argument("table", metavar="DB/TABLE", help="the table to read")
     export.add_argument("file", metavar="FILE", help="a .csv, .jsonl (or .json) or .parquet file to write")
     export.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
-    export.add_argument("--decode", choices=("str", "json", "bytes"), default="str", help=DECODE_HELP)
+    export.add_argument("--decode", choices=tuple(CODECS), default="str", help=_decode_help())
 
     imports = command("import", "write the rows of a CSV, JSON lines or Parquet file to DB/TABLE", cmd_import)
     imports.add_argument("table", metavar="DB/TABLE", help="the table to write")

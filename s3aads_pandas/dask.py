@@ -20,7 +20,8 @@ import pandas as pd
 from s3aads_pandas.config import ConnectionSettings
 from s3aads_pandas.errors import InvalidArgumentError, InvalidValueError, extra_required
 from s3aads_pandas.frames.accessor import WriteResult
-from s3aads_pandas.frames.payloads import Codec, empty_frame_like
+from s3aads_pandas.frames.codecs import PayloadOption
+from s3aads_pandas.frames.formats import empty_frame_like
 from s3aads_pandas.frames.read import (
     Errors,
     check_errors,
@@ -128,7 +129,7 @@ def read_s3aads(
     table: Table | str,
     *,
     data: bool = True,
-    decode: Codec = "bytes",
+    decode: PayloadOption = "bytes",
     format: str | None = None,
     partition_on: str | None = None,
     npartitions: int | None = None,
@@ -243,7 +244,7 @@ def to_s3aads(
     data: str = "data",
     *,
     overwrite: bool = True,
-    encode: Codec = None,
+    encode: PayloadOption = None,
     partition_by: Sequence[str] | None = None,
     format: str | None = None,
     max_workers: int | None = None,

@@ -25,7 +25,7 @@ from s3aads_pandas import (
 )
 from s3aads_pandas import dask as dask_module
 from s3aads_pandas.dask import read_s3aads, to_s3aads
-from s3aads_pandas.frames import payloads
+from s3aads_pandas.frames import formats
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.local.faults import FaultPlan
 
@@ -183,7 +183,7 @@ def test_dataset_meta_comes_from_the_parquet_footer(
     frame["label"] = "x"
     frame["units"] = 7
     frame.s3aads.write("dask-db/wide", partition_by=["region"], format="parquet")
-    assert _object_size(db, "wide") > payloads.SAMPLE_BYTES
+    assert _object_size(db, "wide") > formats.SAMPLE_BYTES
     counter = count_requests(db)
     ddf = read_s3aads(Table("wide", db, ["region"]), format="parquet")
     ranges = [params.get("Range", "") for params in counter.params("GetObject")]
@@ -196,16 +196,16 @@ def test_dataset_meta_comes_from_the_parquet_footer(
 def test_dataset_meta_comes_from_the_first_lines_of_a_csv(db: Database, count_requests) -> None:
     frame = pd.DataFrame({"region": "eu", "n": range(10_000), "amount": 0.5, "note": "some text"})
     frame.s3aads.write("dask-db/lines", partition_by=["region"], format="csv")
-    assert _object_size(db, "lines") > payloads.SAMPLE_BYTES
+    assert _object_size(db, "lines") > formats.SAMPLE_BYTES
     counter = count_requests(db)
     ddf = read_s3aads(Table("lines", db, ["region"]), format="csv")
-    assert [p.get("Range") for p in counter.params("GetObject")] == [f"bytes=0-{payloads.SAMPLE_BYTES - 1}"]
+    assert [p.get("Range") for p in counter.params("GetObject")] == [f"bytes=0-{formats.SAMPLE_BYTES - 1}"]
     assert {c: str(t) for c, t in ddf.dtypes.items() if c != "region"} == {
         "n": "int64", "amount": "float64", "note": str(frame["note"].dtype)}
 
 
 def test_a_csv_sample_cut_inside_a_quoted_field_falls_back_to_the_whole_object(db: Database) -> None:
-    long_field = "line\n" * (payloads.SAMPLE_BYTES // 5)  # the sample ends inside this quoted field
+    long_field = "line\n" * (formats.SAMPLE_BYTES // 5)  # the sample ends inside this quoted field
     pd.DataFrame({"region": ["eu"], "n": [1], "text": [long_field]}).s3aads.write(
         "dask-db/quoted", partition_by=["region"], format="csv")
     ddf = read_s3aads(Table("quoted", db, ["region"]), format="csv")

@@ -17,13 +17,8 @@ from s3aads_pandas.errors import (
     InvalidValueError,
     S3aadsError,
 )
-from s3aads_pandas.frames.payloads import (
-    Codec,
-    check_format,
-    decoder,
-    encoder,
-    frame_to_bytes,
-)
+from s3aads_pandas.frames.codecs import PayloadOption, decoder, encoder
+from s3aads_pandas.frames.formats import check_format, frame_to_bytes
 from s3aads_pandas.frames.read import (
     Errors,
     check_errors,
@@ -72,7 +67,7 @@ class S3aadsAccessor:
         data: str = "data",
         *,
         overwrite: bool = True,
-        encode: Codec = None,
+        encode: PayloadOption = None,
         partition_by: Sequence[str] | None = None,
         format: str | None = None,
         metadata: Mapping[str, Any] | None = None,
@@ -106,7 +101,7 @@ class S3aadsAccessor:
         self,
         table: Table | str,
         *,
-        decode: Codec = "bytes",
+        decode: PayloadOption = "bytes",
         data: str = "data",
         max_workers: int | None = None,
         progress: bool | None = None,

@@ -16,7 +16,8 @@ from s3aads_pandas.errors import (
     InvalidArgumentError,
     TableNotFoundError,
 )
-from s3aads_pandas.frames.payloads import Codec, bytes_to_frame, check_format, decoder
+from s3aads_pandas.frames.codecs import PayloadOption, decoder
+from s3aads_pandas.frames.formats import bytes_to_frame, check_format
 from s3aads_pandas.storage.adapter import PAGE_SIZE
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
@@ -78,7 +79,7 @@ def read_s3aads(
     *,
     columns: Sequence[str] | None = None,
     data: bool = True,
-    decode: Codec = "bytes",
+    decode: PayloadOption = "bytes",
     format: str | None = None,
     distinct: bool = False,
     dtype: Any = None,
@@ -133,7 +134,7 @@ def read_s3aads(
     return loader.frame(list(rows))
 
 
-def read_rows(table: Table, rows: list[Row], *, data: bool = True, decode: Codec = "bytes",
+def read_rows(table: Table, rows: list[Row], *, data: bool = True, decode: PayloadOption = "bytes",
               format: str | None = None, progress: bool | None = None) -> pd.DataFrame:
     """The DataFrame of rows listed elsewhere (a Dask task's range), as :func:`read_s3aads` makes it."""
     loader = _Loader(table, list(table.codec.columns), data, decode, format, dtype=None, dtype_backend=None,
@@ -152,7 +153,7 @@ def _batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
 class _Loader:
     """Turns listed rows into DataFrames the way one read_s3aads call asked for."""
 
-    def __init__(self, table: Table, columns: list[str], data: bool, decode: Codec, format: str | None,
+    def __init__(self, table: Table, columns: list[str], data: bool, decode: PayloadOption, format: str | None,
                  dtype: Any, dtype_backend: str | None, max_workers: int | None,
                  progress: bool | None, errors: Errors) -> None:
         self.table = table

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from s3aads_pandas.errors import SqlError, extra_required
+from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.notebook.query import Plan, Source
 from s3aads_pandas.storage.adapter import PAGE_SIZE
@@ -34,8 +35,7 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
             types = [str(t) for t in relation.types]
             result = relation.df()
         except duckdb.Error as error:
-            not_json = _first_not_json(query, registered) if "Malformed JSON" in str(error) else None
-            raise not_json or _sql_error(error, query.sources) from None
+            raise _first_unreadable(query, registered) or _sql_error(error, query.sources) from None
     result = _python_values(result, types)
     if query.payload_columns:
         (source,) = query.sources
@@ -77,20 +77,25 @@ def _sql_error(error: Exception, sources: list[Source]) -> SqlError:
     return SqlError(message)
 
 
-def _first_not_json(query: Plan, registered: dict[str, pd.DataFrame]) -> SqlError | None:
-    """Which row's payload ``--decode json`` could not read, by its key columns."""
+def _first_unreadable(query: Plan, registered: dict[str, pd.DataFrame]) -> SqlError | None:
+    """Which row's payload DuckDB could not cast to the ``--decode`` codec's SQL type, by its key
+    columns; None when every payload reads (the statement failed for another reason)."""
+    codec = CODECS[query.decode]
+    if codec.sql_type is None:
+        return None
     for source in query.sources:
         frame = registered[source.view]
         for position, text in enumerate(frame["data"] if source.fetch == "listed" else ()):
             if text is None:  # a row deleted since it was listed: NULL, which DuckDB takes
                 continue
             try:
-                json.loads(text)
+                codec.decode(text.encode("utf-8"))
             except ValueError as error:
                 row = frame.iloc[position]
                 named = ", ".join(f"{column}={row[column]!r}" for column in source.table.columns)
-                return SqlError(f"the payload of {source.table.name} row {named} is not JSON ({error}): "
-                                "use --decode str or bytes, or leave that row out with WHERE")
+                others = " or ".join(name for name in CODECS if name != codec.name)
+                return SqlError(f"the payload of {source.table.name} row {named} is not {codec.description} "
+                                f"({error}): use --decode {others}, or leave that row out with WHERE")
     return None
 
 
@@ -99,20 +104,22 @@ def _aliased(view: str, name: str) -> exp.Table:
 
 
 def _with_payloads(source: Source, keys: pd.DataFrame, decode: str, progress: bool | None) -> pd.DataFrame:
-    if source.fetch == "listed":  # JSON is parsed by DuckDB, from text
-        return keys.s3aads.fetch(source.table, decode="str" if decode == "json" else decode, progress=progress)
+    if source.fetch == "listed":  # a codec with an SQL type is parsed by DuckDB, from text
+        handed = "str" if CODECS[decode].sql_type else decode
+        return keys.s3aads.fetch(source.table, decode=handed, progress=progress)
     if source.fetch == "result":  # row numbers stand in for payloads until the result is known
         return keys.assign(data=pd.Series(range(len(keys)), dtype="int64"))
     return keys
 
 
 def _register(connection: Any, source: Source, frame: pd.DataFrame, decode: str) -> None:
-    if decode != "json" or source.fetch != "listed":
+    sql_type = CODECS[decode].sql_type
+    if sql_type is None or source.fetch != "listed":
         connection.register(source.view, frame)
         return
     connection.register(f"{source.view}_text", frame)
     connection.execute(
-        f'CREATE VIEW "{source.view}" AS SELECT * REPLACE (data::JSON AS data) FROM "{source.view}_text"'
+        f'CREATE VIEW "{source.view}" AS SELECT * REPLACE (data::{sql_type} AS data) FROM "{source.view}_text"'
     )
 
 

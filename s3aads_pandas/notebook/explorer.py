@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError, extra_required
-from s3aads_pandas.frames.payloads import DECODERS
+from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.notebook.preview import render
 from s3aads_pandas.tables.datastore import Database, Table
@@ -87,8 +87,9 @@ class Explorer(widgets.VBox):
         self.grid.add_class("s3aads-grid")
         self.preview = widgets.HTML()
         self.preview.add_class("s3aads-preview")
-        self.decode = widgets.ToggleButtons(options=list(DECODERS), value="bytes", description="Decode",
-                                            tooltip="how the payloads are decoded into the data column")
+        self.decode = widgets.ToggleButtons(options=list(CODECS), value="bytes", description="Decode",
+                                            tooltip="how the payloads are decoded into the data column",
+                                            tooltips=[codec.description for codec in CODECS.values()])
         self.load_button = widgets.Button(description="Load DataFrame", icon="download", button_style="primary",
                                           disabled=True)
         self.load_progress = widgets.IntProgress(value=0, min=0, max=1, description="Loaded",

@@ -16,7 +16,7 @@ import pandas as pd
 
 from s3aads_pandas.config import ConnectionSettings, default_settings
 from s3aads_pandas.errors import SqlError, extra_required
-from s3aads_pandas.frames.payloads import DECODERS
+from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.notebook import engine
 from s3aads_pandas.notebook.query import Plan, explain, plan
 from s3aads_pandas.tables.datastore import Database, Table
@@ -44,8 +44,8 @@ class Context:
     databases: dict[str, Database] = dataclasses.field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.decode not in DECODERS:
-            raise SqlError(f"--decode takes one of {', '.join(DECODERS)}, got {self.decode!r}")
+        if self.decode not in CODECS:
+            raise SqlError(f"--decode takes one of {', '.join(CODECS)}, got {self.decode!r}")
 
     def database_named(self, name: str) -> Database:
         if name not in self.databases:

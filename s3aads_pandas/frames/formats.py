@@ -1,71 +1,14 @@
-"""Payload codecs: how a row's bytes become a Python value and back, and how a group of rows
-becomes one object in dataset mode (Parquet, CSV, JSON lines)."""
+"""Dataset formats: how a group of rows becomes one object in dataset mode (Parquet, CSV, JSON
+lines), and how its columns are learned from part of it. Payloads of single rows: ``codecs``."""
 
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
-from typing import Any
 
 import pandas as pd
 
 from s3aads_pandas.errors import InvalidArgumentError, PayloadTypeError
-from s3aads_pandas.tables.datastore import bytes_like
-
-Decoder = Callable[[bytes], Any]
-Encoder = Callable[[Any], bytes]
-Codec = str | Callable[..., Any] | None
-
-DECODERS: dict[str, Decoder] = {
-    "bytes": lambda data: data,
-    "str": lambda data: data.decode("utf-8"),
-    "json": json.loads,
-}
-
-
-def decoder(decode: Codec) -> Decoder:
-    """``"bytes"`` (as stored), ``"str"`` (UTF-8), ``"json"``, or a callable taking bytes."""
-    if callable(decode):
-        return decode
-    if decode is None:
-        return DECODERS["bytes"]
-    if decode in DECODERS:
-        return DECODERS[decode]
-    raise InvalidArgumentError(
-        f"decode must be one of {', '.join(map(repr, DECODERS))} or a callable, got {decode!r}"
-    )
-
-
-def _raw(value: Any) -> bytes:
-    raw = bytes_like(value)
-    if raw is not None:
-        return raw
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise PayloadTypeError(
-        f"payload must be bytes or str, got {type(value).__name__}: pass encode='json' or a "
-        "callable that returns bytes"
-    )
-
-
-ENCODERS: dict[str, Encoder] = {
-    "bytes": _raw,
-    "json": lambda value: json.dumps(value, ensure_ascii=False).encode("utf-8"),
-}
-
-
-def encoder(encode: Codec) -> Encoder:
-    """None (bytes as they are, str as UTF-8, anything else refused), ``"json"``, or a callable."""
-    if encode is None:
-        return _raw
-    if callable(encode):
-        return lambda value: _raw(encode(value))
-    if encode in ENCODERS:
-        return ENCODERS[encode]
-    raise InvalidArgumentError(
-        f"encode must be one of {', '.join(map(repr, ENCODERS))}, a callable or None, got {encode!r}"
-    )
 
 
 def _to_parquet(frame: pd.DataFrame) -> bytes:

@@ -10,8 +10,7 @@ import itertools
 import logging
 import random as _random
 import threading
-from collections import namedtuple
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from s3aads_pandas.config import ConnectionSettings, default_settings
@@ -28,10 +27,10 @@ from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
 from s3aads_pandas.storage.buckets import lists_in_key_order
 from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables import column_record
+from s3aads_pandas.tables.compat import DatabaseCompat, TableCompat
 from s3aads_pandas.tables.keys import (
     KeyCodec,
     decode_segment,
-    has_methods,
     validate_columns,
     validate_database_name,
     validate_table_name,
@@ -43,7 +42,7 @@ logger = logging.getLogger(__name__)
 #: What listings hand out: rows, or the objects of a table without columns.
 T = TypeVar("T", Row, Listed)
 
-class Database:
+class Database(DatabaseCompat):
     """An S3 bucket. Nothing talks to S3 until a method that needs it is called.
 
     Connection settings come from :func:`s3aads_pandas.configure` unless given here, as a
@@ -58,7 +57,6 @@ class Database:
         self._lock = threading.Lock()
         self._recorded: dict[str, tuple[str, ...]] = {}
         self._wide_stores: dict[int, ObjectStore] = {}
-        self._resource: Any = None
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.settings.endpoint_url!r}" if self.settings.endpoint_url else ""
@@ -72,22 +70,6 @@ class Database:
                 if self._store is None:
                     self._store = self.settings.open_store()
         return self._store
-
-    @property
-    def bucket(self) -> Any:
-        """The boto3 ``Bucket`` resource of this database, as s3aads 2.x exposes it."""
-        return self.s3_resource().Bucket(self.name)
-
-    def s3_resource(self) -> Any:
-        """boto3's S3 service resource over this database's boto3 client (made on first use)."""
-        if self._resource is None:
-            import boto3
-
-            client = self.store.boto3_client
-            resource = boto3.session.Session().resource("s3", region_name=client.meta.region_name or "us-east-1")
-            resource.meta.client = client
-            self._resource = resource
-        return self._resource
 
     def store_for(self, workers: int) -> tuple[ObjectStore, int]:
         """A store whose connection pool fits ``workers`` threads, and the workers it allows.
@@ -208,7 +190,6 @@ class Database:
             )
 
 SORT_FIELDS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
-_FILTER_METHOD = "filter_objects_by_"
 
 
 class Versioned(NamedTuple):
@@ -218,18 +199,19 @@ class Versioned(NamedTuple):
     etag: str
 
 
-class Table:
+class Table(TableCompat):
     """A top-level "folder" of a bucket whose further key segments are the columns.
 
     ``database`` is a :class:`Database` or a bucket name. Without ``columns`` the table uses
     the columns recorded in the bucket, if any.
     """
 
+    database: Database
+
     def __init__(self, name: str, database: Database | str, columns: Sequence[str] | None = None) -> None:
         self.name = validate_table_name(name)
         self.database = database if isinstance(database, Database) else Database(database)
         self._columns = validate_columns(columns) if columns else None
-        self._object_type: type | None = None
 
     def __repr__(self) -> str:
         columns = list(self._columns) if self._columns is not None else "<not loaded>"
@@ -251,7 +233,6 @@ class Table:
     def columns(self, columns: Sequence[str]) -> None:
         """``table.columns = [...]``, as s3aads 2.x code does after ``get_table``."""
         self._columns = validate_columns(columns) if columns else None
-        self._object_type = None
 
     @property
     def codec(self) -> KeyCodec:
@@ -263,26 +244,6 @@ class Table:
                 "for a table written without a column record"
             )
         return KeyCodec(self.name, columns)
-
-    def __getattr__(self, attribute: str) -> Callable[..., Any]:
-        """``<column>s()`` and ``filter_objects_by_<column>(value)``, as in s3aads."""
-        if attribute.startswith("_"):
-            raise AttributeError(attribute)
-        if attribute.startswith(_FILTER_METHOD):
-            column = attribute[len(_FILTER_METHOD):]
-            if column in self.columns:
-                def filter_by(val: Any) -> list[Any]:  # s3aads 2.x's parameter name
-                    return self.filter_objects_by(**{column: val})
-                return filter_by
-        elif attribute.endswith("s") and attribute[:-1] in self.columns:
-            column = attribute[:-1]
-            return lambda: [values[0] for values in self.distinct([column])]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
-
-    def __dir__(self) -> list[str]:
-        named = [c for c in self._columns or () if has_methods(c)]
-        extra = [f"{c}s" for c in named] + [f"{_FILTER_METHOD}{c}" for c in named]
-        return sorted(set(super().__dir__()) | set(extra))
 
     # -- rows by column values --------------------------------------------------------------------
 
@@ -420,42 +381,9 @@ class Table:
         """Every object under the table, whatever its depth: the rows of a table without columns."""
         return self.lister().objects(self._full_key(""))
 
-    @property
-    def objects(self) -> list[Any]:
-        """Every row as a namedtuple ``Object`` with one field per column (columns that are not
-        identifiers get positional names ``_0, _1...``). Without columns, as in s3aads 2.x, an
-        ``Object()`` with no field per key."""
-        if not self.columns:
-            return [self._object_type_for()() for _ in self.keys]
-        return self.filter_objects_by()
-
-    def first_column_values(self) -> list[str]:
-        """The distinct values of the first key segment, sorted (one Delimiter listing per 1,000)."""
-        return sorted(self._folder_values(self._full_key("")))
-
     def _folder_values(self, prefix: str) -> set[str]:
         store, bucket = self.database.store, self.database.name
         return folder_values(store.iter_common_prefixes(bucket, prefix), prefix, bucket)
-
-    def select_all_by_filter(self, key: str = "") -> list[Any]:
-        """boto3 ``ObjectSummary`` objects of every key that starts with ``key``, as in s3aads 2.x."""
-        resource = self.database.s3_resource()
-        summaries = []
-        for obj in self.database.store.iter_objects(self.database.name, self._full_key(key)):
-            summary = resource.ObjectSummary(self.database.name, obj["Key"])
-            summary.meta.data = obj
-            summaries.append(summary)
-        return summaries
-
-    def filter_objects_by(self, **filters: Any) -> list[Any]:
-        """Rows matching the filters, as namedtuples ``Object``."""
-        make = self._object_type_for()
-        return [make(*row.values()) for row in self.query(**filters)]  # rows list the columns in order
-
-    def _object_type_for(self) -> type:
-        if self._object_type is None:
-            self._object_type = namedtuple("Object", self.columns, rename=True)  # type: ignore[misc]
-        return self._object_type
 
     def count(self, **filters: Any) -> int:
         """Number of rows (matching the filters, if any); of objects, for a table without columns."""

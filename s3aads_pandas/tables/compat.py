@@ -1,0 +1,119 @@
+"""The s3aads 2.x surface that is not the datastore's own: boto3 resources, per-column methods,
+namedtuple rows. ``Database`` and ``Table`` are built from these mixins, so that the core reads
+on its own in ``datastore`` and boto3's resource API is used in this one file.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from s3aads_pandas.tables.keys import has_methods
+
+if TYPE_CHECKING:
+    from s3aads_pandas.storage.adapter import ObjectStore
+
+#: s3aads 2.x's generated filters: ``filter_objects_by_<column>(val)``.
+FILTER_METHOD = "filter_objects_by_"
+
+
+class DatabaseCompat:
+    """``db.bucket`` and the boto3 resource behind it, as s3aads 2.x exposes them."""
+
+    if TYPE_CHECKING:
+        name: str
+
+        @property
+        def store(self) -> ObjectStore: ...
+
+    @property
+    def bucket(self) -> Any:
+        """The boto3 ``Bucket`` resource of this database, as s3aads 2.x exposes it."""
+        return self._s3_resource.Bucket(self.name)
+
+    @functools.cached_property
+    def _s3_resource(self) -> Any:
+        """boto3's S3 service resource over this database's boto3 client (made on first use)."""
+        import boto3
+
+        client = self.store.boto3_client
+        resource = boto3.session.Session().resource("s3", region_name=client.meta.region_name or "us-east-1")
+        resource.meta.client = client
+        return resource
+
+
+class TableCompat:
+    """``<column>s()``, ``filter_objects_by_<column>()``, ``objects``, ``first_column_values()``
+    and ``select_all_by_filter()``, as in s3aads 2.x."""
+
+    if TYPE_CHECKING:
+        name: str
+        database: DatabaseCompat
+        _columns: tuple[str, ...] | None
+
+        @property
+        def columns(self) -> list[str]: ...
+        @property
+        def keys(self) -> list[str]: ...
+        def query(self, **filters: Any) -> list[dict[str, str]]: ...
+        def distinct(self, columns: list[str], **filters: Any) -> list[tuple[str, ...]]: ...
+        def _folder_values(self, prefix: str) -> set[str]: ...
+
+    def __getattr__(self, attribute: str) -> Callable[..., Any]:
+        """``<column>s()`` and ``filter_objects_by_<column>(value)``, as in s3aads."""
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        if attribute.startswith(FILTER_METHOD):
+            column = attribute[len(FILTER_METHOD):]
+            if column in self.columns:
+                def filter_by(val: Any) -> list[Any]:  # s3aads 2.x's parameter name
+                    return self.filter_objects_by(**{column: val})
+                return filter_by
+        elif attribute.endswith("s") and attribute[:-1] in self.columns:
+            column = attribute[:-1]
+            return lambda: [values[0] for values in self.distinct([column])]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+
+    def __dir__(self) -> list[str]:
+        named = [c for c in self._columns or () if has_methods(c)]
+        extra = [f"{c}s" for c in named] + [f"{FILTER_METHOD}{c}" for c in named]
+        return sorted(set(super().__dir__()) | set(extra))
+
+    @property
+    def objects(self) -> list[Any]:
+        """Every row as a namedtuple ``Object`` with one field per column (columns that are not
+        identifiers get positional names ``_0, _1...``). Without columns, as in s3aads 2.x, an
+        ``Object()`` with no field per key."""
+        if not self.columns:
+            return [_object_type(())() for _ in self.keys]
+        return self.filter_objects_by()
+
+    def filter_objects_by(self, **filters: Any) -> list[Any]:
+        """Rows matching the filters, as namedtuples ``Object``."""
+        make = _object_type(tuple(self.columns))
+        return [make(*row.values()) for row in self.query(**filters)]  # rows list the columns in order
+
+    def first_column_values(self) -> list[str]:
+        """The distinct values of the first key segment, sorted (one Delimiter listing per 1,000)."""
+        return sorted(self._folder_values(f"{self.name}/"))
+
+    def select_all_by_filter(self, key: str = "") -> list[Any]:
+        """boto3 ``ObjectSummary`` objects of every key that starts with ``key``, as in s3aads 2.x."""
+        resource = self.database._s3_resource
+        summaries = []
+        for obj in self.database.store.iter_objects(self.database.name, f"{self.name}/{key}"):
+            summaries.append(_summary(resource, self.database.name, obj))
+        return summaries
+
+
+def _summary(resource: Any, bucket: str, listed: Mapping[str, Any]) -> Any:
+    summary = resource.ObjectSummary(bucket, listed["Key"])
+    summary.meta.data = listed
+    return summary
+
+
+@functools.lru_cache(maxsize=64)
+def _object_type(columns: tuple[str, ...]) -> type:
+    return namedtuple("Object", columns, rename=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -193,6 +194,13 @@ def test_user_errors_are_one_line_and_fail_the_cell(shell: InteractiveShell, db:
     assert shown.startswith("MagicError: ") and message in shown
 
 
+def test_the_magic_says_its_options_in_its_help(ipython: InteractiveShell) -> None:
+    help_text = ipython.find_cell_magic("s3aads").__doc__  # what %%s3aads? shows
+    assert help_text.startswith("::\n\n  %s3aads [-o NAME] [--database DB] [--limit N] [--decode CODEC]")
+    assert re.search(r"--decode CODEC +how the payload column reads: bytes, str, json", help_text)
+    assert "let a DELETE without WHERE delete every row" in help_text
+
+
 def test_bad_options_are_one_line_errors(shell: InteractiveShell) -> None:
     with pytest.raises(MagicError, match="no statement given"):
         run(shell, "%s3aads --limit 3")
@@ -202,6 +210,8 @@ def test_bad_options_are_one_line_errors(shell: InteractiveShell) -> None:
         run(shell, "%%s3aads --limit many\nSELECT id FROM daily")
     with pytest.raises(MagicError, match="put the SQL in the cell"):
         run(shell, "%%s3aads SELECT 1\nSELECT id FROM daily")
+    with pytest.raises(MagicError, match="option --database needs a value"):
+        run(shell, "%%s3aads --explain --database\nSELECT id FROM daily")
 
 
 def test_columns_that_are_not_identifiers_are_quoted(shell: InteractiveShell, table: Table) -> None:

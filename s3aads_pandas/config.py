@@ -52,7 +52,8 @@ class ConnectionSettings:
 
     ``session`` or ``client`` hand over a ready boto3 object; ``config`` is merged over the
     defaults (the timeouts below, a connection pool as large as ``max_workers``). Credentials
-    given here never appear in the repr.
+    given here never appear in the repr. ``public_keys`` says the keys given are no secret (a
+    local endpoint's, which it prints for anyone), so that they may travel in a Dask task graph.
 
     Every request has a ``connect_timeout`` and a ``read_timeout`` (seconds, for each attempt;
     ``None`` takes ``config``'s, else 5 and 20) and a ``deadline`` for all its attempts and the
@@ -72,6 +73,7 @@ class ConnectionSettings:
     aws_access_key_id: str | None = dataclasses.field(default=None, repr=False)
     aws_secret_access_key: str | None = dataclasses.field(default=None, repr=False)
     aws_session_token: str | None = dataclasses.field(default=None, repr=False)
+    public_keys: bool = False
     session: boto3.session.Session | None = dataclasses.field(default=None, repr=False)
     client: Any = dataclasses.field(default=None, repr=False)
     config: Config | None = dataclasses.field(default=None, repr=False)

@@ -30,7 +30,6 @@ from s3aads_pandas.frames.read import (
     resolve_table,
     split_table_name,
 )
-from s3aads_pandas.local.server import LOCAL_CREDENTIALS
 from s3aads_pandas.storage.adapter import PAGE_SIZE
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.keys import is_value_list
@@ -45,10 +44,6 @@ MAX_PARTITIONS = 256
 #: What a group of values aims to hold, estimated from one page of the listing.
 PARTITION_ROWS = 1_000
 PARTITION_BYTES = 128 * 2**20
-
-
-#: The local endpoint's keys, which it prints for anyone to use: not secrets, so tasks may carry them.
-_LOCAL_KEYS = (LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"], LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +65,7 @@ class _TableSpec:
                 "region_name or profile_name instead of a ready boto3 client or session"
             )
         keys = (settings.aws_access_key_id, settings.aws_secret_access_key, settings.aws_session_token)
-        if any(keys) and keys != _LOCAL_KEYS:
+        if any(keys) and not settings.public_keys:
             raise InvalidArgumentError(
                 "Dask workers take their credentials from their own environment (AWS_ACCESS_KEY_ID..., "
                 "a profile, an instance role), never from the task graph: give the Database a "

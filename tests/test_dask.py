@@ -26,7 +26,7 @@ from s3aads_pandas import (
 from s3aads_pandas import dask as dask_module
 from s3aads_pandas.dask import read_s3aads, to_s3aads
 from s3aads_pandas.frames import formats
-from s3aads_pandas.local import LocalS3
+from s3aads_pandas.local import LOCAL_CREDENTIALS, LocalS3
 from s3aads_pandas.local.faults import FaultPlan
 
 DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
@@ -149,6 +149,12 @@ def test_explicit_credentials_are_refused_before_any_request(client: Client, db:
     with pytest.raises(InvalidArgumentError, match="profile_name"):
         to_s3aads(dd.from_pandas(events(6), npartitions=2), table)
     assert counter.total == 0
+    if db.settings.endpoint_url:  # keys anyone may know (the local endpoint's) may travel
+        public = Database("dask-db", endpoint_url=db.settings.endpoint_url, public_keys=True,
+                          aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        bought = read_s3aads(Table("events", public, ["kind", "id"]), kind="buy").compute()
+        assert len(bought) == len(read_s3aads(Table("events", db, ["kind", "id"]), kind="buy").compute()) > 0
 
 
 def test_tasks_on_a_worker_share_one_store(client: Client, db: Database) -> None:

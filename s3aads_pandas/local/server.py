@@ -213,6 +213,7 @@ class LocalS3:
             region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            public_keys=True,
         )
 
     def environ(self) -> dict[str, str]:

@@ -9,7 +9,6 @@ thread so the notebook stays responsive; ``wait()`` joins that thread (for scrip
 from __future__ import annotations
 
 import html
-import inspect
 import logging
 import threading
 from collections.abc import Callable
@@ -17,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError, extra_required
+from s3aads_pandas.errors import S3aadsError, extra_required
 from s3aads_pandas.frames.codecs import CODECS
-from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.notebook.browsing import MODIFIED, SIZE, Browsing, Cancelled, describe_choice, table_label
 from s3aads_pandas.notebook.preview import render
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
@@ -35,7 +34,7 @@ PAGE_SIZES = (10, 20, 50, 100)
 GRID_ROWS = 10_000
 #: Rows of the loaded frame shown under it.
 HEAD_ROWS = 5
-SIZE, MODIFIED = "size (bytes)", "last modified (UTC)"
+__all__ = ["MODIFIED", "SIZE", "Explorer"]
 
 #: Voila's page sets a 28px line-height, and widths of 100% plus a border overflow their box.
 _STYLE = """<style>
@@ -48,25 +47,19 @@ _STYLE = """<style>
 </style>"""
 
 
-class _Cancelled(Exception):
-    """Raised inside a background task when the user pressed Cancel."""
-
-
 class Explorer(widgets.VBox):
     """Pick a database and a table, filter any column, browse and preview rows, load a frame.
 
     The loaded frame is ``explorer.df``; ``explorer.code`` holds the ``pd.read_s3aads`` call
-    that reproduces the selection.
+    that reproduces the selection. What is browsed is ``explorer.browsing`` (no widgets); this
+    class draws it and runs its listings and loads on a background thread.
     """
 
     def __init__(self, source: Table | Database | str | None = None, *, page_size: int = 20) -> None:
         super().__init__(layout=widgets.Layout(width="100%"))
         self.add_class("s3aads-explorer")
         self.df: pd.DataFrame | None = None
-        self.table: Table | None = source if isinstance(source, Table) else None
-        self.database: Database | None = source.database if isinstance(source, Table) else (
-            source if isinstance(source, Database) else Database(source) if source else None)
-        self.rows: list[Row] = []
+        self.browsing = Browsing(source)
         self._task: threading.Thread | None = None
         self._cancel = threading.Event()
         self._quiet = False  # set while the explorer itself changes a picker: not the user's choice
@@ -83,7 +76,7 @@ class Explorer(widgets.VBox):
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
                                              tooltip="list the table again, for rows written since")
-        self.grid = ITable(self._grid_frame([]), **self._grid_options())
+        self.grid = ITable(self.browsing.grid_frame([]), **self._grid_options())
         self.grid.add_class("s3aads-grid")
         self.preview = widgets.HTML()
         self.preview.add_class("s3aads-preview")
@@ -118,11 +111,23 @@ class Explorer(widgets.VBox):
         self.load_button.on_click(self._guard(lambda _: self.load()))
         self._guard(lambda _: self._start())(None)
 
+    @property
+    def table(self) -> Table | None:
+        return self.browsing.table
+
+    @property
+    def database(self) -> Database | None:
+        return self.browsing.database
+
+    @property
+    def rows(self) -> list[Row]:
+        return self.browsing.rows
+
     # -- set-up -----------------------------------------------------------------------------------
 
     def _start(self) -> None:
         if self.table is not None:
-            label = self._table_label(self.table.name, self.table.columns)
+            label = table_label(self.table.name, self.table.columns)
             self._quietly(self.table_picker, options=[(label, self.table.name)], value=self.table.name)
             self.table_picker.disabled = True
             self._open(self.table)
@@ -140,40 +145,27 @@ class Explorer(widgets.VBox):
             return
         self.cancel()
         self.wait()
-        self.database = Database(change["new"])
+        self.browsing.open_database(change["new"])
         self._list_tables()
 
     def _list_tables(self) -> None:
-        assert self.database is not None  # only called with a database chosen
-        self.table, self.rows = None, []
+        labels = self.browsing.table_choices()
         self._clear()
-        names = self.database.tables
-        labels = [(self._table_label(name, self.database.recorded_columns(name)), name) for name in names]
         self._quietly(self.table_picker, options=labels, value=None)
-        if not names:
+        if not labels:
             self.status.value = "<i>this database has no tables</i>"
             return
-        self.table_picker.value = names[0]
-
-    @staticmethod
-    def _table_label(name: str, columns: Any) -> str:
-        shown = ", ".join(columns) if columns else "columns inferred from the keys"
-        return f"{name} ({shown})"
+        self.table_picker.value = labels[0][1]
 
     def _on_table(self, change: dict[str, Any]) -> None:
         if change["new"] is None or self._quiet or self.database is None:
             return
-        table = self.database.get_table(change["new"], infer_columns=True)
-        if table is None:
-            raise S3aadsError(f"table {change['new']!r} has no rows any more: press Refresh")
-        self._open(table)
+        self._open(change["new"])
 
-    def _open(self, table: Table) -> None:
-        if not table.columns:
-            raise ColumnsNotSetError(f"table {table.name!r} has no columns to explore")
-        self.table = table
+    def _open(self, table: Table | str) -> None:
+        opened = self.browsing.open_table(table)
         self.filters = {}
-        for column in table.columns:
+        for column in opened.columns:
             selector = widgets.SelectMultiple(description=column, options=[], rows=6,
                                               tooltip="no choice: any value")
             selector.observe(self._guard(self._on_filter), names="value")
@@ -185,7 +177,7 @@ class Explorer(widgets.VBox):
         self.filters = {}
         self.filter_box.children = []
         self.summary.value = self.preview.value = self.loaded.value = self.code.value = ""
-        self.grid.update(self._grid_frame([]), selected_rows=[])
+        self.grid.update(self.browsing.grid_frame([]), selected_rows=[])
         self.load_button.disabled = True
 
     # -- filters ----------------------------------------------------------------------------------
@@ -213,13 +205,6 @@ class Explorer(widgets.VBox):
         finally:
             self._quiet = False
 
-    def _describe_selection(self) -> str:
-        parts = []
-        for column, values in self.selection().items():
-            shown = f"= {values[0]}" if len(values) == 1 else "∈ {" + ", ".join(values) + "}"
-            parts.append(f"{column} {shown}")
-        return html.escape(" · ".join(parts) if parts else "all rows (choose values to filter any column)")
-
     # -- listing ----------------------------------------------------------------------------------
 
     def _refresh_all(self) -> None:
@@ -232,44 +217,27 @@ class Explorer(widgets.VBox):
     def refresh(self) -> None:
         """List the matching rows in the background. Leading chosen columns narrow the listing;
         the other choices are applied to it, and every column's choices come from it."""
-        assert self.table is not None  # only called with a table open
-        table, chosen = self.table, self.selection()
-        leading = len(table.codec.narrowed_columns(table.codec.encode_filters(chosen)))
-        columns = list(self.filters)
-        narrowing = {c: chosen[c] for c in columns[:leading]}
-        applied = {columns.index(c): set(v) for c, v in chosen.items() if c not in narrowing}
-        self.summary.value = self._describe_selection()
+        chosen = self.selection()
+        self.summary.value = describe_choice(chosen)
         self._show_code()
         self.preview.value = self.loaded.value = ""
 
+        def progress(rows: list[Row]) -> None:
+            if len(rows) == self.page_size:
+                self._show_rows(listing=True)  # the first page, while the listing goes on
+            if len(rows) % 1000 == 0:
+                self.status.value = f"listing… {len(rows):,} rows so far"
+
         def task() -> None:
-            for position in range(leading):  # a chosen column offers all its values, not only those
-                before = {c: chosen[c] for c in columns[:position]}
-                self._set_choices(columns[position], [v[0] for v in table.distinct([columns[position]], **before)])
-            seen: list[set[str]] = [set() for _ in columns]
-            rows: list[Row] = []
-            self.rows = rows
-            for row in table.iter_rows(**narrowing):
-                if self._cancel.is_set():
-                    raise _Cancelled
-                values = list(table.codec.decode(row.segments).values())
-                for position in range(leading, len(columns)):
-                    seen[position].add(values[position])
-                if all(values[p] in wanted for p, wanted in applied.items()):
-                    rows.append(row)
-                    if len(rows) == self.page_size:
-                        self._show_rows(listing=True)  # the first page, while the listing goes on
-                if len(rows) % 1000 == 0 and rows:
-                    self.status.value = f"listing… {len(rows):,} rows so far"
-            for position in range(leading, len(columns)):
-                self._set_choices(columns[position], sorted(seen[position]))
+            self.browsing.list_rows(chosen, cancelled=self._cancel.is_set, on_choices=self._set_choices,
+                                    on_progress=progress)
             self._show_rows()
 
         self._run("listing…", task)
 
     def _show_rows(self, *, listing: bool = False) -> None:
         shown = self.rows[:GRID_ROWS]
-        self.grid.update(self._grid_frame(shown), selected_rows=[])
+        self.grid.update(self.browsing.grid_frame(shown), selected_rows=[])
         count = len(self.rows)
         if listing:
             self.status.value = f"listing… {count:,} rows so far"
@@ -278,16 +246,6 @@ class Explorer(widgets.VBox):
         else:
             self.status.value = f"{count:,} matching row{'s' if count != 1 else ''}" if count else "no matching rows"
         self.load_button.disabled = count == 0
-
-    def _grid_frame(self, rows: list[Row]) -> pd.DataFrame:
-        """Key columns, size and last-modified time of the rows, as the grid shows them."""
-        columns = self.table.columns if self.table is not None else []
-        decoded = [self.table.codec.decode(row.segments) for row in rows] if self.table is not None else []
-        frame = pd.DataFrame({column: pd.Series([d[column] for d in decoded], dtype=object) for column in columns})
-        frame[SIZE] = pd.Series([row.size for row in rows], dtype="int64")
-        frame[MODIFIED] = pd.Series([row.last_modified.strftime("%Y-%m-%d %H:%M:%S") if row.last_modified else ""
-                                     for row in rows], dtype=object)
-        return frame
 
     def _grid_options(self) -> dict[str, Any]:
         return {"select": {"style": "single"}, "pageLength": self.page_size, "lengthMenu": list(PAGE_SIZES),
@@ -298,10 +256,7 @@ class Explorer(widgets.VBox):
         if not change["new"] or self.table is None:
             self.preview.value = ""
             return
-        row = self.rows[change["new"][0]]
-        values = self.table.codec.decode(row.segments)
-        title = " · ".join(f"{column} = {value}" for column, value in values.items())
-        self.preview.value = render(title, self.table.database.store.get(self.table.database.name, row.key))
+        self.preview.value = render(*self.browsing.payload(change["new"][0]))
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -309,19 +264,16 @@ class Explorer(widgets.VBox):
         """Fetch the matching rows with their payloads into ``explorer.df`` (in the background)."""
         if self.table is None:
             raise S3aadsError("choose a table first")
-        table, chosen, total, decode = self.table, self.selection(), len(self.rows), self.decode.value
+        chosen, total, decode = self.selection(), len(self.rows), self.decode.value
+
+        def loaded(count: int) -> None:
+            self.load_progress.value = min(self.load_progress.value + count, self.load_progress.max)
 
         def task() -> None:
             self.load_progress.max = max(total, 1)
             self.load_progress.value = 0
             self.load_progress.layout.visibility = "visible"
-            parts = []
-            for chunk in read_s3aads(table, filters=chosen, decode=decode, chunksize=200, progress=False):
-                if self._cancel.is_set():
-                    raise _Cancelled
-                parts.append(chunk)
-                self.load_progress.value = min(self.load_progress.value + len(chunk), self.load_progress.max)
-            self.df = pd.concat(parts, ignore_index=True)  # chunks give at least one frame
+            self.df = self.browsing.load(chosen, decode, cancelled=self._cancel.is_set, on_chunk=loaded)
             self.loaded.value = self._describe_frame(self.df)
             self.status.value = f"loaded {len(self.df):,} rows into <code>explorer.df</code>"
 
@@ -337,18 +289,7 @@ class Explorer(widgets.VBox):
 
     def _show_code(self) -> None:
         if self.table is not None:
-            self.code.value = self._code(self.table, self.selection(), self.decode.value)
-
-    @staticmethod
-    def _code(table: Table, chosen: dict[str, list[str]], decode: str) -> str:
-        recorded = table.database.recorded_columns(table.name)
-        source = (repr(f"{table.database.name}/{table.name}") if recorded == tuple(table.columns)
-                  else f"Table({table.name!r}, {table.database.name!r}, columns={table.columns!r})")
-        values = {c: v[0] if len(v) == 1 else v for c, v in chosen.items()}
-        decoding = f", decode={decode!r}" if decode != "bytes" else ""
-        if set(values) & set(inspect.signature(read_s3aads).parameters):  # a column named like a parameter
-            return f"pd.read_s3aads({source}, filters={values!r}{decoding})"
-        return f"pd.read_s3aads({source}" + "".join(f", {c}={v!r}" for c, v in values.items()) + decoding + ")"
+            self.code.value = self.browsing.code(self.selection(), self.decode.value)
 
     # -- background work and errors ---------------------------------------------------------------
 
@@ -364,7 +305,7 @@ class Explorer(widgets.VBox):
         def body() -> None:
             try:
                 task()
-            except _Cancelled:
+            except Cancelled:
                 self.status.value = "cancelled"
             except Exception as error:  # shown in the widget: callbacks have nowhere else to go
                 self._show_error(error)

@@ -1,0 +1,159 @@
+"""What the explorer browses, without widgets: the database and table in hand, the rows the
+chosen values select and the choices each column offers, the frame a load makes, and the code
+that reproduces it. ``notebook/explorer.py`` draws it; this module is tested on its own.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError
+from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.tables.datastore import Database, Table
+from s3aads_pandas.tables.rows import Row
+
+SIZE, MODIFIED = "size (bytes)", "last modified (UTC)"
+#: Chosen values per column; a column with none chosen takes any value.
+Chosen = dict[str, list[str]]
+
+
+class Cancelled(Exception):
+    """Raised inside a listing or a load when the user cancelled it."""
+
+
+class Browsing:
+    """The database, the table and the listed rows; every method that lists or loads takes
+    ``cancelled`` (checked at each row or chunk) and callbacks that say how far it got."""
+
+    def __init__(self, source: Table | Database | str | None = None) -> None:
+        self.table: Table | None = source if isinstance(source, Table) else None
+        self.database: Database | None = source.database if isinstance(source, Table) else (
+            source if isinstance(source, Database) else Database(source) if source else None)
+        self.rows: list[Row] = []
+
+    # -- databases and tables ---------------------------------------------------------------------
+
+    def open_database(self, name: str) -> None:
+        self.database, self.table, self.rows = Database(name), None, []
+
+    def table_choices(self) -> list[tuple[str, str]]:
+        """``(label, name)`` of the database's tables; the label names the columns."""
+        if self.database is None:
+            return []
+        self.table, self.rows = None, []
+        return [(table_label(name, self.database.recorded_columns(name)), name) for name in self.database.tables]
+
+    def open_table(self, table: Table | str) -> Table:
+        if isinstance(table, str):
+            if self.database is None:
+                raise S3aadsError("choose a database first")
+            found = self.database.get_table(table, infer_columns=True)
+            if found is None:
+                raise S3aadsError(f"table {table!r} has no rows any more: press Refresh")
+            table = found
+        if not table.columns:
+            raise ColumnsNotSetError(f"table {table.name!r} has no columns to explore")
+        self.table, self.rows = table, []
+        return table
+
+    def _open(self) -> Table:
+        if self.table is None:
+            raise S3aadsError("choose a table first")
+        return self.table
+
+    # -- listing ----------------------------------------------------------------------------------
+
+    def list_rows(self, chosen: Chosen, *, cancelled: Callable[[], bool],
+                  on_choices: Callable[[str, list[str]], None],
+                  on_progress: Callable[[list[Row]], None]) -> list[Row]:
+        """The rows the chosen values select, into ``self.rows`` as they are listed.
+
+        Leading chosen columns narrow the listing (and offer all their values, through Delimiter
+        listings); the other choices are applied to it, and those columns offer the values it
+        holds. ``on_progress`` gets the rows so far after each matching row.
+        """
+        table = self._open()
+        columns = table.columns
+        leading = len(table.codec.narrowed_columns(table.codec.encode_filters(chosen)))
+        narrowing = {c: chosen[c] for c in columns[:leading] if c in chosen}
+        applied = {columns.index(c): set(v) for c, v in chosen.items() if c not in narrowing}
+        for position in range(leading):
+            before = {c: chosen[c] for c in columns[:position]}
+            on_choices(columns[position], [v[0] for v in table.distinct([columns[position]], **before)])
+        seen: list[set[str]] = [set() for _ in columns]
+        rows: list[Row] = []
+        self.rows = rows
+        for row in table.iter_rows(**narrowing):
+            if cancelled():
+                raise Cancelled
+            values = list(table.codec.decode(row.segments).values())
+            for position in range(leading, len(columns)):
+                seen[position].add(values[position])
+            if all(values[p] in wanted for p, wanted in applied.items()):
+                rows.append(row)
+                on_progress(rows)
+        for position in range(leading, len(columns)):
+            on_choices(columns[position], sorted(seen[position]))
+        return rows
+
+    def grid_frame(self, rows: list[Row]) -> pd.DataFrame:
+        """Key columns, size and last-modified time of the rows, as the grid shows them."""
+        columns = self.table.columns if self.table is not None else []
+        decoded = [self.table.codec.decode(row.segments) for row in rows] if self.table is not None else []
+        frame = pd.DataFrame({column: pd.Series([d[column] for d in decoded], dtype=object) for column in columns})
+        frame[SIZE] = pd.Series([row.size for row in rows], dtype="int64")
+        frame[MODIFIED] = pd.Series([row.last_modified.strftime("%Y-%m-%d %H:%M:%S") if row.last_modified else ""
+                                     for row in rows], dtype=object)
+        return frame
+
+    def payload(self, position: int) -> tuple[str, bytes | None]:
+        """The title (its column values) and payload of one listed row: one GET."""
+        table = self._open()
+        row = self.rows[position]
+        values = table.codec.decode(row.segments)
+        title = " · ".join(f"{column} = {value}" for column, value in values.items())
+        return title, table.database.store.get(table.database.name, row.key)
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def load(self, chosen: Chosen, decode: str, *, cancelled: Callable[[], bool],
+             on_chunk: Callable[[int], None]) -> pd.DataFrame:
+        """The chosen rows with their payloads, read in chunks of 200 (``on_chunk`` gets each size)."""
+        parts = []
+        for chunk in read_s3aads(self._open(), filters=chosen, decode=decode, chunksize=200, progress=False):
+            if cancelled():
+                raise Cancelled
+            parts.append(chunk)
+            on_chunk(len(chunk))
+        return pd.concat(parts, ignore_index=True)  # chunks give at least one frame
+
+    def code(self, chosen: Chosen, decode: str) -> str:
+        """The ``pd.read_s3aads`` call that loads what is chosen."""
+        table = self._open()
+        recorded = table.database.recorded_columns(table.name)
+        source = (repr(f"{table.database.name}/{table.name}") if recorded == tuple(table.columns)
+                  else f"Table({table.name!r}, {table.database.name!r}, columns={table.columns!r})")
+        values: dict[str, Any] = {c: v[0] if len(v) == 1 else v for c, v in chosen.items()}
+        decoding = f", decode={decode!r}" if decode != "bytes" else ""
+        if set(values) & set(inspect.signature(read_s3aads).parameters):  # a column named like a parameter
+            return f"pd.read_s3aads({source}, filters={values!r}{decoding})"
+        return f"pd.read_s3aads({source}" + "".join(f", {c}={v!r}" for c, v in values.items()) + decoding + ")"
+
+
+def table_label(name: str, columns: Any) -> str:
+    shown = ", ".join(columns) if columns else "columns inferred from the keys"
+    return f"{name} ({shown})"
+
+
+def describe_choice(chosen: Chosen) -> str:
+    """The chosen values in one line (``kind ∈ {buy, view} · id = 2``), as escaped HTML."""
+    parts = []
+    for column, values in chosen.items():
+        shown = f"= {values[0]}" if len(values) == 1 else "∈ {" + ", ".join(values) + "}"
+        parts.append(f"{column} {shown}")
+    return html.escape(" · ".join(parts) if parts else "all rows (choose values to filter any column)")

@@ -1,0 +1,79 @@
+"""What the explorer browses, without any widget: listings, choices, loads and the code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+from moto import mock_aws
+
+from s3aads_pandas import ColumnsNotSetError, Database, S3aadsError, Table
+from s3aads_pandas.notebook.browsing import Browsing, Cancelled, describe_choice
+
+
+@pytest.fixture
+def events() -> Iterator[Table]:
+    with mock_aws():
+        database = Database("browse")
+        database.create()
+        table = Table("events", database, ["kind", "year", "id"])
+        rows = [(kind, year, i) for kind in ("buy", "view") for year in (2020, 2021) for i in range(3)]
+        pd.DataFrame({"kind": [r[0] for r in rows], "year": [r[1] for r in rows], "id": [r[2] for r in rows],
+                      "data": [f"{r}".encode() for r in rows]}).s3aads.write(table)
+        yield table
+
+
+def listed(browsing: Browsing, chosen: dict[str, list[str]]) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
+    choices: dict[str, list[str]] = {}
+    rows = browsing.list_rows(chosen, cancelled=lambda: False, on_choices=choices.__setitem__,
+                              on_progress=lambda rows: None)
+    assert rows is browsing.rows
+    return [browsing.table.codec.decode(row.segments) for row in rows], choices
+
+
+def test_a_leading_choice_narrows_and_offers_all_its_values(events: Table) -> None:
+    browsing = Browsing(events)
+    rows, choices = listed(browsing, {"kind": ["view"]})
+    assert {r["kind"] for r in rows} == {"view"} and len(rows) == 6
+    assert choices == {"kind": ["buy", "view"], "year": ["2020", "2021"], "id": ["0", "1", "2"]}
+
+
+def test_a_later_choice_is_applied_and_its_column_offers_what_the_listing_holds(events: Table) -> None:
+    rows, choices = listed(Browsing(events), {"year": ["2021"], "id": ["1", "2"]})
+    assert [(r["kind"], r["year"], r["id"]) for r in rows] == [
+        ("buy", "2021", "1"), ("buy", "2021", "2"), ("view", "2021", "1"), ("view", "2021", "2")]
+    assert choices["year"] == ["2020", "2021"] and choices["id"] == ["0", "1", "2"]
+
+
+def test_load_code_and_payload_follow_the_choice(events: Table) -> None:
+    browsing = Browsing(events.database)
+    assert browsing.table_choices() == [("events (kind, year, id)", "events")]
+    browsing.open_table("events")
+    chosen = {"kind": ["buy"], "id": ["0"]}
+    listed(browsing, chosen)
+    sizes: list[int] = []
+    frame = browsing.load(chosen, "str", cancelled=lambda: False, on_chunk=sizes.append)
+    assert frame["data"].tolist() == ["('buy', 2020, 0)", "('buy', 2021, 0)"] and sizes == [2]
+    assert browsing.code(chosen, "str") == "pd.read_s3aads('browse/events', kind='buy', id='0', decode='str')"
+    assert browsing.payload(1) == ("kind = buy · year = 2021 · id = 0", b"('buy', 2021, 0)")
+    assert describe_choice(chosen) == "kind = buy · id = 0"
+    assert describe_choice({"kind": ["buy", "view"]}) == "kind ∈ {buy, view}"
+
+
+def test_a_cancelled_listing_stops_at_the_next_row(events: Table) -> None:
+    seen: list[int] = []
+    with pytest.raises(Cancelled):
+        Browsing(events).list_rows({}, cancelled=lambda: len(seen) >= 3, on_choices=lambda *_: None,
+                                   on_progress=lambda rows: seen.append(len(rows)))
+    assert seen == [1, 2, 3]
+
+
+def test_nothing_chosen_is_said_before_any_request(events: Table) -> None:
+    empty = Browsing()
+    with pytest.raises(S3aadsError, match="choose a table first"):
+        empty.code({}, "bytes")
+    with pytest.raises(S3aadsError, match="choose a database first"):
+        empty.open_table("events")
+    with pytest.raises(ColumnsNotSetError, match="no columns to explore"):
+        Browsing(events.database).open_table(Table("nothing", events.database))

@@ -41,7 +41,8 @@ from s3aads_pandas.errors import (
 )
 from s3aads_pandas.frames.accessor import S3aadsAccessor, WriteResult
 from s3aads_pandas.frames.read import read_s3aads
-from s3aads_pandas.tables.datastore import Copy, Database, Table
+from s3aads_pandas.tables.compat import Copy
+from s3aads_pandas.tables.datastore import Database, Table
 
 _pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* functions
 

@@ -6,11 +6,13 @@ on its own in ``datastore`` and boto3's resource API is used in this one file.
 from __future__ import annotations
 
 import functools
+import random as _random
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from s3aads_pandas.tables.keys import has_methods
+from s3aads_pandas.errors import TableEmptyError
+from s3aads_pandas.tables.keys import KeyCodec, has_methods
 
 if TYPE_CHECKING:
     from s3aads_pandas.storage.adapter import ObjectStore
@@ -46,7 +48,7 @@ class DatabaseCompat:
 
 class TableCompat:
     """``<column>s()``, ``filter_objects_by_<column>()``, ``objects``, ``first_column_values()``
-    and ``select_all_by_filter()``, as in s3aads 2.x."""
+    ``select_all_by_filter()``, ``random()``, ``random_key()`` and ``copy()``, as in s3aads 2.x."""
 
     if TYPE_CHECKING:
         name: str
@@ -59,6 +61,9 @@ class TableCompat:
         def keys(self) -> list[str]: ...
         def query(self, **filters: Any) -> list[dict[str, str]]: ...
         def distinct(self, columns: list[str], **filters: Any) -> list[tuple[str, ...]]: ...
+        def select_by_key(self, key: str) -> bytes | None: ...
+        @property
+        def codec(self) -> KeyCodec: ...
         def _folder_values(self, prefix: str) -> set[str]: ...
 
     def __getattr__(self, attribute: str) -> Callable[..., Any]:
@@ -106,6 +111,45 @@ class TableCompat:
         for obj in self.database.store.iter_objects(self.database.name, f"{self.name}/{key}"):
             summaries.append(_summary(resource, self.database.name, obj))
         return summaries
+
+
+    def random_key(self) -> str:
+        """The key (without the table name) of a row chosen at random."""
+        keys = self.keys
+        if not keys:
+            raise TableEmptyError(f"table {self.name!r} has no rows to choose from")
+        return _random.choice(keys)
+
+    def random(self) -> dict[str, Any]:
+        """A random row: its columns (none, for a table without columns) and its payload under
+        ``data``."""
+        key = self.random_key()
+        row: dict[str, Any] = self.codec.decode(key.split("/")) if self.columns else {}
+        row["data"] = self.select_by_key(key)
+        return row
+
+    def copy(self, key: str) -> Copy:
+        """``table.copy(key).to(other_table, other_key)`` copies one object server-side."""
+        return Copy(self, key)
+
+
+class Copy:
+    """The source half of ``table.copy(key).to(destination, key)``."""
+
+    def __init__(self, table: TableCompat, key: str) -> None:
+        self.source_table = table
+        self.source_key = key
+
+    def to(self, dest_table: TableCompat, dest_key: str | None = None, **params: Any) -> dict[str, Any]:
+        """Copy server-side (one CopyObject); ``params`` pass through to S3's CopyObject."""
+        source = self.source_table
+        return dest_table.database.store.copy(
+            source.database.name,
+            f"{source.name}/{self.source_key}",
+            dest_table.database.name,
+            f"{dest_table.name}/{dest_key if dest_key is not None else self.source_key}",
+            **params,
+        )
 
 
 def _summary(resource: Any, bucket: str, listed: Mapping[str, Any]) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random as _random
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
@@ -20,7 +19,6 @@ from s3aads_pandas.errors import (
     InvalidArgumentError,
     PayloadTypeError,
     SchemaMismatchError,
-    TableEmptyError,
     UnknownSortFieldError,
 )
 from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
@@ -416,25 +414,6 @@ class Table(TableCompat):
         indexes = [codec.columns.index(c) for c in chosen]
         return sorted({tuple(decode_segment(row.segments[i]) for i in indexes) for row in self.iter_rows(**filters)})
 
-    def random_key(self) -> str:
-        """The key (without the table name) of a row chosen at random."""
-        keys = self.keys
-        if not keys:
-            raise TableEmptyError(f"table {self.name!r} has no rows to choose from")
-        return _random.choice(keys)
-
-    def random(self) -> dict[str, Any]:
-        """A random row: its columns (none, for a table without columns) and its payload under
-        ``data``."""
-        key = self.random_key()
-        row: dict[str, Any] = self.codec.decode(key.split("/")) if self.columns else {}
-        row["data"] = self.select_by_key(key)
-        return row
-
-    def copy(self, key: str) -> Copy:
-        """``table.copy(key).to(other_table, other_key)`` copies one object server-side."""
-        return Copy(self, key)
-
     def iter_rows(self, **filters: Any) -> Iterator[Row]:
         """Rows matching the filters, streamed as they are listed: in key order, except from a
         directory bucket, which lists in no order (``list_rows`` sorts).
@@ -490,25 +469,6 @@ def _renamed(name: str, value: Any, old_name: str, old_value: Any) -> Any:
             f"give the table name once, as {name}= or as {old_name}= (its s3aads 2.x spelling)"
         )
     return value if value is not None else old_value
-
-
-class Copy:
-    """The source half of ``table.copy(key).to(destination, key)``."""
-
-    def __init__(self, table: Table, key: str) -> None:
-        self.source_table = table
-        self.source_key = key
-
-    def to(self, dest_table: Table, dest_key: str | None = None, **params: Any) -> dict[str, Any]:
-        """Copy server-side (one CopyObject); ``params`` pass through to S3's CopyObject."""
-        source = self.source_table
-        return dest_table.database.store.copy(
-            source.database.name,
-            f"{source.name}/{self.source_key}",
-            dest_table.database.name,
-            f"{dest_table.name}/{dest_key if dest_key is not None else self.source_key}",
-            **params,
-        )
 
 
 def bytes_like(value: Any) -> bytes | None:

@@ -70,6 +70,7 @@ def observe(database: Database) -> dict[str, Any]:
         "query": table.query(),
         "count": table.count(),
         "dot": table.select(id=".", n=1),
+        "dot_by_key": (table.select_by_key("./1"), table.select_by_key("../1")),
         "control": table.select(id="x\x01y", n=1),
         "keys": table.query_by_key("x"),
     }
@@ -80,7 +81,11 @@ def test_foreign_keys_read_the_same_on_both_transports(foreign: str, caplog: pyt
     through_boto3 = observe(Database("foreign", endpoint_url=foreign, transport="boto3"))
     through_obstore = observe(Database("foreign", endpoint_url=foreign, transport="obstore"))
     assert through_obstore == through_boto3
-    assert through_obstore["count"] == 1504 and through_obstore["control"] == b"payload of x\x01y"
+    # the keys s3aads 2.x wrote for "." and ".." are in another escaping: skipped as rows (the
+    # value "." is the key t/%2E/1 here, which does not exist), and reachable by key
+    assert through_obstore["count"] == 1502 and through_obstore["dot"] is None
+    assert through_obstore["dot_by_key"] == (b"payload of .", b"payload of ..")
+    assert through_obstore["control"] == b"payload of x\x01y"
     said = [r.getMessage() for r in caplog.records if "went through boto3" in r.getMessage()]
     assert len(said) == 1  # said once, at INFO; the rest at DEBUG
 

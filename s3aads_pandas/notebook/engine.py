@@ -35,7 +35,8 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
             types = [str(t) for t in relation.types]
             result = relation.df()
         except duckdb.Error as error:
-            raise _first_unreadable(query, registered) or _sql_error(error, query.sources) from None
+            unreadable = _first_unreadable(query, registered) if isinstance(error, duckdb.ConversionException) else None
+            raise unreadable or _sql_error(error, query.sources) from None
     result = _python_values(result, types)
     if query.payload_columns:
         (source,) = query.sources

@@ -1,4 +1,4 @@
-"""Connection settings: the only place that makes boto3 sessions and clients, and obstore stores.
+"""Connection settings: how to reach the databases (:mod:`s3aads_pandas.storage.connect` connects).
 
 By default everything comes from boto3's own credential chain and environment (``AWS_PROFILE``,
 ``AWS_ENDPOINT_URL``, ``AWS_DEFAULT_REGION``, ``~/.aws/config``...). Settings can be given
@@ -9,25 +9,18 @@ first use, never at import, and one client is shared by all threads of a databas
 from __future__ import annotations
 
 import dataclasses
-import sys
 import threading
 import urllib.parse
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
-from s3aads_pandas.storage.adapter import DEFAULT_MAX_IN_FLIGHT, ObjectStore
-from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
-from s3aads_pandas.storage.buckets import is_directory_bucket
-from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
+from s3aads_pandas.errors import InvalidArgumentError
+from s3aads_pandas.storage.adapter import DEFAULT_MAX_IN_FLIGHT
+from s3aads_pandas.storage.connect import S3_SCHEME, check_root
 from s3aads_pandas.storage.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from s3aads_pandas.storage.transport import Transport
-
-if TYPE_CHECKING:
-    from obstore.store import ClientConfig, S3Config
 
 #: Threads that transfer payloads in parallel, one request in flight each; the client's
 #: connection pool is sized to match.
@@ -64,7 +57,12 @@ class ConnectionSettings:
     ``transport`` chooses what sends object requests: ``"obstore"`` (Rust, a fraction of the
     CPU), ``"boto3"`` (for S3-compatible stores that obstore does not serve), or ``"auto"``:
     obstore, but boto3 for a ``client`` handed over (it is used as is) and inside
-    ``moto.mock_aws`` (only botocore's requests stay in the process there).
+    ``moto.mock_aws`` (only botocore's requests stay in the process there). A ready transport
+    (an object of the :class:`~s3aads_pandas.storage.transport.Transport` protocol) is used as is.
+
+    ``root`` says where the databases named without a URL live: ``None`` (S3), ``"memory://"``
+    (this process's memory) or ``"file:///path"`` (the folders of ``/path``). A database URL
+    (``Database("file:///data/shop")``) sets it for that database.
     """
 
     endpoint_url: str | None = None
@@ -82,7 +80,8 @@ class ConnectionSettings:
     read_timeout: float | None = None
     deadline: float = DEFAULT_DEADLINE
     max_attempts: int | None = None
-    transport: str = "auto"
+    transport: str | Transport = "auto"
+    root: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_workers, int) or self.max_workers < 1:
@@ -106,7 +105,14 @@ class ConnectionSettings:
                 raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.client is not None and self.session is not None:
             raise InvalidArgumentError("pass either a boto3 client or a boto3 session, not both")
-        if self.transport not in TRANSPORTS:
+        if self.root is not None:
+            object.__setattr__(self, "root", None if self.root == S3_SCHEME else check_root(str(self.root)))
+        if not isinstance(self.transport, str):
+            if not callable(getattr(self.transport, "list_page", None)):
+                raise InvalidArgumentError(
+                    f"transport must be one of {', '.join(map(repr, TRANSPORTS))} or an object of the "
+                    f"Transport protocol (s3aads_pandas.storage.transport), got {self.transport!r}")
+        elif self.transport not in TRANSPORTS:
             raise InvalidArgumentError(
                 f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, got {self.transport!r}"
             )
@@ -152,72 +158,6 @@ class ConnectionSettings:
             attempts = int(retries["max_attempts"]) + 1
         return RetryPolicy(attempts=max(1, attempts or DEFAULT_MAX_ATTEMPTS), deadline=float(self.deadline))
 
-    def open_store(self) -> ObjectStore:
-        """An S3 adapter for these settings: its transport, pool size and retry policy."""
-        return ObjectStore(self.make_transport(), self.max_workers, self.retry_policy())
-
-    def chosen_transport(self) -> str:
-        """The transport these settings use: ``transport``, with ``"auto"`` decided."""
-        if self.transport != "auto":
-            return self.transport
-        return "boto3" if self.client is not None or _moto_mock_active() else "obstore"
-
-    def make_transport(self) -> Transport:
-        """The transport for these settings, with a new boto3 client (or the one handed over)."""
-        session = None if self.client is not None else self._session()
-        client = self.client if self.client is not None else self._new_client(session)
-        boto3_transport = Boto3Transport(client)
-        if self.chosen_transport() == "boto3":
-            return boto3_transport
-        return ObstoreTransport(boto3_transport,
-                                lambda bucket, region: self._obstore_store(session, client, bucket, region),
-                                serves_directory_buckets=_is_aws(str(client.meta.endpoint_url)))
-
-    def _obstore_store(self, session: boto3.session.Session, client: Any, bucket: str, region: str | None) -> Any:
-        """obstore's store for one bucket in ``region``: the endpoint boto3 resolved, its credential
-        chain (profiles, SSO, roles, instance metadata), these timeouts, no retries of its own, and
-        a CRC64NVME checksum on every PUT (S3 checks it, and keeps it)."""
-        from obstore.store import S3Store
-
-        try:
-            credentials = RememberedCredentials(session)
-        except ValueError:  # boto3 found no credentials
-            raise AccessDeniedError(NO_CREDENTIALS) from None
-        endpoint = str(client.meta.endpoint_url)
-        config: S3Config = {"region": region or client.meta.region_name or "us-east-1",
-                                  "checksum_algorithm": CHECKSUM_ALGORITHM.lower()}
-        if is_directory_bucket(bucket):
-            config["s3_express"] = True
-        if not _is_aws(endpoint):
-            config["endpoint"] = endpoint
-        botocore_config = self.botocore_config()
-        options: ClientConfig = {
-            "allow_http": endpoint.startswith("http://"),
-            "connect_timeout": timedelta(seconds=botocore_config.connect_timeout),
-            "read_timeout": timedelta(seconds=botocore_config.read_timeout),
-            "timeout": timedelta(seconds=self.deadline),
-        }
-        return S3Store(bucket, config=config, client_options=options, credential_provider=credentials,
-                       retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=self.deadline)})
-
-    def _session(self) -> boto3.session.Session:
-        return self.session or boto3.session.Session(
-            profile_name=self.profile_name,
-            region_name=self.region_name,
-            aws_access_key_id=self.aws_access_key_id,
-            aws_secret_access_key=self.aws_secret_access_key,
-            aws_session_token=self.aws_session_token,
-        )
-
-    def _new_client(self, session: boto3.session.Session) -> Any:
-        return session.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region_name,
-            config=self.botocore_config(),
-        )
-
-
 _default_settings = ConnectionSettings()
 _default_lock = threading.Lock()
 
@@ -234,18 +174,6 @@ def configure(settings: ConnectionSettings | None = None, **changes: Any) -> Con
         base = settings if settings is not None else _default_settings
         _default_settings = base.replace(**changes) if changes else base
         return _default_settings
-
-
-def _is_aws(endpoint: str) -> bool:
-    """Whether ``endpoint`` is AWS's own S3, rather than an endpoint URL of another store."""
-    return urllib.parse.urlsplit(endpoint).netloc.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-
-
-def _moto_mock_active() -> bool:
-    """Whether ``moto.mock_aws`` is on: its S3 answers botocore's requests only, in this process."""
-    models = sys.modules.get("moto.core.models")
-    stubber = getattr(models, "botocore_stubber", None)
-    return bool(getattr(stubber, "enabled", False))
 
 
 def default_settings() -> ConnectionSettings:

@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from s3aads_pandas import ConnectionSettings, Database, configure
+from s3aads_pandas import ConnectionSettings, Database, S3RequestError, configure
+from s3aads_pandas.config import default_settings
 from s3aads_pandas.local import LOCAL_CREDENTIALS, FaultPlan, LocalS3
+from s3aads_pandas.storage import memory
+from s3aads_pandas.storage.connect import make_transport
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,8 +49,12 @@ def local_s3() -> Iterator[LocalS3]:
 #: over HTTP against a directory bucket (S3 Express One Zone, as the local endpoint answers it)
 #: on the default transport, which sends a directory bucket's requests behind an endpoint URL
 #: through boto3 (see ``storage.obstore_transport``): one run covers both.
-S3_RUNS = ("memory", "boto3", "obstore")
+S3_RUNS = ("moto", "boto3", "obstore")
 DIRECTORY_RUNS = ("obstore-directory",)
+#: The databases of this machine: ``memory://`` and ``file://`` (a temporary folder). Tests of
+#: what only S3 has (its wire, its buckets, boto3) are marked ``s3_only``; tests that write keys
+#: a folder cannot hold (``t/1`` and ``t/1/2020``) are marked ``any_keys``.
+LOCAL_RUNS = ("memory", "file")
 #: Over HTTP the tests' bucket is in this region, while the client is configured for us-east-1
 #: (the local endpoint answers as AWS does), so every test that uses ``db`` crosses regions.
 BUCKET_REGION = "eu-west-1"
@@ -57,20 +64,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "s3" in metafunc.fixturenames:
         directory = getattr(metafunc.module, "DIRECTORY_BUCKETS", False)
         directory = directory and metafunc.definition.get_closest_marker("key_order") is None
-        metafunc.parametrize("s3", S3_RUNS + (DIRECTORY_RUNS if directory else ()), indirect=True)
+        local = () if metafunc.definition.get_closest_marker("s3_only") else LOCAL_RUNS
+        if metafunc.definition.get_closest_marker("any_keys"):
+            local = tuple(run for run in local if run != "file")
+        metafunc.parametrize("s3", S3_RUNS + (DIRECTORY_RUNS if directory else ()) + local, indirect=True)
+
+
+def is_local(request: pytest.FixtureRequest) -> bool:
+    """Whether the test runs on a database of this machine (``memory://`` or ``file://``)."""
+    return getattr(request.node, "callspec", None) is not None and request.node.callspec.params.get("s3") in LOCAL_RUNS
 
 
 @pytest.fixture
-def s3(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Point the process defaults at a fresh, empty S3; yields the endpoint URL (None in memory).
+def s3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """Point the process defaults at a fresh, empty store; yields the endpoint URL (None in
+    process, the root on this machine).
 
-    ``memory`` is moto in-process (the boto3 transport); ``boto3`` and ``obstore`` are the
-    local endpoint over HTTP, through that transport.
+    ``moto`` is moto in-process (the boto3 transport); ``boto3`` and ``obstore`` are the local
+    endpoint over HTTP, through that transport; ``memory`` and ``file`` are ``memory://`` and a
+    new temporary folder.
     """
-    if request.param == "memory":
+    if request.param == "moto":
         with mock_aws():
             configure(ConnectionSettings())
             yield None
+    elif request.param in LOCAL_RUNS:
+        memory.forget_all()
+        root = "memory://" if request.param == "memory" else f"file://{tmp_path_factory.mktemp('databases')}"
+        configure(ConnectionSettings(root=root))
+        yield default_settings().root
+        memory.forget_all()
     else:
         server = request.getfixturevalue("local_s3")
         server.reset()
@@ -81,14 +104,23 @@ def s3(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def seed() -> Any:
-    """``seed(bucket, keys)`` stores one-byte objects straight into moto's backend.
+def seed(request: pytest.FixtureRequest) -> Any:
+    """``seed(bucket, keys)`` stores one-byte objects straight into the store's backend.
 
-    Both fixtures' S3 live in this process (the HTTP server is a thread), so large test tables
-    are set up in milliseconds instead of a request per key; reads still go over the wire. (Not
+    Moto's S3 lives in this process (the HTTP server is a thread), so large test tables are
+    set up in milliseconds instead of a request per key; reads still go over the wire. (Not
     empty: through obstore an empty object lists alike with a folder marker, and its page is
-    listed again through boto3.)
+    listed again through boto3.) On this machine's databases the keys are written through the
+    transport, which sends nothing over a network either.
     """
+    if is_local(request):
+        def write(bucket: str, keys: list[str], body: bytes = b"-") -> None:
+            transport = make_transport(default_settings())
+            for key in keys:
+                transport.put(bucket, key, body, {}, {})
+
+        return write
+
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
@@ -104,7 +136,7 @@ def seed() -> Any:
 def db(s3: str | None, request: pytest.FixtureRequest) -> Database:
     """The test database: over HTTP a bucket in :data:`BUCKET_REGION`, used through settings that
     name another region; in directory runs a directory bucket."""
-    if s3 is None:
+    if s3 is None or is_local(request):
         database = Database("s3aads-test")
         database.create()
         return database
@@ -163,9 +195,22 @@ def fail_keys(s3: str | None, request: pytest.FixtureRequest) -> Iterator[Any]:
     """``fail_keys(database, "GetObject", {key, ...})``: those requests fail with a 500 InternalError,
     on every attempt (a persistent fault, as for a bad key or object).
 
-    Over HTTP the local endpoint answers the 500 to every request of those keys; in memory a
-    botocore before-call hook answers it to the named operation.
+    Over HTTP the local endpoint answers the 500 to every request of those keys; in moto a
+    botocore before-call hook answers it to the named operation; on this machine's databases a
+    request hook raises it.
     """
+    if is_local(request):
+        def raise_on(database: Database, operation: str, keys: set[str]) -> None:
+            def fail(name: str, params: Mapping[str, Any]) -> None:
+                if name == operation and params.get("Key") in keys:
+                    raise S3RequestError(f"injected failure of {params['Key']}: InternalError",
+                                         code="InternalError", retryable=True)
+
+            for store in [database.store, *database._wide_stores.values()]:
+                store.hooks.append(fail)
+
+        yield raise_on
+        return
     if s3 is not None:
         plan = request.getfixturevalue("local_s3").faults.plan
 

@@ -62,6 +62,7 @@ def test_a_listing_of_many_pages_fans_out_and_stays_in_key_order(db: Database, s
     assert flight.calls <= 2 + 16 + len(keys) // 1000
 
 
+@pytest.mark.any_keys
 def test_fanned_out_listings_match_a_sequential_one_on_awkward_keys(db: Database, seed) -> None:
     values = ["2024", "2024-01", "2024.5", "a%2Fb", "%2E", "z", "Z", "é", "2024/x"]
     keys = [f"t/{v}/{j:03d}" for v in values for j in range(300)]

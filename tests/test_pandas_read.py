@@ -134,6 +134,7 @@ def test_request_budget_n_gets_plus_listing(table: Table, count_requests) -> Non
     assert counter.params("ListObjectsV2")[0]["Prefix"] == "daily-data/1/2021/"
 
 
+@pytest.mark.any_keys
 def test_wrong_depth_keys_are_skipped_with_one_warning(table: Table) -> None:
     table.database.store.put(table.database.name, "daily-data/1/2020", b"shallow")
     with pytest.warns(SkippedKeysWarning, match="skipped 1 object"):

@@ -251,6 +251,7 @@ def test_every_put_asks_s3_for_a_crc64nvme_checksum(server: LocalS3, transport: 
 
 # -- folder markers ---------------------------------------------------------------------------------
 
+@pytest.mark.s3_only
 def test_folder_markers_are_never_rows(s3: str | None, db: Database) -> None:
     table = Table("t", db, COLUMNS)
     table.insert(b"real", id=1, year=2020, month="01")

@@ -115,6 +115,7 @@ class _Denied:
     status_code = 403
 
 
+@pytest.mark.s3_only
 @pytest.mark.parametrize("how", ["delete_many", "drop_table", "accessor"])
 def test_a_failed_bulk_delete_tries_every_batch_and_names_every_row(db: Database, seed, how: str) -> None:
     keys = [f"t/{i:04d}" for i in range(2500)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from s3aads_pandas import Database, Table
+from s3aads_pandas.storage.connect import transport_name
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def test_first_write_records_the_table_then_one_request_per_row(db: Database, co
     counter = count_requests(db)
     table = Table("fresh", db, ["id"])
     table.insert(b"x", id=1)
-    learned = {"HeadBucket": 1} if db.settings.chosen_transport() == "obstore" else {}  # the region, once
+    learned = {"HeadBucket": 1} if transport_name(db.settings) == "obstore" else {}  # the region, once
     assert dict(counter.operations) == {"GetObject": 1, "PutObject": 2, **learned}  # record looked up, written
     counter.reset()
     table.insert(b"y", id=2)

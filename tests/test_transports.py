@@ -18,20 +18,21 @@ from moto import mock_aws
 from s3aads_pandas import ConnectionSettings, Database, InvalidArgumentError, Table
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.storage.boto3_transport import Boto3Transport
+from s3aads_pandas.storage.connect import make_transport, transport_name
 from s3aads_pandas.storage.obstore_transport import ObstoreTransport, expressible
 
 COLUMNS = ["id", "n"]
 
 
 def test_auto_is_obstore_but_boto3_for_a_client_handed_over_and_inside_mock_aws() -> None:
-    assert ConnectionSettings().chosen_transport() == "obstore"
-    assert ConnectionSettings(transport="boto3").chosen_transport() == "boto3"
+    assert transport_name(ConnectionSettings()) == "obstore"
+    assert transport_name(ConnectionSettings(transport="boto3")) == "boto3"
     client = boto3.client("s3", region_name="us-east-1")
-    assert ConnectionSettings(client=client).chosen_transport() == "boto3"
+    assert transport_name(ConnectionSettings(client=client)) == "boto3"
     with mock_aws():
-        assert ConnectionSettings().chosen_transport() == "boto3"
-        assert isinstance(ConnectionSettings().make_transport(), Boto3Transport)
-    assert isinstance(ConnectionSettings(endpoint_url="http://127.0.0.1:9").make_transport(), ObstoreTransport)
+        assert transport_name(ConnectionSettings()) == "boto3"
+        assert isinstance(make_transport(ConnectionSettings()), Boto3Transport)
+    assert isinstance(make_transport(ConnectionSettings(endpoint_url="http://127.0.0.1:9")), ObstoreTransport)
 
 
 def test_impossible_transport_choices_are_refused() -> None:
@@ -90,6 +91,7 @@ def test_foreign_keys_read_the_same_on_both_transports(foreign: str, caplog: pyt
     assert len(said) == 1  # said once, at INFO; the rest at DEBUG
 
 
+@pytest.mark.s3_only
 def test_rows_with_control_characters_write_read_and_delete_on_obstore(s3: str | None) -> None:
     db = Database("control")
     db.create()
@@ -102,6 +104,7 @@ def test_rows_with_control_characters_write_read_and_delete_on_obstore(s3: str |
     assert table.query() == [{"id": "a", "n": "1"}]
 
 
+@pytest.mark.s3_only
 def test_put_parameters_arrive_on_both_transports(s3: str | None) -> None:
     db = Database("params")
     db.create()

@@ -31,13 +31,16 @@ FAILURES_ATTR = "s3aads_failures"
 
 
 def split_table_name(table: str) -> tuple[str, Database]:
-    """The table name and the Database of a ``"database/table"`` string."""
-    if not isinstance(table, str) or table.count("/") != 1:
+    """The table name and the Database of a ``"database/table"`` string, the database a bucket
+    or a URL (``"file:///data/shop/events"``: the last segment is the table)."""
+    scheme, _, path = table.rpartition("://") if isinstance(table, str) else ("", "", "")
+    database, _, name = path.rpartition("/")
+    if not isinstance(table, str) or not database or not name or (not scheme and "/" in database):
         raise InvalidArgumentError(
-            f"table must be a Table or a 'database/table' string, got {table!r}"
+            f"table must be a Table or a 'database/table' string (the database a bucket, or a URL such "
+            f"as memory://shop or file:///data/shop), got {table!r}"
         )
-    database, name = table.split("/")
-    return name, Database(database)
+    return name, Database(f"{scheme}://{database}" if scheme else database)
 
 
 def resolve_table(table: Table | str) -> Table:
@@ -48,8 +51,8 @@ def resolve_table(table: Table | str) -> Table:
     found = database.get_table(name)
     if found is None:
         raise TableNotFoundError(
-            f"table {name!r} of database {database.name!r} has no rows and no column record; "
-            f"for a new table pass Table({name!r}, {database.name!r}, columns=[...])"
+            f"table {name!r} of database {database.reference!r} has no rows and no column record; "
+            f"for a new table pass Table({name!r}, {database.reference!r}, columns=[...])"
         )
     return found
 

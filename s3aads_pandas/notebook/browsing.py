@@ -137,7 +137,7 @@ class Browsing:
         table = self._open()
         recorded = table.database.recorded_columns(table.name)
         source = (repr(f"{table.database.name}/{table.name}") if recorded == tuple(table.columns)
-                  else f"Table({table.name!r}, {table.database.name!r}, columns={table.columns!r})")
+                  else f"Table({table.name!r}, {table.database.reference!r}, columns={table.columns!r})")
         values: dict[str, Any] = {c: v[0] if len(v) == 1 else v for c, v in chosen.items()}
         decoding = f", decode={decode!r}" if decode != "bytes" else ""
         if set(values) & set(inspect.signature(read_s3aads).parameters):  # a column named like a parameter

@@ -119,11 +119,18 @@ class ObjectStore:
     def boto3_client(self) -> Any:
         """The boto3 client behind the buckets' requests (and every request on that transport)."""
         transport: Any = self.transport
-        return getattr(transport, "fallback", transport).client
+        client = getattr(getattr(transport, "fallback", transport), "client", None)
+        if client is None:
+            raise InvalidArgumentError(f"{self.endpoint} databases are not in S3: they have no boto3 client")
+        return client
 
     @property
     def endpoint(self) -> str:
         return self.transport.endpoint
+
+    def object_url(self, bucket: str, key: str) -> str:
+        """How messages name an object: ``s3://bucket/key``, ``file:///path/db/key``..."""
+        return f"{self.transport.database_url(bucket)}/{key}"
 
     def _request(self, call: Callable[[], T], history: list[S3RequestError] | None = None) -> T:
         """One request, retried while the failure is transient."""
@@ -265,7 +272,7 @@ class ObjectStore:
             return self._request(lambda: self.transport.put(bucket, key, body, extra, {}))
         written = self._conditional_put(bucket, key, body, params, (NOTHING, ""), None, IfNoneMatch="*")
         if written is None:
-            raise RowExistsError(f"s3://{bucket}/{key} exists and overwrite=False")
+            raise RowExistsError(f"{self.object_url(bucket, key)} exists and overwrite=False")
         return written
 
     def put_if_match(self, bucket: str, key: str, body: bytes, etag: str,
@@ -277,7 +284,7 @@ class ObjectStore:
         if written is None:
             state = "changed" if self.exists(bucket, key) else "was deleted"
             raise RowChangedError(
-                f"s3://{bucket}/{key} {state} since ETag {etag} was read; read it again and retry"
+                f"{self.object_url(bucket, key)} {state} since ETag {etag} was read; read it again and retry"
             )
         return written
 
@@ -402,7 +409,13 @@ class ObjectStore:
             raise InvalidArgumentError(
                 f"metadata cannot set {', '.join(reserved)}: the table decides them"
             )
-        unknown = sorted(set(params) - self.transport.put_parameters())
+        known = self.transport.put_parameters()
+        unknown = sorted(set(params) - known)
+        if unknown and not known:
+            raise InvalidArgumentError(
+                f"{self.transport.endpoint} databases keep only the payload: they cannot store "
+                f"{', '.join(unknown)}; write without metadata, or use an S3 or memory:// database"
+            )
         if unknown:
             raise InvalidArgumentError(
                 f"unknown S3 PutObject parameter(s) {', '.join(unknown)} in metadata; use names "

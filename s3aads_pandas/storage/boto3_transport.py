@@ -118,6 +118,10 @@ class Boto3Transport:
         """The region requests are signed for."""
         return self.client.meta.region_name  # type: ignore[no-any-return]
 
+    @staticmethod
+    def database_url(bucket: str) -> str:
+        return f"s3://{bucket}"
+
     @property
     def endpoint(self) -> str:
         return str(self.client.meta.endpoint_url)
@@ -177,7 +181,8 @@ class Boto3Transport:
                   max_keys: int, delimiter: str | None) -> ListedPage:
         page = self._list(bucket, prefix, start_after, token, max_keys, delimiter)
         return ListedPage(
-            [Listed(obj["Key"], obj.get("Size", 0), _utc(obj.get("LastModified"))) for obj in page.get("Contents", ())],
+            [Listed(obj["Key"], obj.get("Size", 0), _utc(obj.get("LastModified")), obj.get("ETag"))
+             for obj in page.get("Contents", ())],
             [entry["Prefix"] for entry in page.get("CommonPrefixes", ())],
             _next_token(page, bucket, prefix),
         )

@@ -125,6 +125,10 @@ class ObstoreTransport:
         self._lock = threading.Lock()
         self._warned = False
 
+    @staticmethod
+    def database_url(bucket: str) -> str:
+        return f"s3://{bucket}"
+
     @property
     def endpoint(self) -> str:
         return self.fallback.endpoint
@@ -267,7 +271,7 @@ class ObstoreTransport:
             return next(iter(stream), [])
 
         objects = self._call("ListObjectsV2", bucket, None, params, first_page)
-        listed = [Listed(obj["path"], obj["size"], obj["last_modified"]) for obj in objects]
+        listed = [Listed(obj["path"], obj["size"], obj["last_modified"], obj.get("e_tag")) for obj in objects]
         if listed and not (listed[0].key.startswith(prefix) and listed[-1].key.startswith(prefix)):
             raise _Inexpressible("a key that ends with '/' lists without it")
         if any(obj.size == 0 for obj in listed):  # a folder marker `t/a/` lists as an empty `t/a`
@@ -300,7 +304,7 @@ class ObstoreTransport:
                             lambda: self.fallback.get(bucket, key, deadline, byte_range))
 
     def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None) -> Fetched:
-        options = {"range": _range_option(byte_range)} if byte_range else {}
+        options = {"range": range_option(byte_range)} if byte_range else {}
         try:
             body, meta, attributes = self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {},
                                                 lambda store: _fetch(store, key, options))
@@ -414,7 +418,7 @@ def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:
             and name != "Storage-Class"}
 
 
-def _range_option(byte_range: str) -> Any:
+def range_option(byte_range: str) -> Any:
     """obstore's range for an HTTP one: ``bytes=0-99``, ``bytes=-100`` or ``bytes=10-``."""
     match = _RANGE.fullmatch(byte_range.strip())
     if match is None or not any(match.groups()):  # S3 decides what such a header means

@@ -2,7 +2,8 @@
 
 The adapter (:mod:`s3aads_pandas.storage.adapter`) owns retries, conditional-write semantics
 and batching; a transport only sends one request and says what came back. Two transports
-exist: obstore (Rust, the default) and boto3 (the fallback, and a choice in the settings).
+exist for S3: obstore (Rust, the default) and boto3 (the fallback, and a choice in the settings);
+:mod:`~s3aads_pandas.storage.local_transport` serves the databases of this machine.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ RequestHook = Callable[[str, Mapping[str, Any]], None]
 
 
 class Listed(NamedTuple):
-    """A listed object, as little of it as listings need (the botocore dict is ten times larger)."""
+    """A listed object, as little of it as listings need (the botocore dict is ten times larger);
+    the ETag names the version listed."""
 
     key: str
     size: int
     last_modified: datetime | None = None
+    etag: str | None = None
 
 
 class ListedPage(NamedTuple):
@@ -61,6 +64,10 @@ class Transport(Protocol):
 
     @property
     def endpoint(self) -> str: ...
+
+    def database_url(self, bucket: str) -> str:
+        """How messages name the database ``bucket``: ``s3://bucket``, ``memory://bucket``..."""
+        ...
 
     def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                   max_keys: int, delimiter: str | None) -> ListedPage: ...

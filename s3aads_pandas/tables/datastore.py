@@ -23,6 +23,7 @@ from s3aads_pandas.errors import (
 )
 from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
 from s3aads_pandas.storage.buckets import lists_in_key_order
+from s3aads_pandas.storage.connect import S3_SCHEME, open_store, split_database_url
 from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables import column_record
 from s3aads_pandas.tables.compat import DatabaseCompat, TableCompat
@@ -31,6 +32,7 @@ from s3aads_pandas.tables.keys import (
     decode_segment,
     validate_columns,
     validate_database_name,
+    validate_folder_name,
     validate_table_name,
 )
 from s3aads_pandas.tables.rows import Row, folder_values, matching_rows, objects_under
@@ -41,24 +43,44 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T", Row, Listed)
 
 class Database(DatabaseCompat):
-    """An S3 bucket. Nothing talks to S3 until a method that needs it is called.
+    """An S3 bucket, or a database on this machine. Nothing is sent until a method needs it.
 
-    Connection settings come from :func:`s3aads_pandas.configure` unless given here, as a
-    :class:`ConnectionSettings` or as keyword arguments (``endpoint_url=...``, ``client=...``).
+    ``name`` is a bucket, ``s3://bucket``, ``memory://name`` (in this process's memory) or
+    ``file:///path/to/db`` (a folder); a plain name is a database of the settings' ``root``
+    (S3 unless configured). Connection settings come from :func:`s3aads_pandas.configure`
+    unless given here, as a :class:`ConnectionSettings` or as keyword arguments
+    (``endpoint_url=...``, ``client=...``).
     """
 
     def __init__(self, name: str, settings: ConnectionSettings | None = None, **connection: Any) -> None:
-        self.name = validate_database_name(name)
         base = settings if settings is not None else default_settings()
+        url = split_database_url(name) if isinstance(name, str) else None
+        if url is not None:
+            connection = {**connection, "root": url.root}
+            name = url.name
         self.settings = base.replace(**connection) if connection else base
+        local = self.settings.root is not None
+        self.name = validate_folder_name(name) if local else validate_database_name(name)
         self._store: ObjectStore | None = None
         self._lock = threading.Lock()
         self._recorded: dict[str, tuple[str, ...]] = {}
         self._wide_stores: dict[int, ObjectStore] = {}
 
     def __repr__(self) -> str:
+        if self.settings.root is not None:
+            return f"Database({self.reference!r})"
         endpoint = f", endpoint_url={self.settings.endpoint_url!r}" if self.settings.endpoint_url else ""
         return f"Database({self.name!r}{endpoint})"
+
+    @property
+    def url(self) -> str:
+        """The URL that names this database: ``s3://bucket``, ``memory://name``, ``file:///path``."""
+        return f"{self.settings.root or S3_SCHEME}{self.name}"
+
+    @property
+    def reference(self) -> str:
+        """What names this database in messages and code: its bucket name, or its URL."""
+        return self.name if self.settings.root is None else self.url
 
     @property
     def store(self) -> ObjectStore:
@@ -66,7 +88,7 @@ class Database(DatabaseCompat):
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = self.settings.open_store()
+                    self._store = open_store(self.settings)
         return self._store
 
     def store_for(self, workers: int) -> tuple[ObjectStore, int]:
@@ -84,15 +106,15 @@ class Database(DatabaseCompat):
         with self._lock:
             if workers not in self._wide_stores:
                 wider = self.settings.replace(max_workers=workers)
-                self._wide_stores[workers] = wider.open_store()
+                self._wide_stores[workers] = open_store(wider)
             return self._wide_stores[workers], workers
 
     @classmethod
     def list_databases(cls, settings: ConnectionSettings | None = None, **connection: Any) -> list[str]:
-        """Names of all buckets the credentials can see."""
+        """Names of all buckets the credentials can see, or of the databases of the ``root``."""
         base = settings if settings is not None else default_settings()
         chosen = base.replace(**connection) if connection else base
-        return chosen.open_store().list_buckets()
+        return open_store(chosen).list_buckets()
 
     def create(self) -> bool:
         """Create the bucket; False (and nothing happens) when this account already has it."""
@@ -183,7 +205,7 @@ class Database(DatabaseCompat):
         if recorded != columns:
             raise SchemaMismatchError(
                 f"table {table!r} of database {self.name!r} is recorded with columns "
-                f"{list(recorded or ())}, not {list(columns)}; use Database({self.name!r})"
+                f"{list(recorded or ())}, not {list(columns)}; use Database({self.reference!r})"
                 f".get_table({table!r}) or give the recorded columns"
             )
 
@@ -213,7 +235,7 @@ class Table(TableCompat):
 
     def __repr__(self) -> str:
         columns = list(self._columns) if self._columns is not None else "<not loaded>"
-        return f"Table({self.name!r}, database={self.database.name!r}, columns={columns})"
+        return f"Table({self.name!r}, database={self.database.reference!r}, columns={columns})"
 
     # -- columns ----------------------------------------------------------------------------------
 
@@ -238,7 +260,7 @@ class Table(TableCompat):
         if not columns:
             raise ColumnsNotSetError(
                 f"table {self.name!r} has no columns: pass columns=[...] to Table(), or use "
-                f"Database({self.database.name!r}).get_table({self.name!r}, infer_columns=True) "
+                f"Database({self.database.reference!r}).get_table({self.name!r}, infer_columns=True) "
                 "for a table written without a column record"
             )
         return KeyCodec(self.name, columns)

@@ -35,6 +35,7 @@ MAX_PREFIXES = 256
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ESCAPE = re.compile(r"[%/]")
 _ESCAPES = {"%": "%25", "/": "%2F"}
 _UNESCAPE = re.compile(r"%(25|2F|2E)")
@@ -136,6 +137,18 @@ def validate_database_name(name: Any) -> str:
         raise InvalidNameError(
             f"invalid database name {name!r}: a database is an S3 bucket and follows S3 bucket "
             f"naming rules; {problem}"
+        )
+    return name
+
+
+def validate_folder_name(name: Any) -> str:
+    """The names of databases on this machine are one folder name, not hidden."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"database name must be a str, got {type(name).__name__}")
+    if not name or name.startswith(".") or "/" in name or "\\" in name or _CONTROL.search(name):
+        raise InvalidNameError(
+            f"invalid database name {name!r}: a database on this machine is one folder, named without "
+            "'/' or control characters and not starting with '.'"
         )
     return name
 

@@ -1,0 +1,166 @@
+"""How a database's transport is made: settings only describe, this module connects.
+
+A database lives in S3 (a bucket, ``s3://bucket``), in this process's memory (``memory://name``)
+or in a folder of this machine (``file:///path/to/db``). Each backend is a transport; adding one
+is its module plus a branch in :func:`make_transport`. A transport handed over in the settings
+(``transport=`` an object of the :class:`~s3aads_pandas.storage.transport.Transport` protocol) is
+used as it is.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.parse
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import boto3
+
+from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
+from s3aads_pandas.storage import folder, memory
+from s3aads_pandas.storage.adapter import ObjectStore
+from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
+from s3aads_pandas.storage.buckets import is_directory_bucket
+from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
+from s3aads_pandas.storage.transport import Transport
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config
+
+    from s3aads_pandas.config import ConnectionSettings
+
+S3_SCHEME = "s3://"
+#: The roots of databases on this machine, as ``ConnectionSettings.root`` takes them.
+LOCAL_SCHEMES = (memory.URL, folder.SCHEME)
+
+
+class DatabaseUrl(NamedTuple):
+    """Where a database URL says a database is: its root (None for S3) and its name there."""
+
+    root: str | None
+    name: str
+
+
+def split_database_url(name: str) -> DatabaseUrl | None:
+    """The root and name of ``s3://bucket``, ``memory://name`` or ``file:///path/to/db``; None
+    for a plain name (a bucket, or a database of the configured root)."""
+    if "://" not in name:
+        return None
+    trimmed = name.rstrip("/")
+    if trimmed.startswith(S3_SCHEME):
+        return DatabaseUrl(None, trimmed[len(S3_SCHEME):])
+    if trimmed.startswith(memory.URL):
+        return DatabaseUrl(memory.URL, trimmed[len(memory.URL):])
+    if trimmed.startswith(folder.SCHEME):
+        parent, _, database = trimmed.rpartition("/")
+        return DatabaseUrl(check_root(parent + "/"), database)
+    raise InvalidArgumentError(
+        f"a database is named by a bucket, s3://bucket, memory://name or file:///path/to/folder, got {name!r}")
+
+
+def check_root(root: str) -> str:
+    """``root`` as settings keep it: ``memory://``, or ``file:///absolute/path/``."""
+    if root == memory.URL:
+        return root
+    if root.startswith(folder.SCHEME):
+        path = folder.folder_path(root)
+        if not path.is_absolute():
+            raise InvalidArgumentError(f"a folder URL names an absolute path, as file:///data/databases; got {root!r}")
+        return f"{folder.SCHEME}{path.as_posix().rstrip('/')}/"
+    raise InvalidArgumentError(
+        f"root must be 'memory://' or a folder URL such as 'file:///data/databases', got {root!r}")
+
+
+def open_store(settings: ConnectionSettings) -> ObjectStore:
+    """The adapter for these settings: its transport, pool size and retry policy."""
+    return ObjectStore(make_transport(settings), settings.max_workers, settings.retry_policy())
+
+
+def make_transport(settings: ConnectionSettings) -> Transport:
+    """The transport the settings describe (for S3 with a new boto3 client, or the one handed over)."""
+    if not isinstance(settings.transport, str):
+        return settings.transport
+    if settings.root == memory.URL:
+        return memory.MemoryTransport()
+    if settings.root is not None and settings.root.startswith(folder.SCHEME):
+        return folder.FolderTransport(folder.folder_path(settings.root))
+    return _s3_transport(settings)
+
+
+def transport_name(settings: ConnectionSettings) -> str:
+    """What sends the object requests: ``"obstore"`` or ``"boto3"`` for S3 (``"auto"`` decided),
+    the root for a database on this machine, the class name of a transport handed over."""
+    if not isinstance(settings.transport, str):
+        return type(settings.transport).__name__
+    if settings.root is not None:
+        return settings.root
+    if settings.transport != "auto":
+        return settings.transport
+    return "boto3" if settings.client is not None or _moto_mock_active() else "obstore"
+
+
+def _s3_transport(settings: ConnectionSettings) -> Transport:
+    session = None if settings.client is not None else _session(settings)
+    client = settings.client if settings.client is not None else _new_client(settings, session)
+    boto3_transport = Boto3Transport(client)
+    if transport_name(settings) == "boto3":
+        return boto3_transport
+    return ObstoreTransport(boto3_transport,
+                            lambda bucket, region: _obstore_store(settings, session, client, bucket, region),
+                            serves_directory_buckets=_is_aws(str(client.meta.endpoint_url)))
+
+
+def _obstore_store(settings: ConnectionSettings, session: Any, client: Any, bucket: str, region: str | None) -> Any:
+    """obstore's store for one bucket in ``region``: the endpoint boto3 resolved, its credential
+    chain (profiles, SSO, roles, instance metadata), these timeouts, no retries of its own, and
+    a CRC64NVME checksum on every PUT (S3 checks it, and keeps it)."""
+    from obstore.store import S3Store
+
+    try:
+        credentials = RememberedCredentials(session)
+    except ValueError:  # boto3 found no credentials
+        raise AccessDeniedError(NO_CREDENTIALS) from None
+    endpoint = str(client.meta.endpoint_url)
+    config: S3Config = {"region": region or client.meta.region_name or "us-east-1",
+                        "checksum_algorithm": CHECKSUM_ALGORITHM.lower()}
+    if is_directory_bucket(bucket):
+        config["s3_express"] = True
+    if not _is_aws(endpoint):
+        config["endpoint"] = endpoint
+    botocore_config = settings.botocore_config()
+    options: ClientConfig = {
+        "allow_http": endpoint.startswith("http://"),
+        "connect_timeout": timedelta(seconds=botocore_config.connect_timeout),
+        "read_timeout": timedelta(seconds=botocore_config.read_timeout),
+        "timeout": timedelta(seconds=settings.deadline),
+    }
+    return S3Store(bucket, config=config, client_options=options, credential_provider=credentials,
+                   retry_config={"max_retries": 0, "retry_timeout": timedelta(seconds=settings.deadline)})
+
+
+def _session(settings: ConnectionSettings) -> boto3.session.Session:
+    return settings.session or boto3.session.Session(
+        profile_name=settings.profile_name,
+        region_name=settings.region_name,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        aws_session_token=settings.aws_session_token,
+    )
+
+
+def _new_client(settings: ConnectionSettings, session: boto3.session.Session | None) -> Any:
+    assert session is not None
+    return session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region_name,
+                          config=settings.botocore_config())
+
+
+def _is_aws(endpoint: str) -> bool:
+    """Whether ``endpoint`` is AWS's own S3, rather than an endpoint URL of another store."""
+    return urllib.parse.urlsplit(endpoint).netloc.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+def _moto_mock_active() -> bool:
+    """Whether ``moto.mock_aws`` is on: its S3 answers botocore's requests only, in this process."""
+    models = sys.modules.get("moto.core.models")
+    stubber = getattr(models, "botocore_stubber", None)
+    return bool(getattr(stubber, "enabled", False))

@@ -49,12 +49,14 @@ _pd.read_s3aads = read_s3aads  # pd.read_s3aads(...), like pandas' own read_* fu
 __version__ = "0.1.0"
 
 
-def explore(source: Table | Database | str | None = None, *, page_size: int = 20) -> object:
-    """An ipywidgets explorer of a Table, a Database or a database name; with none, of the
-    databases the credentials can list (``notebook`` extra)."""
+def explore(source: Table | Database | str | None = None, *, root: str | None = None,
+            page_size: int = 20) -> object:
+    """An ipywidgets explorer of a Table, a Database or a database name or URL; with none, of
+    the databases the credentials can list, or of ``root`` (``"file:///data"``: its folders)
+    (``notebook`` extra)."""
     from s3aads_pandas.notebook.explorer import Explorer
 
-    return Explorer(source, page_size=page_size)
+    return Explorer(source, root=root, page_size=page_size)
 
 
 def load_ipython_extension(ipython: object) -> None:

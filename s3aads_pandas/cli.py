@@ -152,12 +152,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         steps.append((name, time.perf_counter() - started))
 
     started = time.perf_counter()
-    with LocalS3() as server:
-        os.environ.update(server.environ())
-        configure(endpoint_url=server.endpoint_url)
-        step("start a local S3 endpoint", started)
-        started = time.perf_counter()
-        db = Database("s3aads-demo")
+    with contextlib.ExitStack() as endpoint:
+        if args.database is None:
+            server = endpoint.enter_context(LocalS3())
+            os.environ.update(server.environ())
+            configure(endpoint_url=server.endpoint_url)
+            step("start a local S3 endpoint", started)
+            started = time.perf_counter()
+        db = Database(args.database or "s3aads-demo")
         db.create()
         table = Table("daily-data", db, ["id", "year", "month", "day"])
         frame = pd.DataFrame({
@@ -176,6 +178,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print()
     for name, seconds in steps:
         print(f"{seconds:7.3f} s  {name}")
+    print()
+    if args.database is None:
+        print("The local endpoint kept its data in memory: it is gone. To keep data without an AWS account, "
+              "use a folder: s3aads demo --database file:///tmp/s3aads/demo")
+    else:
+        print(f"The table is kept in {db.url}/daily-data: s3aads query {db.url}/daily-data year=2021")
     return 0
 
 
@@ -281,10 +289,16 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+DATABASE_HELP = "an S3 bucket, or a URL: s3://bucket, file:///path/to/folder, memory://name"
+TABLE_HELP = "the database and the table: bucket/table, or file:///path/to/folder/table"
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="s3aads", description="S3 as a cheap datastore: tables of S3 objects.")
     top.add_argument("--endpoint-url", metavar="URL",
                      help="S3 endpoint (default: boto3's, such as AWS_ENDPOINT_URL or a profile's)")
+    top.add_argument("--root", metavar="URL",
+                     help="where databases named without a URL live: memory:// or file:///path (default: S3)")
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
                                   help="what to do; `s3aads COMMAND --help` tells more")
     quiet = _Parser(add_help=False)
@@ -301,20 +315,22 @@ def parser() -> argparse.ArgumentParser:
 
     demo = command("demo", "write and read a sample table on an embedded local endpoint, with timings", cmd_demo)
     demo.add_argument("--rows", type=_positive, default=300, help="rows to write (default: 300)")
+    demo.add_argument("--database", metavar="URL",
+                      help="write there, such as file:///tmp/s3aads/demo (default: an embedded local S3 endpoint)")
 
-    create = command("create", "create a database (an S3 bucket); nothing happens when it is yours already",
+    create = command("create", "create a database (an S3 bucket or a folder); nothing happens when it exists",
                      cmd_create)
-    create.add_argument("database", metavar="DB", help="the database (S3 bucket) name")
+    create.add_argument("database", metavar="DB", help=DATABASE_HELP)
 
     drop = command("drop", "delete a table: every row and its column record", cmd_drop)
-    drop.add_argument("table", metavar="DB/TABLE", help="the table to delete")
+    drop.add_argument("table", metavar="DB/TABLE", help=f"the table to delete ({TABLE_HELP})")
     drop.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
     tables = command("tables", "list the tables of a database and their columns", cmd_tables)
-    tables.add_argument("database", metavar="DB", help="the database (S3 bucket) name")
+    tables.add_argument("database", metavar="DB", help=DATABASE_HELP)
 
     query = command("query", "print the rows of DB/TABLE matching col=value filters", cmd_query)
-    query.add_argument("table", metavar="DB/TABLE", help="the table to read")
+    query.add_argument("table", metavar="DB/TABLE", help=f"the table to read ({TABLE_HELP})")
     query.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
     query.add_argument("--format", choices=FILE_FORMATS, help="output format (default: from -o, else table)")
     query.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of the terminal")
@@ -322,13 +338,13 @@ def parser() -> argparse.ArgumentParser:
     query.add_argument("--keys-only", action="store_true", help="key columns only, no payloads")
 
     export = command("export", "write the rows of DB/TABLE to a CSV, JSON lines or Parquet file", cmd_export)
-    export.add_argument("table", metavar="DB/TABLE", help="the table to read")
+    export.add_argument("table", metavar="DB/TABLE", help=f"the table to read ({TABLE_HELP})")
     export.add_argument("file", metavar="FILE", help="a .csv, .jsonl (or .json) or .parquet file to write")
     export.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
     export.add_argument("--decode", choices=tuple(CODECS), default="str", help=_decode_help())
 
     imports = command("import", "write the rows of a CSV, JSON lines or Parquet file to DB/TABLE", cmd_import)
-    imports.add_argument("table", metavar="DB/TABLE", help="the table to write")
+    imports.add_argument("table", metavar="DB/TABLE", help=f"the table to write ({TABLE_HELP})")
     imports.add_argument("file", metavar="FILE", help="a .csv, .jsonl (or .json) or .parquet file to read")
     imports.add_argument("--columns", help="key columns, comma-separated (default: the table's record)")
     imports.add_argument("--data", default="data", help="payload column (default: data)")
@@ -343,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.endpoint_url:
             configure(endpoint_url=args.endpoint_url)
+        if args.root:
+            configure(root=args.root)
         return int(args.run(args))
     except DatabaseNotFoundError as error:
         print(f"s3aads: error: database {error.database!r} does not exist: create it with "

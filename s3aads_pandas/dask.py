@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import pickle
 import threading
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from s3aads_pandas.frames.read import (
     split_table_name,
 )
 from s3aads_pandas.storage.adapter import PAGE_SIZE
+from s3aads_pandas.storage.memory import URL as MEMORY
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.keys import is_value_list
 
@@ -54,6 +56,8 @@ class _TableSpec:
     database: str
     table: str
     columns: tuple[str, ...]
+    #: The process that made the graph: a memory:// database lives there only.
+    process: int = dataclasses.field(default_factory=os.getpid)
 
     @classmethod
     def of(cls, table: Table, max_workers: int | None = None) -> _TableSpec:
@@ -76,6 +80,12 @@ class _TableSpec:
 
     def open(self) -> Table:
         """The table on this worker, over the worker's store for these settings."""
+        if self.settings.root == MEMORY and os.getpid() != self.process:
+            raise InvalidArgumentError(
+                f"memory://{self.database} lives in the memory of the process that made this Dask graph, and "
+                "this worker runs in another: use a file:// database (workers on this machine share its "
+                "folder), an S3 one, or Dask's threaded scheduler"
+            )
         return Table(self.table, _worker_database(self.settings, self.database), list(self.columns))
 
 

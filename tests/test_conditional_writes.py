@@ -24,6 +24,7 @@ from s3aads_pandas import (
 )
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.local.faults import FaultPlan
+from s3aads_pandas.storage import memory
 
 
 def run_together(count: int, work: Any) -> None:
@@ -41,14 +42,35 @@ def run_together(count: int, work: Any) -> None:
         thread.join()
 
 
-@pytest.fixture(params=["boto3", "obstore"])
-def shared(local_s3: LocalS3, request: pytest.FixtureRequest) -> Database:
-    """A database on the HTTP endpoint, where conditional writes are atomic as on S3, through
-    each transport."""
-    local_s3.reset()
-    db = Database("race", endpoint_url=local_s3.endpoint_url, transport=request.param)
+#: Where writers race: the HTTP endpoint, where conditional writes are atomic as on S3, through
+#: each transport; memory:// (obstore's own conditional writes); file:// (under its lock file).
+SHARED = ["boto3", "obstore", "memory", "file"]
+
+
+def shared_database(where: str, request: pytest.FixtureRequest) -> Database:
+    if where == "memory":
+        memory.forget_all()
+        db = Database("memory://race")
+    elif where == "file":
+        db = Database(f"file://{request.getfixturevalue('tmp_path')}/race")
+    else:
+        local_s3 = request.getfixturevalue("local_s3")
+        local_s3.reset()
+        db = Database("race", endpoint_url=local_s3.endpoint_url, transport=where)
     db.create()
     return db
+
+
+@pytest.fixture(params=SHARED)
+def shared(request: pytest.FixtureRequest) -> Database:
+    """A database that writers share, in each of :data:`SHARED`."""
+    return shared_database(request.param, request)
+
+
+@pytest.fixture(params=[where for where in SHARED if where != "memory"])
+def shared_by_processes(request: pytest.FixtureRequest) -> Database:
+    """A database that processes share (a memory:// one lives in one process)."""
+    return shared_database(request.param, request)
 
 
 def test_compare_and_swap_increments_lose_no_update(shared: Database) -> None:
@@ -87,9 +109,9 @@ def test_writers_of_identical_bytes_have_exactly_one_winner(shared: Database) ->
     assert sorted(outcomes.values()) == ["exists"] * 15 + ["won"]
 
 
-def _insert_all(settings: ConnectionSettings, ids: list[int]) -> list[int]:
+def _insert_all(settings: ConnectionSettings, database: str, ids: list[int]) -> list[int]:
     """In a process of its own: insert every id with overwrite=False; the ids this process won."""
-    table = Table("shared", Database("race", settings), ["id"])
+    table = Table("shared", Database(database, settings), ["id"])
     won = []
     for id_ in ids:
         try:
@@ -100,12 +122,43 @@ def _insert_all(settings: ConnectionSettings, ids: list[int]) -> list[int]:
     return won
 
 
-def test_processes_inserting_the_same_keys_win_each_key_once(shared: Database) -> None:
+def test_processes_inserting_the_same_keys_win_each_key_once(shared_by_processes: Database) -> None:
+    shared = shared_by_processes
     Table("shared", shared, ["id"]).insert(b"", id="recorded")
     ids = list(range(60))
     with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
-        wins = list(pool.map(_insert_all, [shared.settings] * 4, [ids] * 4))
+        wins = list(pool.map(_insert_all, [shared.settings] * 4, [shared.name] * 4, [ids] * 4))
     assert sorted(id_ for won in wins for id_ in won) == ids
+
+
+def _count_up(settings: ConnectionSettings, database: str, times: int, start: Any) -> int:
+    """In a process of its own, once all are ready: add one to the counter ``times`` times
+    (compare-and-swap); the conflicts met."""
+    table = Table("counters", Database(database, settings), ["name"])
+    table.select_with_etag(name="hits")  # connected before the start
+    start.wait()
+    conflicts = 0
+    for _ in range(times):
+        while True:
+            current = table.select_with_etag(name="hits")
+            try:
+                table.update(str(int(current.data) + 1).encode(), current.etag, name="hits")
+                break
+            except RowChangedError:
+                conflicts += 1
+    return conflicts
+
+
+def test_processes_incrementing_one_counter_lose_no_update(shared_by_processes: Database) -> None:
+    shared = shared_by_processes
+    table = Table("counters", shared, ["name"])
+    table.insert(b"0", name="hits")
+    context = get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
+        start = manager.Barrier(4)
+        conflicts = list(pool.map(_count_up, [shared.settings] * 4, [shared.name] * 4, [25] * 4, [start] * 4))
+    assert table.select(name="hits") == b"100"
+    assert sum(conflicts) > 0  # the processes did race
 
 
 def test_rewriting_with_overwrite_false_reports_every_row_and_reads_nothing(db: Database, count_requests) -> None:

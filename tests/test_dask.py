@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import cloudpickle
 import dask.dataframe as dd
@@ -66,6 +67,28 @@ def test_round_trip_in_row_mode(client: Client, db: Database) -> None:
     assert list(ddf.columns) == ["kind", "id", "data"] and pd.api.types.is_string_dtype(ddf["id"].dtype)
     back = ddf.compute().sort_values("id", key=lambda s: s.astype(int), ignore_index=True)
     pd.testing.assert_frame_equal(back, events(), check_dtype=False)
+
+
+def test_workers_in_other_processes_share_a_file_database(client: Client, tmp_path: Path) -> None:
+    folder = Database(f"file://{tmp_path}/dask-db")
+    folder.create()
+    table = Table("events", folder, ["kind", "id"])
+    assert to_s3aads(dd.from_pandas(events(), npartitions=4), table).written == 120
+    assert table.count() == 120  # the workers wrote into the folder this process reads
+    back = read_s3aads(f"{folder.url}/events").compute().sort_values("id", key=lambda s: s.astype(int),
+                                                                      ignore_index=True)
+    pd.testing.assert_frame_equal(back, events(), check_dtype=False)
+
+
+def test_a_memory_database_is_refused_on_workers_in_other_processes(client: Client) -> None:
+    database = Database("memory://dask-db")
+    database.create()
+    table = Table("events", database, ["kind", "id"])
+    table.insert(b"x", kind="click", id="1")
+    with pytest.raises(InvalidArgumentError, match="use a file:// database"):
+        read_s3aads(table).compute()
+    threaded = read_s3aads(table).compute(scheduler="threads")  # the threads of this process see it
+    assert threaded["data"].tolist() == [b"x"]
 
 
 def test_round_trip_in_dataset_mode(client: Client, db: Database) -> None:

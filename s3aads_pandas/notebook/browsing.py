@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from s3aads_pandas.config import default_settings
 from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError
 from s3aads_pandas.frames.read import read_s3aads
 from s3aads_pandas.tables.datastore import Database, Table
@@ -30,16 +31,22 @@ class Browsing:
     """The database, the table and the listed rows; every method that lists or loads takes
     ``cancelled`` (checked at each row or chunk) and callbacks that say how far it got."""
 
-    def __init__(self, source: Table | Database | str | None = None) -> None:
+    def __init__(self, source: Table | Database | str | None = None, *, root: str | None = None) -> None:
         self.table: Table | None = source if isinstance(source, Table) else None
         self.database: Database | None = source.database if isinstance(source, Table) else (
             source if isinstance(source, Database) else Database(source) if source else None)
+        #: How databases picked by name are reached: the settings now, in ``root`` when given.
+        self.settings = default_settings() if root is None else default_settings().replace(root=root)
         self.rows: list[Row] = []
 
     # -- databases and tables ---------------------------------------------------------------------
 
+    def database_names(self) -> list[str]:
+        """The buckets the credentials list, or the databases of the settings' root."""
+        return sorted(Database.list_databases(self.settings))
+
     def open_database(self, name: str) -> None:
-        self.database, self.table, self.rows = Database(name), None, []
+        self.database, self.table, self.rows = Database(name, self.settings), None, []
 
     def table_choices(self) -> list[tuple[str, str]]:
         """``(label, name)`` of the database's tables; the label names the columns."""

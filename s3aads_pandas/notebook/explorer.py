@@ -55,11 +55,12 @@ class Explorer(widgets.VBox):
     class draws it and runs its listings and loads on a background thread.
     """
 
-    def __init__(self, source: Table | Database | str | None = None, *, page_size: int = 20) -> None:
+    def __init__(self, source: Table | Database | str | None = None, *, root: str | None = None,
+                 page_size: int = 20) -> None:
         super().__init__(layout=widgets.Layout(width="100%"))
         self.add_class("s3aads-explorer")
         self.df: pd.DataFrame | None = None
-        self.browsing = Browsing(source)
+        self.browsing = Browsing(source, root=root)
         self._task: threading.Thread | None = None
         self._cancel = threading.Event()
         self._quiet = False  # set while the explorer itself changes a picker: not the user's choice
@@ -134,11 +135,13 @@ class Explorer(widgets.VBox):
         elif self.database is not None:
             self._list_tables()
         else:
-            names = sorted(Database.list_databases())
+            names = self.browsing.database_names()
             self.database_picker.options = names
             self.database_picker.value = None
-            self.status.value = ("<i>choose a database</i>" if names
-                                 else "<i>these credentials list no databases (S3 buckets)</i>")
+            root = self.browsing.settings.root
+            self.status.value = ("<i>choose a database</i>" if names else
+                                 f"<i>{html.escape(root)} holds no databases</i>" if root else
+                                 "<i>these credentials list no databases (S3 buckets)</i>")
 
     def _on_database(self, change: dict[str, Any]) -> None:
         if change["new"] is None:

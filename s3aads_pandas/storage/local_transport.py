@@ -105,7 +105,7 @@ class LocalTransport(abc.ABC):
     def _missing(self, bucket: str) -> DatabaseNotFoundError:
         url = self.database_url(bucket)
         return DatabaseNotFoundError(
-            f"database {bucket!r} does not exist in {self.url}; create it with Database({url!r}).create()", bucket)
+            f"database {bucket!r} does not exist in {self.url}; create it with Database({url!r}).create()", url)
 
     def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                   max_keys: int, delimiter: str | None) -> ListedPage:

@@ -362,3 +362,10 @@ def test_a_delete_of_database_table_resolves_it_once(shell: InteractiveShell, ta
     deleted = run(shell, f'%%s3aads\nDELETE FROM "{table.database.name}"."daily-data" WHERE year = 2019')
     assert deleted.to_dict("list") == {"deleted": [1]} and looked_up == ["daily-data"]
     assert table.count() == 4
+
+
+def test_a_database_url_names_the_database(shell: InteractiveShell, table: Table) -> None:
+    url = table.database.url  # s3://..., memory://... or file:///...
+    by_option = shell.run_cell_magic("s3aads", f"--database {url}", 'SELECT count(*) AS n FROM "daily-data"')
+    by_name = shell.run_cell_magic("s3aads", "", f'SELECT count(*) AS n FROM "{url}"."daily-data"')
+    assert by_option["n"].tolist() == by_name["n"].tolist() == [5]

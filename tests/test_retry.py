@@ -97,8 +97,18 @@ class FixedDelay(RetryPolicy):
 
 
 def test_backoff_sleeps_hold_no_slot() -> None:
+    backing_off, other_done = threading.Event(), threading.Event()
+
+    class UntilTheOtherRequest(RetryPolicy):
+        """A backoff that lasts until the other request has had the slot (at most 30 s)."""
+
+        def delay(self, attempt: int, rng: object) -> float:
+            backing_off.set()
+            other_done.wait(30)
+            return 0.0
+
     limiter = AdaptiveLimiter(1)
-    retrier = Retrier(limiter, FixedDelay(attempts=2))
+    retrier = Retrier(limiter, UntilTheOtherRequest(attempts=2))
     events: list[str] = []
     failures = [S3RequestError("x", "InternalError", retryable=True)]
 
@@ -109,9 +119,10 @@ def test_backoff_sleeps_hold_no_slot() -> None:
 
     worker = threading.Thread(target=retrier, args=(request,))
     worker.start()
-    time.sleep(0.1)  # the first attempt has failed; its backoff has begun
+    assert backing_off.wait(30)  # the first attempt has failed; its backoff has begun
     with limiter.slot():  # the only slot is free during the backoff
         events.append("other request")
+    other_done.set()
     worker.join()
     assert events == ["attempt", "other request", "attempt"]
 

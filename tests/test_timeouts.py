@@ -104,18 +104,16 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def select_from(server: StallingServer, transport: str, **settings: float) -> tuple[S3RequestError, float]:
+def select_from(server: StallingServer, transport: str, **settings: float) -> S3RequestError:
     database = Database("stalled", endpoint_url=server.url, transport=transport, **settings)
     table = Table("t", database, ["id"])
-    started = time.monotonic()
     with pytest.raises(S3RequestError) as info:
         table.select(id=1)
-    return info.value, time.monotonic() - started
+    return info.value
 
 
 def test_a_silent_server_fails_after_the_attempts_naming_the_key(silent: StallingServer, transport: str) -> None:
-    error, elapsed = select_from(silent, transport, read_timeout=1)
-    assert elapsed < 25  # 10 attempts of 1 s and their backoff
+    error = select_from(silent, transport, read_timeout=1)
     assert silent.connections == 10  # one retry layer: botocore's attempts do not multiply ours
     assert "s3://stalled/t/1" in str(error) and "gave up after 10 attempts" in str(error)
     # obstore first learns the bucket's region (a HeadBucket): that is what stalls, and the GET never left
@@ -123,19 +121,19 @@ def test_a_silent_server_fails_after_the_attempts_naming_the_key(silent: Stallin
 
 
 def test_the_deadline_bounds_every_attempt_together(silent: StallingServer, transport: str) -> None:
-    error, elapsed = select_from(silent, transport, read_timeout=1, deadline=2.5)
-    assert elapsed < 4.5 and silent.connections < 10
+    error = select_from(silent, transport, read_timeout=1, deadline=2.5)
+    assert silent.connections < 10  # the deadline, not the attempts, ended it
     assert "at its deadline of 2.5 s" in str(error) and "s3://stalled/t/1" in str(error)
 
 
 def test_a_trickling_body_is_given_up_at_the_deadline(trickling: StallingServer, transport: str) -> None:
-    error, elapsed = select_from(trickling, transport, read_timeout=1, deadline=2)
-    assert elapsed < 6  # each byte arrives within the read timeout: only the deadline (2 s) stops it, not 200 s
+    # each byte arrives within the read timeout: only the deadline (2 s) stops it, not the 200 s the body takes
+    error = select_from(trickling, transport, read_timeout=1, deadline=2)
     assert "still arriving at the request's deadline" in str(error) and "s3://stalled/t/1" in str(error)
 
 
 def test_an_answer_without_etag_is_a_retried_request_error(no_etag: StallingServer, transport: str) -> None:
-    error, _ = select_from(no_etag, transport, max_attempts=3)
+    error = select_from(no_etag, transport, max_attempts=3)
     assert "without an ETag header" in str(error) and "s3://stalled/t/1" in str(error)
     assert no_etag.connections == 3 + (transport == "obstore")  # obstore's HeadBucket learns the region first
 
@@ -166,9 +164,8 @@ def slow_reader() -> Iterator[StallingServer]:
 def test_a_large_body_that_keeps_moving_outlasts_the_deadline(slow_reader: StallingServer, transport: str) -> None:
     database = Database("slow", endpoint_url=slow_reader.url, transport=transport, read_timeout=2, deadline=2)
     database.create()  # the bucket's region is then known: no HeadBucket
-    started = time.monotonic()
-    written = database.store.put("slow", "big", b"x" * (12 * 1024 * 1024))  # 3 s at 4 MiB/s
-    assert written["ETag"] == '"x"' and time.monotonic() - started > 2  # past the deadline, and fine
+    written = database.store.put("slow", "big", b"x" * (12 * 1024 * 1024))  # 3 s at 4 MiB/s: past the deadline
+    assert written["ETag"] == '"x"'
     assert slow_reader.connections == 2  # the CreateBucket and one PUT: never sent again
 
 
@@ -182,12 +179,9 @@ def test_every_answer_that_trickles_is_given_up_at_the_deadline(trickling: Stall
     }
     if transport == "boto3":
         requests["ListObjectsV2"] = lambda: database.store.list_page("stalled", "t/")
-    for operation, send in requests.items():
-        started = time.monotonic()
+    for operation, send in requests.items():  # a byte every 0.2 s: 200 s for the answer, without a deadline
         with pytest.raises(S3aadsError) as raised:  # DeleteObjects names its keys in a BulkOperationError
             send()
-        elapsed = time.monotonic() - started
-        assert elapsed < 8, (operation, elapsed)  # a byte every 0.2 s: 200 s for the answer, without a deadline
         assert "deadline" in str(raised.value), operation
 
 

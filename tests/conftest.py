@@ -60,14 +60,21 @@ LOCAL_RUNS = ("memory", "file")
 BUCKET_REGION = "eu-west-1"
 
 
+#: Modules that set ``WIRE = False`` test behaviour, not the S3 wire: their tests run in process
+#: (moto) and on this machine's databases only, except those marked ``s3_only``.
+BEHAVIOUR_RUNS = ("moto",)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "s3" in metafunc.fixturenames:
-        directory = getattr(metafunc.module, "DIRECTORY_BUCKETS", False)
-        directory = directory and metafunc.definition.get_closest_marker("key_order") is None
-        local = () if metafunc.definition.get_closest_marker("s3_only") else LOCAL_RUNS
-        if metafunc.definition.get_closest_marker("any_keys"):
+        marked = metafunc.definition.get_closest_marker
+        directory = getattr(metafunc.module, "DIRECTORY_BUCKETS", False) and marked("key_order") is None
+        wire = getattr(metafunc.module, "WIRE", True) or marked("s3_only") is not None
+        local = () if marked("s3_only") else LOCAL_RUNS
+        if marked("any_keys"):
             local = tuple(run for run in local if run != "file")
-        metafunc.parametrize("s3", S3_RUNS + (DIRECTORY_RUNS if directory else ()) + local, indirect=True)
+        s3_runs = S3_RUNS if wire else BEHAVIOUR_RUNS
+        metafunc.parametrize("s3", s3_runs + (DIRECTORY_RUNS if directory else ()) + local, indirect=True)
 
 
 def is_local(request: pytest.FixtureRequest) -> bool:

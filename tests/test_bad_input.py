@@ -22,6 +22,8 @@ from s3aads_pandas import (
 
 ROW = {"id": 1, "year": 2020}
 
+WIRE = False  # behaviour, not the S3 wire: in process and on this machine's databases (see conftest)
+
 
 def _all_keys(db: Database) -> list[str]:
     return [obj["Key"] for obj in db.store.iter_objects(db.name, "")]

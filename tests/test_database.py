@@ -13,6 +13,8 @@ from s3aads_pandas import (
 )
 from s3aads_pandas.tables.column_record import record_key
 
+WIRE = False  # behaviour, not the S3 wire: in process and on this machine's databases (see conftest)
+
 
 def test_create_is_idempotent_and_listed(s3: str | None) -> None:
     db = Database("joeyism-test")

@@ -17,6 +17,8 @@ from s3aads_pandas.notebook.preview import MAX_TEXT_CHARS, render
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 
+WIRE = False  # behaviour, not the S3 wire: in process and on this machine's databases (see conftest)
+
 
 @pytest.fixture
 def table(db: Database) -> Table:

@@ -16,6 +16,7 @@ from s3aads_pandas import (
     TableEmptyError,
 )
 
+WIRE = False  # behaviour, not the S3 wire: in process and on this machine's databases (see conftest)
 DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
 
 COLUMNS = ["id", "year", "month", "day"]

@@ -131,7 +131,7 @@ def read_s3aads(
     if chunksize is not None:
         return loader.chunks(rows, chunksize)  # as listed: a directory bucket's are in no order
     if not source.database.lists_in_key_order:
-        rows = iter(source.in_key_order(rows))
+        rows = iter(source.database.in_key_order(rows))
     if not loader.data:
         return loader.keys_only(rows)
     return loader.frame(list(rows))

@@ -29,6 +29,7 @@ class DatabaseCompat:
 
         @property
         def store(self) -> ObjectStore: ...
+        def folder_values(self, prefix: str) -> set[str]: ...
 
     @property
     def bucket(self) -> Any:
@@ -64,7 +65,6 @@ class TableCompat:
         def select_by_key(self, key: str) -> bytes | None: ...
         @property
         def codec(self) -> KeyCodec: ...
-        def _folder_values(self, prefix: str) -> set[str]: ...
 
     def __getattr__(self, attribute: str) -> Callable[..., Any]:
         """``<column>s()`` and ``filter_objects_by_<column>(value)``, as in s3aads."""
@@ -102,7 +102,7 @@ class TableCompat:
 
     def first_column_values(self) -> list[str]:
         """The distinct values of the first key segment, sorted (one Delimiter listing per 1,000)."""
-        return sorted(self._folder_values(f"{self.name}/"))
+        return sorted(self.database.folder_values(f"{self.name}/"))
 
     def select_all_by_filter(self, key: str = "") -> list[Any]:
         """boto3 ``ObjectSummary`` objects of every key that starts with ``key``, as in s3aads 2.x."""

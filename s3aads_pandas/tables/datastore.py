@@ -128,6 +128,19 @@ class Database(DatabaseCompat):
         """Whether listings of this database come in key order (those of a directory bucket do not)."""
         return lists_in_key_order(self.name)
 
+    def in_key_order(self, listed: Iterable[T]) -> list[T]:
+        """Listed rows or objects, kept, in key order: sorted when the bucket lists in no order."""
+        kept = list(listed)
+        return kept if self.lists_in_key_order else sorted(kept, key=lambda item: item.key)
+
+    def lister(self) -> Lister:
+        """The listing engine over this database, with as many LISTs in flight as workers."""
+        return Lister(self.store, self.name, self.settings.max_workers)
+
+    def folder_values(self, prefix: str) -> set[str]:
+        """The values of the "folders" under ``prefix`` (a Delimiter listing, 1,000 a request)."""
+        return folder_values(self.store.iter_common_prefixes(self.name, prefix), prefix, self.name)
+
     @property
     def tables(self) -> list[str]:
         """Names of the tables, sorted: the top-level "folders" of the bucket (column records hidden)."""
@@ -169,7 +182,7 @@ class Database(DatabaseCompat):
         s3aads 2.x's name for ``name``.
         """
         name = validate_table_name(_renamed("name", name, "table_name", table_name))
-        keys = (obj.key for obj in Lister(self.store, self.name, self.settings.max_workers).objects(f"{name}/"))
+        keys = (obj.key for obj in self.lister().objects(f"{name}/"))
         deleted = self.store.delete_many(self.name, itertools.chain(keys, [column_record.record_key(name)]))
         with self._lock:
             self._recorded.pop(name, None)
@@ -393,22 +406,15 @@ class Table(TableCompat):
         """Keys (without the table name) of every row; of every object under the table when its
         columns are unknown (a table of s3aads 2.x), as s3aads 2.x lists them."""
         start = len(self.name) + 1
-        if not self.columns:
-            return [obj.key[start:] for obj in self.in_key_order(self._every_object())]
+        if not self.columns:  # every object under the table, whatever its depth
+            objects = self.database.lister().objects(f"{self.name}/")
+            return [obj.key[start:] for obj in self.database.in_key_order(objects)]
         return [row.key[start:] for row in self.list_rows()]
-
-    def _every_object(self) -> Iterator[Listed]:
-        """Every object under the table, whatever its depth: the rows of a table without columns."""
-        return self.lister().objects(self._full_key(""))
-
-    def _folder_values(self, prefix: str) -> set[str]:
-        store, bucket = self.database.store, self.database.name
-        return folder_values(store.iter_common_prefixes(bucket, prefix), prefix, bucket)
 
     def count(self, **filters: Any) -> int:
         """Number of rows (matching the filters, if any); of objects, for a table without columns."""
         if not filters and not self.columns:
-            return sum(1 for _ in self._every_object())
+            return sum(1 for _ in self.database.lister().objects(f"{self.name}/"))
         return sum(1 for _ in self.iter_rows(**filters))  # counted as listed, not held
 
     def distinct(self, columns: Sequence[str] | str, **filters: Any) -> list[tuple[str, ...]]:
@@ -432,7 +438,7 @@ class Table(TableCompat):
         )
         if delimited:
             (prefix,) = codec.listing_prefixes(encoded)
-            return sorted((value,) for value in self._folder_values(prefix))
+            return sorted((value,) for value in self.database.folder_values(prefix))
         indexes = [codec.columns.index(c) for c in chosen]
         return sorted({tuple(decode_segment(row.segments[i]) for i in indexes) for row in self.iter_rows(**filters)})
 
@@ -444,22 +450,13 @@ class Table(TableCompat):
         one prefix that spans many pages fans out over key ranges (see ``storage.listing``).
         Stopping the iteration stops the listing.
         """
-        codec, prefixes = self._plan(filters)
-        objects = objects_under(self.lister(), prefixes)
+        codec = self.codec
+        objects = objects_under(self.database.lister(), codec.listing_prefixes(codec.encode_filters(filters)))
         yield from matching_rows(codec, filters, objects, self.database.name)
 
     def list_rows(self, **filters: Any) -> list[Row]:
         """Rows matching the filters, in key order (:meth:`iter_rows`, kept)."""
-        return self.in_key_order(self.iter_rows(**filters))
-
-    def in_key_order(self, listed: Iterable[T]) -> list[T]:
-        """Listed rows or objects, kept, in key order: sorted when the bucket lists in no order."""
-        kept = list(listed)
-        return kept if self.database.lists_in_key_order else sorted(kept, key=lambda item: item.key)
-
-    def lister(self) -> Lister:
-        """The listing engine over this table's database, with as many LISTs in flight as workers."""
-        return Lister(self.database.store, self.database.name, self.database.settings.max_workers)
+        return self.database.in_key_order(self.iter_rows(**filters))
 
     def list_rows_between(self, first: Any, last: Any, values: int = 0, /, **filters: Any) -> list[Row]:
         """Rows whose first column runs from ``first`` to ``last`` in listing order, in one listing.
@@ -474,14 +471,10 @@ class Table(TableCompat):
         # the keys of `last` start with `end` (are `end`, with one column); S3 lists what comes
         # after a key: start one character early, then skip up to `start`
         before = end[:-1] + chr(ord("/") + 1) if end.endswith("/") else end + "\x00"
-        listed = self.lister().objects(codec.prefix, start_after=start[:-1], before=before,
-                                       first_page=values + 1 if values else PAGE_SIZE)
+        listed = self.database.lister().objects(codec.prefix, start_after=start[:-1], before=before,
+                                                first_page=values + 1 if values else PAGE_SIZE)
         objects = (obj for obj in listed if obj.key >= start)
-        return self.in_key_order(matching_rows(codec, filters, objects, self.database.name))
-
-    def _plan(self, filters: Mapping[str, Any]) -> tuple[KeyCodec, list[str]]:
-        codec = self.codec
-        return codec, codec.listing_prefixes(codec.encode_filters(filters))
+        return self.database.in_key_order(matching_rows(codec, filters, objects, self.database.name))
 
 
 def _renamed(name: str, value: Any, old_name: str, old_value: Any) -> Any:

@@ -209,7 +209,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise S3aadsError(f"drop deletes every row of {args.table}: confirm with --yes")
-        answer = input(f"delete table {table.name} of database {table.database.name} and all its rows? [y/N] ")
+        answer = input(f"delete table {table.name} of database {table.database.reference} and all its rows? [y/N] ")
         if answer.strip().lower() not in {"y", "yes"}:
             _say(args, "nothing deleted")
             return 1

@@ -93,7 +93,7 @@ def s3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
     """
     if request.param == "moto":
         with mock_aws():
-            configure(ConnectionSettings())
+            configure(ConnectionSettings(transport="boto3"))  # said, not left to "auto" to notice the mock
             yield None
     elif request.param in LOCAL_RUNS:
         memory.forget_all()

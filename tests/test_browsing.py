@@ -6,22 +6,22 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from s3aads_pandas import ColumnsNotSetError, Database, S3aadsError, Table
 from s3aads_pandas.notebook.browsing import Browsing, Cancelled, describe_choice
+from s3aads_pandas.storage import memory
 
 
 @pytest.fixture
 def events() -> Iterator[Table]:
-    with mock_aws():
-        database = Database("browse")
-        database.create()
-        table = Table("events", database, ["kind", "year", "id"])
-        rows = [(kind, year, i) for kind in ("buy", "view") for year in (2020, 2021) for i in range(3)]
-        pd.DataFrame({"kind": [r[0] for r in rows], "year": [r[1] for r in rows], "id": [r[2] for r in rows],
-                      "data": [f"{r}".encode() for r in rows]}).s3aads.write(table)
-        yield table
+    database = Database("memory://browse")
+    database.create()
+    table = Table("events", database, ["kind", "year", "id"])
+    rows = [(kind, year, i) for kind in ("buy", "view") for year in (2020, 2021) for i in range(3)]
+    pd.DataFrame({"kind": [r[0] for r in rows], "year": [r[1] for r in rows], "id": [r[2] for r in rows],
+                  "data": [f"{r}".encode() for r in rows]}).s3aads.write(table)
+    yield table
+    memory.forget_all()
 
 
 def listed(browsing: Browsing, chosen: dict[str, list[str]]) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
@@ -55,7 +55,7 @@ def test_load_code_and_payload_follow_the_choice(events: Table) -> None:
     sizes: list[int] = []
     frame = browsing.load(chosen, "str", cancelled=lambda: False, on_chunk=sizes.append)
     assert frame["data"].tolist() == ["('buy', 2020, 0)", "('buy', 2021, 0)"] and sizes == [2]
-    assert browsing.code(chosen, "str") == "pd.read_s3aads('browse/events', kind='buy', id='0', decode='str')"
+    assert browsing.code(chosen, "str") == "pd.read_s3aads('memory://browse/events', kind='buy', id='0', decode='str')"
     assert browsing.payload(1) == ("kind = buy · year = 2021 · id = 0", b"('buy', 2021, 0)")
     assert describe_choice(chosen) == "kind = buy · id = 0"
     assert describe_choice({"kind": ["buy", "view"]}) == "kind ∈ {buy, view}"

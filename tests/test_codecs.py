@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from moto import mock_aws
 
 from s3aads_pandas import Database, InvalidArgumentError, MagicError, Table, cli
 from s3aads_pandas.frames.codecs import CODECS, PayloadCodec, decoder, encoder
 from s3aads_pandas.notebook.explorer import Explorer
+from s3aads_pandas.storage import memory
 
 #: A codec this project does not ship: numbers as their text, summed by DuckDB as DOUBLE.
 NUMBER = PayloadCodec("number", "a decimal number", lambda data: float(data), sql_type="DOUBLE",
@@ -24,12 +24,12 @@ NUMBER = PayloadCodec("number", "a decimal number", lambda data: float(data), sq
 @pytest.fixture
 def numbers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Table]:
     monkeypatch.setitem(CODECS, "number", NUMBER)
-    with mock_aws():
-        database = Database("codecs")
-        database.create()
-        table = Table("prices", database, ["item"])
-        pd.DataFrame({"item": ["pen", "ink", "cap"], "data": [1.5, 2, 4]}).s3aads.write(table, encode="number")
-        yield table
+    database = Database("memory://codecs")
+    database.create()
+    table = Table("prices", database, ["item"])
+    pd.DataFrame({"item": ["pen", "ink", "cap"], "data": [1.5, 2, 4]}).s3aads.write(table, encode="number")
+    yield table
+    memory.forget_all()
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_new_codec_is_offered_by_the_explorer_and_the_cli(numbers: Table, caps
     explorer = Explorer(numbers)
     explorer.wait()
     assert "number" in explorer.decode.options
-    assert cli.main(["query", "codecs/prices", "item=cap", "--decode", "number", "--format", "csv"]) == 0
+    assert cli.main(["query", "memory://codecs/prices", "item=cap", "--decode", "number", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines() == ["item,data", "cap,4.0"]
 
 

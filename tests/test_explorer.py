@@ -117,7 +117,8 @@ def test_leading_choices_narrow_the_listing_and_keep_their_alternatives(table: T
     explorer.wait()
     assert shown_rows(explorer) == ["buy / 2021 / 3", "view / 2021 / 2"]
     assert explorer.summary.value == "kind ∈ {buy, view} · id ∈ {2, 3}"
-    assert explorer.code.value == "pd.read_s3aads('s3aads-test/events', kind=['buy', 'view'], id=['2', '3'])"
+    source = f"{table.database.reference}/events"
+    assert explorer.code.value == f"pd.read_s3aads('{source}', kind=['buy', 'view'], id=['2', '3'])"
     explorer.filters["kind"].value = ()
     explorer.filters["id"].value = ()
     explorer.wait()
@@ -160,7 +161,7 @@ def test_load_dataframe_shows_it_decoded_as_chosen(table: Table) -> None:
     explorer.wait()
     explorer.decode.value = "json"
     assert explorer.code.value == (
-        "pd.read_s3aads('s3aads-test/events', kind='view', year=['2020', '2021'], decode='json')")
+        f"pd.read_s3aads('{table.database.reference}/events', kind='view', year=['2020', '2021'], decode='json')")
     explorer.load_button.click()
     explorer.wait()
     assert explorer.df is not None
@@ -253,5 +254,5 @@ def test_copy_as_code_uses_filters_for_columns_named_like_parameters(db: Databas
     explorer.wait()
     explorer.filters["format"].value = ("csv",)
     explorer.wait()
-    assert explorer.code.value == "pd.read_s3aads('s3aads-test/odd', filters={'format': 'csv'})"
+    assert explorer.code.value == f"pd.read_s3aads('{db.reference}/odd', filters={{'format': 'csv'}})"
     assert len(eval(explorer.code.value, {"pd": pd})) == 1  # the code runs and finds the row

@@ -89,7 +89,7 @@ def test_payloads_and_values_round_trip_exactly(data: bytes, value: str) -> None
 def test_control_characters_are_stored_in_process() -> None:
     # S3 accepts them; moto's HTTP server cannot serve a key with a newline (README says so).
     with mock_aws():
-        db = Database("control")
+        db = Database("control", transport="boto3")
         db.create()
         table = Table("t", db, ["v"])
         table.insert(b"x", v="line\nbreak\ttab\x01")
@@ -123,7 +123,7 @@ def test_no_secret_in_logs_reprs_or_errors(local_s3: LocalS3, caplog: pytest.Log
 def test_sse_c_key_is_masked_and_sse_parameters_pass_through(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with mock_aws():
-        db = Database("sse-test")
+        db = Database("sse-test", transport="boto3")
         db.create()
         table = Table("t", db, ["id"])
         table.insert(b"x", metadata={"ServerSideEncryption": "AES256"}, id=1)
@@ -139,7 +139,7 @@ def test_secrets_are_masked_in_tracebacks_and_in_hex_and_base64(caplog: pytest.L
     caplog.set_level(logging.DEBUG)
     with mock_aws():
         Database("masked", aws_access_key_id="AKIAMASKEDEXAMPLE12", aws_secret_access_key=SECRET,
-                 aws_session_token=TOKEN).store  # the client is made: its credentials are known
+                 aws_session_token=TOKEN, transport="boto3").store  # the client is made: its credentials are known
     request = f"PUT\n/masked/t/1\n\nx-amz-security-token:{TOKEN}\n".encode()
     body = f"<CanonicalRequestBytes>{request.hex(' ')}</CanonicalRequestBytes>"
     logging.getLogger("botocore.parsers").debug("Response body:\n%s", body)

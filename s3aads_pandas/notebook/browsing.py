@@ -143,7 +143,7 @@ class Browsing:
         """The ``pd.read_s3aads`` call that loads what is chosen."""
         table = self._open()
         recorded = table.database.recorded_columns(table.name)
-        source = (repr(f"{table.database.name}/{table.name}") if recorded == tuple(table.columns)
+        source = (repr(f"{table.database.reference}/{table.name}") if recorded == tuple(table.columns)
                   else f"Table({table.name!r}, {table.database.reference!r}, columns={table.columns!r})")
         values: dict[str, Any] = {c: v[0] if len(v) == 1 else v for c, v in chosen.items()}
         decoding = f", decode={decode!r}" if decode != "bytes" else ""

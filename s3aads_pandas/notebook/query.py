@@ -314,7 +314,7 @@ def explain(query: Plan) -> str:
     lines = ["Plan (nothing has run)", ""]
     for source in query.sources:
         table = source.table
-        lines.append(f"S3: {source.name} = {table.database.name}/{table.name} "
+        lines.append(f"S3: {source.name} = {table.database.reference}/{table.name} "
                      f"(key columns {', '.join(table.columns)})")
         prefixes = source.prefixes
         lines.append(f"  LIST {len(prefixes)} prefix{'es' if len(prefixes) != 1 else ''}: "

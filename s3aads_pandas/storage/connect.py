@@ -12,9 +12,10 @@ from __future__ import annotations
 import sys
 import urllib.parse
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import boto3
+from botocore.config import Config
 
 from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
 from s3aads_pandas.storage import folder, memory
@@ -22,16 +23,47 @@ from s3aads_pandas.storage.adapter import ObjectStore
 from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket
 from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
+from s3aads_pandas.storage.retry import RetryPolicy
 from s3aads_pandas.storage.transport import Transport
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, S3Config
 
-    from s3aads_pandas.config import ConnectionSettings
-
 S3_SCHEME = "s3://"
 #: The roots of databases on this machine, as ``ConnectionSettings.root`` takes them.
 LOCAL_SCHEMES = (memory.URL, folder.SCHEME)
+
+
+class ConnectionSettings(Protocol):
+    """What connecting reads of :class:`s3aads_pandas.ConnectionSettings` (which describes; this
+    module makes)."""
+
+    @property
+    def transport(self) -> str | Transport: ...
+    @property
+    def root(self) -> str | None: ...
+    @property
+    def client(self) -> Any: ...
+    @property
+    def session(self) -> boto3.session.Session | None: ...
+    @property
+    def endpoint_url(self) -> str | None: ...
+    @property
+    def region_name(self) -> str | None: ...
+    @property
+    def profile_name(self) -> str | None: ...
+    @property
+    def aws_access_key_id(self) -> str | None: ...
+    @property
+    def aws_secret_access_key(self) -> str | None: ...
+    @property
+    def aws_session_token(self) -> str | None: ...
+    @property
+    def max_workers(self) -> int: ...
+    @property
+    def deadline(self) -> float: ...
+    def botocore_config(self) -> Config: ...
+    def retry_policy(self) -> RetryPolicy: ...
 
 
 class DatabaseUrl(NamedTuple):

@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
 
 from s3aads_pandas import ConnectionSettings, Database, InvalidArgumentError, Table
 from s3aads_pandas.local import LocalS3
@@ -59,8 +61,9 @@ def foreign(original: ModuleType, local_s3: LocalS3) -> str:
     theirs = original.Table("t", database="foreign", columns=COLUMNS)
     for id_ in [".", "..", "plain", "x\x01y"]:
         theirs.insert(data=f"payload of {id_}".encode(), id=id_, n=1)
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]  # the endpoint's, in this process: no request per key
     for n in range(1500):  # past one listing page: the page with the foreign keys is one of two
-        theirs.insert(data=b"bulk", id="bulk", n=f"{n:04d}")
+        backend.put_object("foreign", f"t/bulk/{n:04d}", b"bulk")
     return local_s3.endpoint_url
 
 

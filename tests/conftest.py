@@ -31,14 +31,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A notebook's cells run in order in one kernel: on one worker (``--dist loadgroup``); every
-    other test goes to whichever worker is free."""
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
-
-
 @pytest.fixture(autouse=True)
 def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The notebooks' endpoint is in the environment (for their kernels); tests choose their own."""

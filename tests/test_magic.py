@@ -14,7 +14,6 @@ from IPython.core.interactiveshell import InteractiveShell
 from s3aads_pandas import ConnectionSettings, Database, MagicError, Table, configure
 
 WIRE = False  # behaviour, not the S3 wire: in process and on this machine's databases (see conftest)
-DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from s3aads_pandas import ConnectionSettings, Database, Table, configure
 from s3aads_pandas.local import LocalS3
 
 COLUMNS = ["customer", "id"]
+logger = logging.getLogger("local_databases")
 
 
 def rows(n: int) -> pd.DataFrame:
@@ -63,6 +65,7 @@ def run(where: str, n: int) -> list[str]:
                 break
             count = result if isinstance(result, int) else len(result) if isinstance(result, pd.DataFrame) else n
             cells.append(f"{seconds:.1f} s ({count / seconds:,.0f} rows/s)")
+            logger.info("%s: %s", where, cells[-1])  # each step as it ends: the slow ones take minutes
         configure(ConnectionSettings())
     return cells
 
@@ -72,6 +75,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--where", default="file,memory,endpoint", help="comma-separated: file, memory, endpoint")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logger.setLevel(logging.INFO)
     print("| database | rows | write | list (count) | read |")
     print("|---|---:|---:|---:|---:|")
     for where in args.where.split(","):

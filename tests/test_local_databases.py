@@ -118,6 +118,9 @@ def test_a_deleted_tables_folders_go_and_it_is_no_longer_listed(tmp_path: Path) 
     assert db.tables == ["other"]
     (tmp_path / "tidy" / "left-empty").mkdir()  # by another tool: holds no object, so no table
     assert db.tables == ["other"]
+    assert (tmp_path / "tidy" / ".s3aads-locks").is_dir()  # the write locks, never a table or a key
+    assert [obj.key for obj in db.store.list_page(db.name, "").objects] == [".s3aads-table.other.json",
+                                                                           ".s3aads-table.t.json", "other/1"]
 
 
 def test_files_being_written_are_not_listed(tmp_path: Path) -> None:

@@ -6,10 +6,11 @@ What a folder lacks, this module gives it:
 - **Key order.** A directory lists in no order: keys are walked folder by folder, each sorted
   as S3 sorts keys (a folder ``a`` sorts as ``a/``), so listings come in key order and resume
   after a key without walking what comes before it.
-- **If-Match.** ``LocalStore`` has no conditional overwrite: every write and delete of a
-  database holds an exclusive lock on its ``.s3aads-lock`` file (``fcntl.flock``, which every
-  process of this machine respects), under which an If-Match write compares the ETag first.
-  Without ``fcntl`` (Windows) a conditional write is refused, never made unconditional.
+- **If-Match.** ``LocalStore`` has no conditional overwrite: every write and delete of a key
+  holds an exclusive lock on one of the database's :data:`LOCKS` lock files (chosen by the key,
+  in ``.s3aads-locks/``; ``fcntl.flock``, which every process of this machine respects), under
+  which an If-Match write compares the ETag first. Writes of keys under other locks go on in
+  parallel. Without ``fcntl`` (Windows) a conditional write is refused, never made unconditional.
 - **No empty folders.** A delete removes the folders it leaves empty, so that a table without
   rows is no longer listed.
 
@@ -22,6 +23,7 @@ import contextlib
 import os
 import re
 import urllib.parse
+import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +43,9 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 SCHEME = "file://"
-LOCK_FILE = ".s3aads-lock"
+#: The folder of a database's lock files, and how many there are (a key's is its CRC-32 modulo).
+LOCK_FOLDER = ".s3aads-locks"
+LOCKS = 64
 #: The files that LocalStore writes before it renames them into place (``<key>#<n>``).
 _STAGED = re.compile(r"#\d+$")
 
@@ -85,14 +89,14 @@ class FolderTransport(LocalTransport):
     def _walk(self, folder: Path, base: str, prefix: str, after: str | None) -> Iterator[Listed]:
         """The files under ``folder`` (whose keys start with ``base``) in key order, skipping
         what does not start with ``prefix`` and what is not after ``after``."""
-        for name, entry in _sorted_entries(folder):
+        for name, entry in _sorted_entries(folder, top=base == ""):
             key = base + name
             if not (key.startswith(prefix) or prefix.startswith(key)):
                 continue
             if name.endswith("/"):
                 if after is None or after < key or after.startswith(key):  # else all of it is before `after`
                     yield from self._walk(Path(entry.path), key, prefix, after)
-            elif (after is None or key > after) and not (base == "" and name == LOCK_FILE):
+            elif after is None or key > after:
                 try:
                     stat = entry.stat()
                 except FileNotFoundError:  # deleted since the folder was read
@@ -102,22 +106,28 @@ class FolderTransport(LocalTransport):
     def _folders(self, store: LocalStore, prefix: str) -> list[str]:
         base = prefix[: prefix.rfind("/") + 1]
         root = self._folder(store)
-        return [base + name for name, entry in _sorted_entries(root / base)
+        return [base + name for name, entry in _sorted_entries(root / base, top=base == "")
                 if name.endswith("/") and (base + name).startswith(prefix)
                 and next(self._walk(Path(entry.path), base + name, "", None), None) is not None]
 
     # -- writes --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self, store: LocalStore, conditional: bool) -> Iterator[None]:
-        """Hold the database's write lock (every process of this machine respects it)."""
+    def _locked(self, store: LocalStore, key: str, conditional: bool) -> Iterator[None]:
+        """Hold the write lock of ``key`` (every process of this machine respects it)."""
         if fcntl is None:
             if conditional:
                 raise S3RequestError(f"{self.url} databases make conditional writes with fcntl file locks, "
                                      "which this system lacks: use overwrite=True, or an S3 database")
             yield
             return
-        descriptor = os.open(self._folder(store) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        locks = self._folder(store) / LOCK_FOLDER
+        path = locks / str(zlib.crc32(key.encode("utf-8", "surrogatepass")) % LOCKS)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the database's first write
+            locks.mkdir(exist_ok=True)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
             yield
@@ -126,7 +136,7 @@ class FolderTransport(LocalTransport):
 
     def _write(self, store: LocalStore, key: str, body: bytes, attributes: dict[str, str] | None,
                condition: Mapping[str, str]) -> dict[str, Any]:
-        with self._locked(store, conditional=bool(condition)):
+        with self._locked(store, key, conditional=bool(condition)):
             if "IfMatch" in condition:
                 etag = obstore.head(store, key)["e_tag"]  # NotFoundError when there is no such key
                 if etag != condition["IfMatch"]:
@@ -137,7 +147,7 @@ class FolderTransport(LocalTransport):
 
     def _remove(self, store: LocalStore, key: str) -> None:
         root = self._folder(store)
-        with self._locked(store, conditional=False):
+        with self._locked(store, key, conditional=False):
             with contextlib.suppress(FileNotFoundError):
                 obstore.delete(store, key)
             for parent in (root / key).parents:
@@ -171,12 +181,14 @@ def _etag(stat: os.stat_result) -> str:
     return f'"{stat.st_ino:x}-{stat.st_mtime_ns // 1000:x}-{stat.st_size:x}"'
 
 
-def _sorted_entries(folder: Path) -> list[tuple[str, os.DirEntry[str]]]:
-    """A folder's entries in key order, a folder's name ending in ``/``; none when it is gone."""
+def _sorted_entries(folder: Path, top: bool) -> list[tuple[str, os.DirEntry[str]]]:
+    """A folder's entries in key order, a folder's name ending in ``/``; none when it is gone.
+    The ``top`` folder of a database hides its lock files."""
     try:
         with os.scandir(folder) as entries:
             named = [(entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
-                     for entry in entries if not _STAGED.search(entry.name)]
+                     for entry in entries if not _STAGED.search(entry.name)
+                     and not (top and entry.name == LOCK_FOLDER)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(named, key=lambda pair: pair[0])

@@ -61,19 +61,22 @@ def _write_frame(frame: pd.DataFrame, output: str | None, fmt: str) -> None:
 
 
 def _write_frames(frames: Iterator[pd.DataFrame], output: str | None, fmt: str) -> None:
-    """Write frames one after the other as one table, so that the first rows show at once."""
+    """Write frames one after the other as one file, so that the first rows show at once (a
+    terminal table is aligned over all its rows, so it is written when they are all read)."""
     if fmt == "parquet":
         if not output:
             raise S3aadsError("--format parquet needs -o FILE: Parquet is binary")
         pd.concat(list(frames), ignore_index=True).to_parquet(output, index=False)
         return
+    if fmt == "table":  # one alignment for every row: the table is printed once it is all read
+        frames = iter([pd.concat(list(frames), ignore_index=True)])
     with open(output, "w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as stream:
         for number, frame in enumerate(frames):
             if fmt in {"csv", "json"}:
                 frame = _bytes_as_base64(frame)
             first = number == 0
             if fmt == "table":
-                text = frame.to_string(index=False, header=first) + "\n" if len(frame) or first else ""
+                text = frame.to_string(index=False) + "\n" if len(frame) else "  ".join(map(str, frame.columns)) + "\n"
             elif fmt == "csv":
                 text = frame.to_csv(index=False, header=first)
             else:
@@ -366,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"s3aads: error: database {error.database!r} does not exist: create it with "
               f"`s3aads create {error.database}`, or import with --create", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (S3aadsError, OSError, ImportError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         rest = str(error).splitlines()[1:]

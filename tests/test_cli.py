@@ -233,3 +233,27 @@ def test_query_prints_as_it_lists(endpoint: str, capsys, monkeypatch: pytest.Mon
     assert "".join(written) + rest == "kind,id,data\nclick,1,click-1\nclick,2,click-2\nview,3,view-3\n"
     assert run(endpoint, "query", "cli-db/events", "kind=none", "--format", "csv") == 0
     assert capsys.readouterr().out == "kind,id,data\n"
+
+
+def test_an_empty_result_prints_the_header_only(endpoint: str, capsys) -> None:
+    assert run(endpoint, "query", "cli-db/events", "kind=none") == 0
+    assert capsys.readouterr().out == "kind  id  data\n"
+
+
+def test_a_table_of_many_chunks_is_aligned_as_one(endpoint: str, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    Table("events", Database("cli-db", endpoint_url=endpoint), ["kind", "id"]).insert_string(
+        "a much longer payload than the others", kind="view", id=40)
+    monkeypatch.setattr(cli, "QUERY_CHUNK", 1)  # each row its own chunk: the widest comes last
+    assert run(endpoint, "query", "cli-db/events", "-q") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and len({len(line) for line in lines}) == 1
+
+
+def test_a_closed_pipe_ends_the_command_quietly(endpoint: str) -> None:
+    command = [sys.executable, "-m", "s3aads_pandas", "--endpoint-url", endpoint, "query", "cli-db/events",
+               "--format", "csv", "-q"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # as `| head` does once it has what it wants
+    assert child.wait(timeout=120) == 141
+    assert child.stderr.read() == ""

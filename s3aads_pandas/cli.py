@@ -238,10 +238,26 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_count(args: argparse.Namespace) -> int:
+    print(resolve_table(args.table).count(**_filters(args.filters)))
+    return 0
+
+
+def cmd_distinct(args: argparse.Namespace) -> int:
+    table = resolve_table(args.table)
+    columns = args.columns.split(",")
+    frame = pd.DataFrame(table.distinct(columns, **_filters(args.filters)), columns=columns, dtype="str")
+    _write_frames(iter([frame]), None, "table")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     fmt = _format_of(args.file, None)
     if fmt == "table":
         raise S3aadsError(f"cannot tell the format of {args.file!r}: use a .csv, .parquet or .jsonl file")
+    folder = os.path.dirname(os.path.abspath(args.file))
+    if not os.path.isdir(folder):  # before the table is read, not after
+        raise S3aadsError(f"cannot write {args.file}: the folder {folder} does not exist")
     frame = read_s3aads(resolve_table(args.table), decode=args.decode, filters=_filters(args.filters),
                         progress=_progress(args))
     _write_frame(frame, args.file, fmt)
@@ -331,6 +347,16 @@ def parser() -> argparse.ArgumentParser:
 
     tables = command("tables", "list the tables of a database and their columns", cmd_tables)
     tables.add_argument("database", metavar="DB", help=DATABASE_HELP)
+
+    count = command("count", "print how many rows of DB/TABLE match col=value filters (a listing, no GET)",
+                    cmd_count)
+    count.add_argument("table", metavar="DB/TABLE", help=f"the table to count ({TABLE_HELP})")
+    count.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
+
+    distinct = command("distinct", "print the distinct values of columns among the rows of DB/TABLE", cmd_distinct)
+    distinct.add_argument("table", metavar="DB/TABLE", help=f"the table to read ({TABLE_HELP})")
+    distinct.add_argument("columns", metavar="COLUMNS", help="key columns, comma-separated")
+    distinct.add_argument("filters", nargs="*", metavar="col=value", help=FILTER_HELP)
 
     query = command("query", "print the rows of DB/TABLE matching col=value filters", cmd_query)
     query.add_argument("table", metavar="DB/TABLE", help=f"the table to read ({TABLE_HELP})")

@@ -198,7 +198,8 @@ def test_bad_arguments_are_refused_before_any_request(endpoint: str, capsys, tmp
 def test_every_command_and_option_has_help() -> None:
     top = parser()
     commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"serve", "demo", "create", "drop", "tables", "query", "export", "import"}
+    assert set(commands.choices) == {"serve", "demo", "create", "drop", "tables", "count", "distinct", "query",
+                                     "export", "import"}
     for name, sub in [("s3aads", top), *commands.choices.items()]:
         for action in sub._actions:
             assert action.help, f"{name} {action.dest} has no help text"
@@ -257,3 +258,21 @@ def test_a_closed_pipe_ends_the_command_quietly(endpoint: str) -> None:
     child.stdout.close()  # as `| head` does once it has what it wants
     assert child.wait(timeout=120) == 141
     assert child.stderr.read() == ""
+
+
+def test_count_and_distinct_read_only_the_listing(endpoint: str, capsys) -> None:
+    assert run(endpoint, "count", "cli-db/events", "kind=click") == 0
+    assert capsys.readouterr().out == "2\n"
+    assert run(endpoint, "distinct", "cli-db/events", "kind") == 0
+    assert capsys.readouterr().out.split() == ["kind", "click", "view"]
+    assert run(endpoint, "distinct", "cli-db/events", "kind,id", "kind=view") == 0
+    assert capsys.readouterr().out.split() == ["kind", "id", "view", "3"]
+    assert run(endpoint, "distinct", "cli-db/events", "colour") == 1
+    assert "colour" in capsys.readouterr().err
+
+
+def test_export_to_a_missing_folder_fails_before_any_request(endpoint: str, capsys, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "resolve_table", lambda table: pytest.fail("the table was read"))
+    assert run(endpoint, "export", "cli-db/events", str(tmp_path / "missing" / "rows.csv")) == 1
+    assert f"the folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import pandas as pd
 
 from s3aads_pandas.config import configure
-from s3aads_pandas.errors import DatabaseNotFoundError, S3aadsError
+from s3aads_pandas.errors import BulkOperationError, DatabaseNotFoundError, S3aadsError
 from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.frames.read import read_s3aads, resolve_table, split_table_name
 from s3aads_pandas.tables.datastore import Database, Table
@@ -383,6 +383,21 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _bulk_failure(error: BulkOperationError, examples: int = 3) -> list[str]:
+    """The failed rows in a few lines: how many failed of each kind, with a few example keys."""
+    kinds: dict[str, list[str]] = {}
+    for key, reason in sorted(error.failures.items()):
+        kinds.setdefault(reason.split(":", 1)[0], []).append(key)
+    lines = [f"s3aads: error: {error.action} failed for {len(error.failures)} of {error.total} rows "
+             "(the others succeeded)"]
+    for keys in kinds.values():
+        more = f" and {len(keys) - examples} more" if len(keys) > examples else ""
+        lines.append(f"  {len(keys)} x {error.failures[keys[0]]} ({', '.join(keys[:examples])}{more})")
+    if any(kind.endswith("DecodeError") for kind in kinds):
+        lines.append("  those payloads are not in the --decode format: --decode str or --decode bytes reads them")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -394,6 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseNotFoundError as error:
         print(f"s3aads: error: database {error.database!r} does not exist: create it with "
               f"`s3aads create {error.database}`, or import with --create", file=sys.stderr)
+        return 1
+    except BulkOperationError as error:
+        for line in _bulk_failure(error):
+            print(line, file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

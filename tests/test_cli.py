@@ -276,3 +276,14 @@ def test_export_to_a_missing_folder_fails_before_any_request(endpoint: str, caps
     monkeypatch.setattr(cli, "resolve_table", lambda table: pytest.fail("the table was read"))
     assert run(endpoint, "export", "cli-db/events", str(tmp_path / "missing" / "rows.csv")) == 1
     assert f"the folder {tmp_path / 'missing'} does not exist" in capsys.readouterr().err
+
+
+def test_many_failed_rows_are_told_in_a_few_lines(endpoint: str, capsys) -> None:
+    table = Table("notes", Database("cli-db", endpoint_url=endpoint), ["id"])
+    for id_ in range(8):
+        table.insert_string("not JSON", id=id_)
+    assert run(endpoint, "query", "cli-db/notes", "--decode", "json", "-q") == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "s3aads: error: read failed for 8 of 8 rows (the others succeeded)"
+    assert len(lines) == 3 and "8 x JSONDecodeError" in lines[1] and "notes/2 and 5 more" in lines[1]
+    assert "--decode str" in lines[2]

@@ -318,6 +318,8 @@ def parser() -> argparse.ArgumentParser:
                      help="S3 endpoint (default: boto3's, such as AWS_ENDPOINT_URL or a profile's)")
     top.add_argument("--root", metavar="URL",
                      help="where databases named without a URL live: memory:// or file:///path (default: S3)")
+    top.add_argument("-q", "--quiet", action="store_true", dest="quiet_before",
+                     help="the same as -q after the command")
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
                                   help="what to do; `s3aads COMMAND --help` tells more")
     quiet = _Parser(add_help=False)
@@ -400,6 +402,7 @@ def _bulk_failure(error: BulkOperationError, examples: int = 3) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.quiet = args.quiet or args.quiet_before  # -q before the command, or after it
     try:
         if args.endpoint_url:
             configure(endpoint_url=args.endpoint_url)

@@ -287,3 +287,10 @@ def test_many_failed_rows_are_told_in_a_few_lines(endpoint: str, capsys) -> None
     assert lines[0] == "s3aads: error: read failed for 8 of 8 rows (the others succeeded)"
     assert len(lines) == 3 and "8 x JSONDecodeError" in lines[1] and "notes/2 and 5 more" in lines[1]
     assert "--decode str" in lines[2]
+
+
+def test_quiet_works_before_the_command_too(endpoint: str, capsys) -> None:
+    assert main(["-q", "--endpoint-url", endpoint, "create", "cli-db"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["--endpoint-url", endpoint, "create", "cli-db"]) == 0
+    assert "cli-db" in capsys.readouterr().err

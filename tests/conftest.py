@@ -31,6 +31,18 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 
+#: This process's main module. IPython's shell (the magic's tests) replaces it with one that
+#: processes started with "spawn" (multiprocessing's, Dask's nanny) cannot start from.
+MAIN_MODULE = sys.modules["__main__"]
+
+
+@pytest.fixture(autouse=True)
+def main_module_kept() -> Iterator[None]:
+    """Put the real main module back after every test, whichever shell replaced it."""
+    yield
+    sys.modules["__main__"] = MAIN_MODULE
+
+
 @pytest.fixture(autouse=True)
 def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The notebooks' endpoint is in the environment (for their kernels); tests choose their own."""

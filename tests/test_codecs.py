@@ -4,7 +4,6 @@ one entry of ``CODECS``."""
 from __future__ import annotations
 
 import atexit
-import sys
 from collections.abc import Iterator
 
 import pandas as pd
@@ -33,8 +32,7 @@ def numbers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Table]:
 
 
 @pytest.fixture
-def shell(numbers: Table, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])  # the shell replaces it
+def shell(numbers: Table) -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "s3aads_pandas")
     shell.user_ns["prices"] = numbers

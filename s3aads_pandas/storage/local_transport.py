@@ -202,7 +202,7 @@ class LocalTransport(abc.ABC):
                 raise S3RequestError(f"{self.database_url(bucket)} exists", code="BucketAlreadyOwnedByYou")
 
     def put_parameters(self) -> frozenset[str]:
-        return frozenset({"ContentType", "Metadata", "MetadataDirective"} if self.keeps_metadata else ())
+        return frozenset({"ContentType", "Metadata"} if self.keeps_metadata else ())
 
 
 def limited(items: Iterator[T], count: int) -> list[T]:

@@ -120,7 +120,7 @@ class Boto3Transport:
 
     @staticmethod
     def database_url(bucket: str) -> str:
-        return f"s3://{bucket}"
+        return where(bucket)
 
     @property
     def endpoint(self) -> str:

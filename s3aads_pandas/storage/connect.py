@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from obstore.store import ClientConfig, S3Config
 
 S3_SCHEME = "s3://"
-#: The roots of databases on this machine, as ``ConnectionSettings.root`` takes them.
-LOCAL_SCHEMES = (memory.URL, folder.SCHEME)
 
 
 class ConnectionSettings(Protocol):
@@ -132,8 +130,11 @@ def transport_name(settings: ConnectionSettings) -> str:
 
 
 def _s3_transport(settings: ConnectionSettings) -> Transport:
-    session = None if settings.client is not None else _session(settings)
-    client = settings.client if settings.client is not None else _new_client(settings, session)
+    if settings.client is not None:  # used as it is
+        session, client = None, settings.client
+    else:
+        session = _session(settings)
+        client = _new_client(settings, session)
     boto3_transport = Boto3Transport(client)
     if transport_name(settings) == "boto3":
         return boto3_transport
@@ -180,8 +181,7 @@ def _session(settings: ConnectionSettings) -> boto3.session.Session:
     )
 
 
-def _new_client(settings: ConnectionSettings, session: boto3.session.Session | None) -> Any:
-    assert session is not None
+def _new_client(settings: ConnectionSettings, session: boto3.session.Session) -> Any:
     return session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region_name,
                           config=settings.botocore_config())
 

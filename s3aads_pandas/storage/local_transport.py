@@ -120,7 +120,7 @@ class LocalTransport(abc.ABC):
             return ListedPage([], chosen, _TOKEN + chosen[-1] if more else None)
 
         objects = self._call("ListObjectsV2", bucket, None, params,
-                             lambda store: limited(self._keys(store, prefix, after), max_keys + 1))
+                             lambda store: _limited(self._keys(store, prefix, after), max_keys + 1))
         more = len(objects) > max_keys
         objects = objects[:max_keys]
         return ListedPage(objects, [], _TOKEN + objects[-1].key if more else None)
@@ -147,11 +147,11 @@ class LocalTransport(abc.ABC):
         return self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {}, fetch)
 
     def head(self, bucket: str, key: str) -> Head:
-        def head(store: Any) -> Head:
+        def head_of(store: Any) -> Head:
             result = obstore.get(store, key, options={"head": True})
             return Head(str(result.meta["e_tag"]), int(result.meta["size"]), dict(result.attributes))
 
-        return self._call("HeadObject", bucket, key, {}, head)
+        return self._call("HeadObject", bucket, key, {}, head_of)
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
             condition: Mapping[str, str]) -> dict[str, Any]:
@@ -205,7 +205,7 @@ class LocalTransport(abc.ABC):
         return frozenset({"ContentType", "Metadata"} if self.keeps_metadata else ())
 
 
-def limited(items: Iterator[T], count: int) -> list[T]:
+def _limited(items: Iterator[T], count: int) -> list[T]:
     """The first ``count`` items."""
     return [item for item, _ in zip(items, range(count), strict=False)]
 

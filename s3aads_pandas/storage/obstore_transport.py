@@ -127,7 +127,7 @@ class ObstoreTransport:
 
     @staticmethod
     def database_url(bucket: str) -> str:
-        return f"s3://{bucket}"
+        return where(bucket)
 
     @property
     def endpoint(self) -> str:

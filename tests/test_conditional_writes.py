@@ -73,31 +73,52 @@ def shared_by_processes(request: pytest.FixtureRequest) -> Database:
     return shared_database(request.param, request)
 
 
-def add_one(table: Table) -> int:
-    """Add one to the counter ``hits`` by compare-and-swap, reading again after each conflict;
-    the conflicts met."""
-    conflicts = 0
+def add_one(table: Table) -> None:
+    """Add one to the counter ``hits`` by compare-and-swap, reading again after each conflict."""
     while True:
         current = table.select_with_etag(name="hits")
         try:
             table.update(str(int(current.data) + 1).encode(), current.etag, name="hits")
-            return conflicts
+            return
         except RowChangedError:
-            conflicts += 1
+            pass
+
+
+def update_from(table: Table, etag: str, payload: bytes) -> str:
+    """Update ``hits`` if it is still the version ``etag``: "won", else "conflict"."""
+    try:
+        table.update(payload, etag, name="hits")
+        return "won"
+    except RowChangedError:
+        return "conflict"
 
 
 def test_compare_and_swap_increments_lose_no_update(shared: Database) -> None:
     table = Table("counters", shared, ["name"])
     table.insert(b"0", name="hits")
-    conflicts: list[int] = []
 
     def increment_ten_times(_: int) -> None:
         for _ in range(10):
-            conflicts.append(add_one(table))
+            add_one(table)
 
     run_together(6, increment_ten_times)
     assert table.select(name="hits") == b"60"
-    assert sum(conflicts) > 0  # the writers did race
+
+
+def test_updates_of_one_version_have_exactly_one_winner(shared: Database) -> None:
+    """Every writer read the same version before any wrote: one update lands, the rest conflict."""
+    table = Table("counters", shared, ["name"])
+    table.insert(b"0", name="hits")
+    read = table.select_with_etag(name="hits")
+    outcomes: dict[int, str] = {}
+
+    def update(writer: int) -> None:
+        outcomes[writer] = update_from(table, read.etag, f"writer {writer}".encode())
+
+    run_together(16, update)
+    assert sorted(outcomes.values()) == ["conflict"] * 15 + ["won"]
+    winner = next(writer for writer, outcome in outcomes.items() if outcome == "won")
+    assert table.select(name="hits") == f"writer {winner}".encode()
 
 
 def test_writers_of_identical_bytes_have_exactly_one_winner(shared: Database) -> None:
@@ -138,13 +159,22 @@ def test_processes_inserting_the_same_keys_win_each_key_once(shared_by_processes
     assert sorted(id_ for won in wins for id_ in won) == ids
 
 
-def _count_up(settings: ConnectionSettings, database: str, times: int, start: Any) -> int:
+def _count_up(settings: ConnectionSettings, database: str, times: int, start: Any) -> None:
     """In a process of its own, once all are ready: add one to the counter ``times`` times
-    (compare-and-swap); the conflicts met."""
+    (compare-and-swap)."""
     table = Table("counters", Database(database, settings), ["name"])
     table.select_with_etag(name="hits")  # connected before the start
     start.wait()
-    return sum(add_one(table) for _ in range(times))
+    for _ in range(times):
+        add_one(table)
+
+
+def _update_once(settings: ConnectionSettings, database: str, etag: str, start: Any, writer: int) -> str:
+    """In a process of its own, once all are ready: update ``hits`` from the version ``etag``."""
+    table = Table("counters", Database(database, settings), ["name"])
+    table.select_with_etag(name="hits")  # connected before the start
+    start.wait()
+    return update_from(table, etag, f"process {writer}".encode())
 
 
 def test_processes_incrementing_one_counter_lose_no_update(shared_by_processes: Database) -> None:
@@ -154,9 +184,22 @@ def test_processes_incrementing_one_counter_lose_no_update(shared_by_processes: 
     context = get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
         start = manager.Barrier(4)
-        conflicts = list(pool.map(_count_up, [shared.settings] * 4, [shared.name] * 4, [10] * 4, [start] * 4))
+        list(pool.map(_count_up, [shared.settings] * 4, [shared.name] * 4, [10] * 4, [start] * 4))
     assert table.select(name="hits") == b"40"
-    assert sum(conflicts) > 0  # the processes did race
+
+
+def test_processes_updating_one_version_have_exactly_one_winner(shared_by_processes: Database) -> None:
+    shared = shared_by_processes
+    table = Table("counters", shared, ["name"])
+    table.insert(b"0", name="hits")
+    etag = table.select_with_etag(name="hits").etag
+    context = get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
+        start = manager.Barrier(4)
+        outcomes = list(pool.map(_update_once, [shared.settings] * 4, [shared.name] * 4, [etag] * 4,
+                                 [start] * 4, range(4)))
+    assert sorted(outcomes) == ["conflict"] * 3 + ["won"]
+    assert table.select(name="hits") == f"process {outcomes.index('won')}".encode()
 
 
 def test_rewriting_with_overwrite_false_reports_every_row_and_reads_nothing(db: Database, count_requests) -> None:

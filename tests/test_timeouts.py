@@ -163,10 +163,10 @@ def slow_reader() -> Iterator[StallingServer]:
 
 def test_a_large_body_that_keeps_moving_outlasts_the_deadline(slow_reader: StallingServer, transport: str) -> None:
     database = Database("slow", endpoint_url=slow_reader.url, transport=transport, read_timeout=2, deadline=2)
-    database.create()  # the bucket's region is then known: no HeadBucket
+    database.create()  # a HeadBucket that finds it: its region is then known
     written = database.store.put("slow", "big", b"x" * (12 * 1024 * 1024))  # 3 s at 4 MiB/s: past the deadline
     assert written["ETag"] == '"x"'
-    assert slow_reader.connections == 2  # the CreateBucket and one PUT: never sent again
+    assert slow_reader.connections == 2  # the HeadBucket and one PUT: never sent again
 
 
 def test_every_answer_that_trickles_is_given_up_at_the_deadline(trickling: StallingServer, transport: str) -> None:

@@ -157,7 +157,14 @@ class ObjectStore:
         return True
 
     def create_bucket(self, bucket: str) -> bool:
-        """Create the bucket; False when this account already has it."""
+        """Create the bucket; False when this account already has it.
+
+        A HeadBucket comes first: in us-east-1 S3 answers a CreateBucket of a bucket its caller
+        owns with success, so the create alone cannot tell a new bucket from an existing one.
+        """
+        with contextlib.suppress(S3RequestError):  # 403: not ours, or no right to ask; CreateBucket tells
+            if self.bucket_exists(bucket):
+                return False
         try:
             self._request(lambda: self.transport.create_bucket(bucket))
         except S3RequestError as error:

@@ -8,6 +8,9 @@ that callers already catch (``ValueError``, ``KeyError``, ``TypeError``, ``Looku
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -71,7 +74,15 @@ class DatabaseNameTakenError(S3aadsError, FileExistsError):
 
 
 class TableNotFoundError(_PlainMessage, S3aadsError, LookupError):
-    """A table named by a string that has neither rows nor a column record."""
+    """A table named by a string that has neither rows nor a column record; ``table`` is its
+    name and ``database`` its database's reference."""
+
+    def __init__(self, message: str, table: str = "", database: str = "") -> None:
+        super().__init__(message)
+        self.table, self.database = table, database
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.table, self.database)
 
 
 class RowExistsError(S3aadsError, FileExistsError):
@@ -103,6 +114,10 @@ class TableEmptyError(_PlainMessage, S3aadsError, IndexError):
 
 class AccessDeniedError(S3aadsError, PermissionError):
     """S3 refused the request for lack of permission or valid credentials."""
+
+
+class CredentialsNotFoundError(AccessDeniedError):
+    """No AWS credentials were found for a request to S3."""
 
 
 class S3RequestError(S3aadsError, OSError):
@@ -179,6 +194,19 @@ class BulkOperationError(S3aadsError, RuntimeError):
         return type(self), (self.action, self.failures, self.total)
 
 
+class TransferInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a bulk operation: ``done`` of its ``total`` items had succeeded (and
+    ``failed`` had failed) when the requests in flight ended; the rest were not attempted."""
+
+    def __init__(self, action: str, done: int, failed: int, total: int) -> None:
+        self.action, self.done, self.failed, self.total = action, done, failed, total
+        super().__init__(f"{action} interrupted: {done} of {total} items done, {failed} failed, "
+                         f"{total - done - failed} not attempted")
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, int]]:
+        return type(self), (self.action, self.done, self.failed, self.total)
+
+
 class SqlError(S3aadsError, ValueError):
     """A statement of the ``%%s3aads`` magic that cannot run: bad syntax, unsupported SQL, an
     unknown table or column."""
@@ -209,6 +237,16 @@ def extra_required(extra: str, feature: str) -> Iterator[None]:
         raise MissingExtraError(
             f"{feature} needs {error.name}, which is not installed: pip install \"s3aads-pandas[{extra}]\""
         ) from None
+
+
+def warn_caller(message: str, category: type[Warning]) -> None:
+    """Warn at the first line outside this package: the user's call, however deep the warning
+    is raised, so that the warning names the line to change (and filters by module work)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(0), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class FailedRowsWarning(UserWarning):

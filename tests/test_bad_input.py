@@ -126,6 +126,7 @@ def test_whole_float_keys_warn_with_the_fix(db: Database) -> None:
     with pytest.warns(FloatKeyWarning, match=r'id=1 will not find them.*astype\("Int64"\)') as caught:
         frame.s3aads.write(table, progress=False)
     assert len(caught) == 1  # once for the column, not once per row
+    assert caught[0].filename == __file__  # it points at the user's line, not into the package
     assert table.select(id=1) is None and table.select(id="1.0") == b"a"  # the trap it warns of
     frame["id"] = frame["id"].astype("Int64")
     frame.s3aads.write(table, progress=False)

@@ -94,7 +94,7 @@ def test_objects_of_the_wrong_depth_are_skipped_with_one_warning(db: Database) -
     db.store.put("s3aads-test", "daily-data/1/2020/extra", b"too deep")
     with pytest.warns(SkippedKeysWarning, match="skipped 2 object") as caught:
         assert table.query() == [{"id": "1", "year": "2020"}]
-    assert len(caught) == 1
+    assert len(caught) == 1 and caught[0].filename == __file__
 
 
 def test_a_ranged_get_gives_part_of_an_object_and_its_full_size(db: Database) -> None:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from s3aads_pandas import TransferInterrupted
 from s3aads_pandas.tables.executor import run_each
 
 
@@ -56,7 +57,9 @@ def test_ctrl_c_stops_promptly_and_leaves_no_thread() -> None:
         done.append(x)
         return x
 
-    with pytest.raises(KeyboardInterrupt):
-        run_each(work, list(range(10_000)), label=str, max_workers=4, progress=False)
+    with pytest.raises(TransferInterrupted) as interrupt:
+        run_each(work, list(range(10_000)), label=str, max_workers=4, progress=False, desc="work")
     assert len(done) < 100  # of 10,000: the rest never started
+    assert (interrupt.value.done, interrupt.value.failed, interrupt.value.total) == (len(done), 0, 10_000)
+    assert isinstance(interrupt.value, KeyboardInterrupt)  # code that stops on Ctrl-C still does
     assert _s3aads_threads() == []

@@ -153,8 +153,9 @@ def test_failed_rows_raise_one_error_naming_each(table: Table, fail_keys) -> Non
 
 def test_errors_skip_returns_the_rest_and_reports_the_failed(table: Table, fail_keys) -> None:
     fail_keys(table.database, "GetObject", {"daily-data/10/2020/03"})
-    with pytest.warns(FailedRowsWarning, match="1 of 6"):
+    with pytest.warns(FailedRowsWarning, match="1 of 6") as caught:
         frame = pd.read_s3aads(table, errors="skip")
+    assert caught[0].filename == __file__  # the user's line
     assert len(frame) == 5 and "10" not in set(frame["id"])
     assert list(frame.attrs["s3aads_failures"]) == ["daily-data/10/2020/03"]
 

@@ -15,6 +15,7 @@ from s3aads_pandas import (
     RowChangedError,
     S3RequestError,
     Table,
+    TransferInterrupted,
 )
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.local.faults import KINDS, FaultPlan
@@ -44,21 +45,21 @@ def test_bulk_write_and_read_back_under_faults_lose_nothing(flaky: LocalS3, tran
     db = Database("faults", endpoint_url=flaky.endpoint_url, transport=transport)
     db.create()
     table = Table("rows", db, ["id"])
-    frame = pd.DataFrame({"id": range(1000), "data": [payload(i) for i in range(1000)]})
+    frame = pd.DataFrame({"id": range(500), "data": [payload(i) for i in range(500)]})
     result = frame.s3aads.write(table, progress=False)
-    assert result.written == 1000 and result.failures == {}
+    assert result.written == 500 and result.failures == {}
     back = pd.read_s3aads(table, progress=False)
-    assert len(back) == 1000
+    assert len(back) == 500
     assert all(data == payload(int(i)) for i, data in zip(back["id"], back["data"], strict=True))
     assert set(flaky.faults.injected) == set(KINDS)  # every kind happened
-    assert sum(flaky.faults.injected.values()) > 150
+    assert sum(flaky.faults.injected.values()) > 75  # of about 1,000 requests
     assert db.store.retrier.retries > 0
 
 
 @TRANSPORTS
 def test_a_persistently_failing_key_is_reported_exactly(transport: str) -> None:
     for server in faulty(FaultPlan(rate=0, failing=frozenset({"faults/rows/17"}))):
-        db = Database("faults", endpoint_url=server.endpoint_url, transport=transport)
+        db = Database("faults", endpoint_url=server.endpoint_url, transport=transport, max_attempts=3)
         db.create()
         table = Table("rows", db, ["id"])
         frame = pd.DataFrame({"id": range(40), "data": [payload(i) for i in range(40)]})
@@ -103,11 +104,11 @@ def test_interrupting_a_bulk_write_leaves_only_whole_objects(local_s3: LocalS3, 
 
     db.store.hooks.append(interrupt_after_some)
     frame = pd.DataFrame({"id": list(body), "data": list(body.values())})
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TransferInterrupted) as interrupt:
         frame.s3aads.write(table, progress=False)
     assert not [t for t in threading.enumerate() if t.name.startswith("s3aads")]
     stored = {row["id"]: table.select(id=row["id"]) for row in table.query() if row["id"] != "first"}
-    assert 0 < len(stored) < 400
+    assert 0 < len(stored) < 400 and interrupt.value.done == len(stored)  # it says how many landed
     assert all(data == body[int(i)] for i, data in stored.items())  # each one whole
 
 

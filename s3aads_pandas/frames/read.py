@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -15,6 +14,7 @@ from s3aads_pandas.errors import (
     FailedRowsWarning,
     InvalidArgumentError,
     TableNotFoundError,
+    warn_caller,
 )
 from s3aads_pandas.frames.codecs import PayloadOption, decoder
 from s3aads_pandas.frames.formats import bytes_to_frame, check_format
@@ -52,7 +52,8 @@ def resolve_table(table: Table | str) -> Table:
     if found is None:
         raise TableNotFoundError(
             f"table {name!r} of database {database.reference!r} has no rows and no column record; "
-            f"for a new table pass Table({name!r}, {database.reference!r}, columns=[...])"
+            f"for a new table pass Table({name!r}, {database.reference!r}, columns=[...])",
+            name, database.reference,
         )
     return found
 
@@ -69,11 +70,10 @@ def report_failures(action: str, failures: dict[str, str], total: int, errors: E
         return
     if errors == "raise":
         raise BulkOperationError(action, failures, total)
-    warnings.warn(
+    warn_caller(
         f"{action} failed for {len(failures)} of {total} rows; they are listed in the result's "
         f"failures (DataFrame.attrs[{FAILURES_ATTR!r}] for reads)",
         FailedRowsWarning,
-        stacklevel=4,
     )
 
 

@@ -28,7 +28,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as CouldNotConnectError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError, S3RequestError
+from s3aads_pandas.errors import CredentialsNotFoundError, InvalidArgumentError, S3RequestError
 from s3aads_pandas.storage.buckets import (
     REGION_HEADER,
     WRONG_REGION_CODES,
@@ -164,7 +164,7 @@ class Boto3Transport:
                 return wrong_region(bucket, region, self.region, code)
             return answered_error(code, status, info.get("Message") or code, bucket, about, self.endpoint)
         if isinstance(error, NoCredentialsError):
-            return AccessDeniedError(NO_CREDENTIALS)
+            return CredentialsNotFoundError(NO_CREDENTIALS)
         if isinstance(error, ParamValidationError):
             return InvalidArgumentError(f"invalid S3 parameters for {about}: {redact(str(error))}")
         if isinstance(error, CouldNotConnectError):  # the request never reached S3

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import boto3
 from botocore.config import Config
 
-from s3aads_pandas.errors import AccessDeniedError, InvalidArgumentError
+from s3aads_pandas.errors import CredentialsNotFoundError, InvalidArgumentError
 from s3aads_pandas.storage import folder, memory
 from s3aads_pandas.storage.adapter import ObjectStore
 from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
@@ -152,7 +152,7 @@ def _obstore_store(settings: ConnectionSettings, session: Any, client: Any, buck
     try:
         credentials = RememberedCredentials(session)
     except ValueError:  # boto3 found no credentials
-        raise AccessDeniedError(NO_CREDENTIALS) from None
+        raise CredentialsNotFoundError(NO_CREDENTIALS) from None
     endpoint = str(client.meta.endpoint_url)
     config: S3Config = {"region": region or client.meta.region_name or "us-east-1",
                         "checksum_algorithm": CHECKSUM_ALGORITHM.lower()}

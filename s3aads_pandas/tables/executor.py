@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-from s3aads_pandas.errors import failure_reason
+from s3aads_pandas.errors import TransferInterrupted, failure_reason
 from s3aads_pandas.progress import progress_bar
 from s3aads_pandas.storage.retry import interrupted
 
@@ -48,7 +48,8 @@ def run_each(
     up (two per worker), so memory stays bounded for long inputs and the calling thread only
     waits. Ctrl-C skips what has not started, lets the requests in flight end their current
     attempt (no retry starts after it), waits for them, and re-raises; a second Ctrl-C stops
-    the wait.
+    the wait; after the first, the error raised (:class:`TransferInterrupted`) says how many
+    items were done.
     """
     results: list[R | None] = [None] * len(items)
     failures: dict[str, str] = {}
@@ -57,6 +58,7 @@ def run_each(
     slots = threading.BoundedSemaphore(2 * workers)
     stop = threading.Event()
     counting = threading.Lock()
+    done = [0]
     bar = progress_bar(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
 
     def call(index: int) -> None:
@@ -64,6 +66,8 @@ def run_each(
         try:
             if not stop.is_set():
                 results[index] = func(items[index])
+                with counting:
+                    done[0] += 1
         except Exception as error:  # one item's failure is reported, not raised
             failures[label(items[index])] = failure_reason(error)
         finally:
@@ -77,18 +81,26 @@ def run_each(
             slots.acquire()
             pool.submit(call, index)
         pool.shutdown(wait=True)
-    except BaseException:
+    except BaseException as error:
         stop.set()
-        logger.warning("%s interrupted after %d of %d items", desc or "transfer", bar.n, len(items))
-        raise
-    finally:
         try:
-            pool.shutdown(wait=True, cancel_futures=True)
-        except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
-            logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
-            raise
+            _wait_for_flight(pool, desc)
         finally:
             bar.close()
+        if isinstance(error, KeyboardInterrupt):
+            logger.warning("%s interrupted after %d of %d items", desc or "transfer", done[0], len(items))
+            raise TransferInterrupted(desc or "transfer", done[0], len(failures), len(items)) from None
+        raise
+    bar.close()
     if failures:
         logger.warning("%s: %d of %d items failed", desc or "transfer", len(failures), len(items))
     return BatchResult(results, failures)
+
+
+def _wait_for_flight(pool: ThreadPoolExecutor, desc: str) -> None:
+    """Skip the items not started and wait for those in flight; a second Ctrl-C stops waiting."""
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
+        logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
+        raise

@@ -14,7 +14,6 @@ import keyword
 import math
 import numbers
 import re
-import warnings
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from s3aads_pandas.errors import (
     FloatKeyWarning,
     InvalidNameError,
     InvalidValueError,
+    warn_caller,
 )
 from s3aads_pandas.tables.column_record import record_key
 
@@ -218,12 +218,11 @@ class KeyCodec:
         """``seg(value)``, with a warning (once per column) for whole floats such as 1.0."""
         if column not in self._warned_floats and _is_whole_float(value):
             self._warned_floats.add(column)
-            warnings.warn(
+            warn_caller(
                 f"column {column!r} holds whole floats such as 1.0, whose keys say '1.0': the filter "
                 f"{column}=1 will not find them. Convert the column to integers first, for example "
                 f'df["{column}"] = df["{column}"].astype("Int64")',
                 FloatKeyWarning,
-                stacklevel=3,
             )
         return encode_segment(value, column)
 

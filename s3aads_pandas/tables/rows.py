@@ -6,12 +6,11 @@ Rows are consumed as they are listed: a caller keeps only what it returns.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from s3aads_pandas.errors import SkippedKeysWarning
+from s3aads_pandas.errors import SkippedKeysWarning, warn_caller
 from s3aads_pandas.storage.adapter import Listed
 from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables.keys import KeyCodec, decode_segment, is_canonical
@@ -78,6 +77,10 @@ def folder_values(folders: Iterable[str], prefix: str, bucket: str) -> set[str]:
     return values
 
 
+#: How Python code reaches the rows that a listing skips for their escaping.
+BY_KEY_HINT = "reach them by key with query_by_key() and select_by_key()"
+
+
 class Skipped:
     """Objects under a table that are not its rows, counted as they are listed, told once."""
 
@@ -106,12 +109,11 @@ class Skipped:
             reasons.append(
                 f"{self.in_another_escaping} whose key segments are not escaped as this library "
                 f"writes them (such as {self.example!r}, written by another tool: here a value's '%' "
-                "is '%25' and a whole '.' is '%2E'), so no value names them; reach them by key with "
-                "query_by_key() and select_by_key()"
+                f"is '%25' and a whole '.' is '%2E'), so no value names them; {BY_KEY_HINT}"
             )
         message = (
             f"skipped {self.other_depth + self.in_another_escaping} {self.noun}(s) under {self.where}: "
             f"{'; '.join(reasons)}"
         )
         logger.warning(message)
-        warnings.warn(message, SkippedKeysWarning, stacklevel=5)
+        warn_caller(message, SkippedKeysWarning)

@@ -282,7 +282,7 @@ def to_s3aads(
                 f"{duplicated} row(s) repeat the key of another row, so one would silently replace "
                 "another: remove the duplicates, or write as a dataset with partition_by"
             )
-    target.database.ensure_recorded(target.name, columns)
+    target.database.ensure_recorded(target.name, columns, options.get("format"))
     meta = pd.DataFrame({"written": pd.Series([], dtype="int64"), "failures": pd.Series([], dtype=object)})
     outcome = ddf.map_partitions(_WriteTask(spec, options), meta=meta).compute()
     failures: dict[str, str] = {}

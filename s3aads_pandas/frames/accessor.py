@@ -83,15 +83,17 @@ class S3aadsAccessor:
         the raised error, or with ``errors="skip"`` in the result's ``failures``.
         """
         check_errors(errors)
+        dataset: str | None = None  # the format of a dataset table's objects, for its record
         if partition_by is not None:
-            target, items = self._dataset_items(table, list(partition_by), format or "parquet")
+            dataset = format or "parquet"
+            target, items = self._dataset_items(table, list(partition_by), dataset)
         elif format is not None:
             raise InvalidArgumentError("format= needs partition_by=[the table's key columns]")
         else:
             target = resolve_table(table)
             items = self._row_items(target.codec, data, encoder(encode))
         _refuse_duplicate_keys([key for key, _ in items])
-        target.database.ensure_recorded(target.name, target.codec.columns)
+        target.database.ensure_recorded(target.name, target.codec.columns, dataset)
         result = put_objects(target.database, items, params=metadata, overwrite=overwrite,
                              max_workers=max_workers, progress=progress)
         report_failures("write", result.failures, len(items), errors)
@@ -134,7 +136,7 @@ class S3aadsAccessor:
             try:
                 keys.append(codec.to_key(dict(zip(codec.columns, values, strict=True))))
             except S3aadsError as error:
-                raise type(error)(f"row {self._frame.index[position]!r}: {error}") from None
+                raise type(error)(f"{self._row_name(self._frame.index[position])}: {error}") from None
         return keys
 
     def _group_positions(self, codec: KeyCodec) -> dict[str, np.ndarray]:
@@ -152,9 +154,15 @@ class S3aadsAccessor:
             try:
                 key = codec.to_key(dict(zip(codec.columns, row, strict=True)))
             except S3aadsError as error:
-                raise type(error)(f"row {self._frame.index[positions[0]]!r}: {error}") from None
+                raise type(error)(f"{self._row_name(self._frame.index[positions[0]])}: {error}") from None
             by_key.setdefault(key, []).append(positions)  # 1 and "1" are one key
         return {key: np.sort(np.concatenate(parts)) for key, parts in by_key.items()}
+
+    def _row_name(self, label: Any) -> str:
+        """A row as errors name it: by its index label, under the index's name if it has one
+        ("line 7" for a file read by the command line), else "row 7"."""
+        kind = self._frame.index.name if isinstance(self._frame.index.name, str) else "row"
+        return f"{kind} {label.item() if isinstance(label, np.generic) else label!r}"
 
     def _check_key_columns(self, codec: KeyCodec) -> None:
         repeated = sorted({str(c) for c in self._frame.columns[self._frame.columns.duplicated()]})
@@ -186,7 +194,7 @@ class S3aadsAccessor:
             try:
                 bodies.append(encode(value))
             except (TypeError, ValueError) as error:
-                raise type(error)(f"row {label!r}, column {data!r}: {error}") from None
+                raise type(error)(f"{self._row_name(label)}, column {data!r}: {error}") from None
         return list(zip(keys, bodies, strict=True))
 
     def _dataset_items(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from typing import NamedTuple
 
 from s3aads_pandas.errors import RowExistsError, S3RequestError
 from s3aads_pandas.storage.adapter import ObjectStore
@@ -25,33 +25,43 @@ def record_key(table: str) -> str:
     return f"{_RECORD_PREFIX}{table}{_RECORD_SUFFIX}"
 
 
-def read_columns(store: ObjectStore, bucket: str, table: str) -> tuple[str, ...] | None:
-    """The recorded columns of ``table``, or None for a table without a record (one GET)."""
+class TableRecord(NamedTuple):
+    """What a table's record says: its key columns, and for a table written in dataset mode
+    (each object a table of rows) the format of its objects."""
+
+    columns: tuple[str, ...]
+    dataset: str | None = None
+
+
+def read_record(store: ObjectStore, bucket: str, table: str) -> TableRecord | None:
+    """The record of ``table``, or None for a table without one (one GET)."""
     body = store.get(bucket, record_key(table))
     if body is None:
         return None
     try:
         record = json.loads(body)
         columns = tuple(record["columns"])
-    except (ValueError, KeyError, TypeError):
+        dataset = record.get("dataset")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise S3RequestError(
             f"the column record s3://{bucket}/{record_key(table)} is not valid JSON with a "
             "'columns' list; delete it, and the next write through a Table with columns records them again"
         ) from None
-    return columns
+    return TableRecord(columns, dataset if isinstance(dataset, str) else None)
 
 
-def write_columns(store: ObjectStore, bucket: str, table: str, columns: Sequence[str]) -> bool:
-    """Record the columns unless a record exists (If-None-Match); False when one does.
+def write_record(store: ObjectStore, bucket: str, table: str, record: TableRecord) -> bool:
+    """Write the record unless one exists (If-None-Match); False when one does.
 
     Of two first writers of a table only one records its columns; the other then reads them.
     """
-    body = json.dumps({"format": RECORD_FORMAT, "table": table, "columns": list(columns)})
+    fields = {"format": RECORD_FORMAT, "table": table, "columns": list(record.columns)}
+    if record.dataset:
+        fields["dataset"] = record.dataset
     try:
-        store.put(bucket, record_key(table), body.encode("utf-8"), {"ContentType": "application/json"},
-                  overwrite=False)
+        store.put(bucket, record_key(table), json.dumps(fields).encode("utf-8"),
+                  {"ContentType": "application/json"}, overwrite=False)
     except RowExistsError:
         return False
-    logger.info("recorded columns %s of table %s in bucket %s", list(columns), table, bucket)
+    logger.info("recorded columns %s of table %s in bucket %s", list(record.columns), table, bucket)
     return True
-

@@ -63,7 +63,7 @@ class Database(DatabaseCompat):
         self.name = validate_folder_name(name) if local else validate_database_name(name)
         self._store: ObjectStore | None = None
         self._lock = threading.Lock()
-        self._recorded: dict[str, tuple[str, ...]] = {}
+        self._recorded: dict[str, column_record.TableRecord] = {}
         self._wide_stores: dict[int, ObjectStore] = {}
 
     def __repr__(self) -> str:
@@ -193,16 +193,23 @@ class Database(DatabaseCompat):
 
     def recorded_columns(self, table: str) -> tuple[str, ...] | None:
         """The columns recorded for ``table`` (one GET, then cached), or None without a record."""
+        record = self.table_record(table)
+        return record.columns if record else None
+
+    def table_record(self, table: str) -> column_record.TableRecord | None:
+        """The record of ``table`` (one GET, then cached): its columns and, for a dataset
+        table, its objects' format; None without a record."""
         known = self._recorded.get(table)
         if known is None:
-            known = column_record.read_columns(self.store, self.name, table)
+            known = column_record.read_record(self.store, self.name, table)
             if known is not None:
                 with self._lock:
                     self._recorded[table] = known
         return known
 
-    def ensure_recorded(self, table: str, columns: Sequence[str]) -> None:
-        """Record ``columns`` for ``table`` unless recorded; refuse columns that contradict it.
+    def ensure_recorded(self, table: str, columns: Sequence[str], dataset: str | None = None) -> None:
+        """Record ``columns`` for ``table`` unless recorded (with ``dataset``, the format of a
+        dataset table's objects); refuse columns that contradict the record.
 
         The record is written with If-None-Match, so when two first writers race, the one whose
         record lost reads the winner's and is refused if its columns differ.
@@ -210,9 +217,10 @@ class Database(DatabaseCompat):
         columns = validate_columns(columns)
         recorded = self.recorded_columns(table)
         if recorded is None:
-            if column_record.write_columns(self.store, self.name, table, columns):
+            record = column_record.TableRecord(columns, dataset)
+            if column_record.write_record(self.store, self.name, table, record):
                 with self._lock:
-                    self._recorded[table] = columns
+                    self._recorded[table] = record
                 return
             recorded = self.recorded_columns(table)
         if recorded != columns:

@@ -3,6 +3,7 @@ moto), and over HTTP (LocalS3) on each transport, boto3 and obstore."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -209,6 +210,22 @@ class _FailedHttp:
     status_code = 500
 
 
+#: Attempts a request gets against a persistent fault: what the tests check is that the failure
+#: is reported, not how long it is retried (10 attempts back off for about 5 s a key).
+PERSISTENT_FAULT_ATTEMPTS = 3
+
+
+def retried_briefly(inject: Any) -> Any:
+    """``inject`` after giving the database's stores :data:`PERSISTENT_FAULT_ATTEMPTS` attempts."""
+
+    def fail(database: Database, operation: str, keys: set[str]) -> None:
+        for store in [database.store, *database._wide_stores.values()]:
+            store.retrier.policy = dataclasses.replace(store.retrier.policy, attempts=PERSISTENT_FAULT_ATTEMPTS)
+        inject(database, operation, keys)
+
+    return fail
+
+
 @pytest.fixture
 def fail_keys(s3: str | None, request: pytest.FixtureRequest) -> Iterator[Any]:
     """``fail_keys(database, "GetObject", {key, ...})``: those requests fail with a 500 InternalError,
@@ -218,6 +235,12 @@ def fail_keys(s3: str | None, request: pytest.FixtureRequest) -> Iterator[Any]:
     botocore before-call hook answers it to the named operation; on this machine's databases a
     request hook raises it.
     """
+    injectors = _fault_injectors(s3, request)
+    yield retried_briefly(next(injectors))
+    next(injectors, None)  # the injector's clean-up
+
+
+def _fault_injectors(s3: str | None, request: pytest.FixtureRequest) -> Iterator[Any]:
     if is_local(request):
         def raise_on(database: Database, operation: str, keys: set[str]) -> None:
             def fail(name: str, params: Mapping[str, Any]) -> None:

@@ -128,7 +128,8 @@ def test_an_error_in_one_partition_is_reported(client: Client, db: Database) -> 
     events(12).s3aads.write(Table("events", db, ["kind", "id"]))
     # a second endpoint on the same in-memory store, where one object always fails
     with LocalS3(faults=FaultPlan(rate=0, failing=frozenset({"dask-db/events/view/4"}))) as faulty:
-        table = Table("events", Database("dask-db", endpoint_url=faulty.endpoint_url), ["kind", "id"])
+        table = Table("events", Database("dask-db", endpoint_url=faulty.endpoint_url, max_attempts=3),
+                      ["kind", "id"])  # a persistent fault: reported, whatever the attempts
         with pytest.raises(BulkOperationError) as info:
             read_s3aads(table, kind=["view", "click"]).compute()
         assert list(info.value.failures) == ["events/view/4"]
@@ -139,7 +140,8 @@ def test_failed_rows_are_collected_from_every_partition(client: Client, db: Data
     Table("events", db, ["kind", "id"]).insert(b"", kind="buy", id="x")
     failing = frozenset({"dask-db/events/view/1", "dask-db/events/buy/5"})
     with LocalS3(faults=FaultPlan(rate=0, failing=failing)) as faulty:
-        table = Table("events", Database("dask-db", endpoint_url=faulty.endpoint_url), ["kind", "id"])
+        table = Table("events", Database("dask-db", endpoint_url=faulty.endpoint_url, max_attempts=3),
+                      ["kind", "id"])  # a persistent fault: reported, whatever the attempts
         with pytest.raises(BulkOperationError) as info:
             to_s3aads(dd.from_pandas(events(12), npartitions=3), table)
         assert info.value.failed_keys == ["events/buy/5", "events/view/1"]

@@ -65,15 +65,15 @@ def test_a_listing_of_many_pages_fans_out_and_stays_in_key_order(db: Database, s
 @pytest.mark.any_keys
 def test_fanned_out_listings_match_a_sequential_one_on_awkward_keys(db: Database, seed) -> None:
     values = ["2024", "2024-01", "2024.5", "a%2Fb", "%2E", "z", "Z", "é", "2024/x"]
-    keys = [f"t/{v}/{j:03d}" for v in values for j in range(300)]
+    keys = [f"t/{v}/{j:03d}" for v in values for j in range(150)]  # 2 pages
     keys += ["t/leaf", "t/2024-01", "t/z/deep/er", "u/outside"]  # objects of other depths, another table
     seed(db.name, keys)
     sequential = [obj["Key"] for obj in db.store.iter_objects(db.name, "t/")]
     for workers in (1, 3, 16):
         assert [o.key for o in Lister(db.store, db.name, workers).objects("t/")] == sequential
     table = Table("t", db, ["value", "n"])
-    with pytest.warns(SkippedKeysWarning, match="skipped 303 object"):  # "2024/x" keys, 3 others
-        assert table.count() == len(values) * 300 - 300
+    with pytest.warns(SkippedKeysWarning, match="skipped 153 object"):  # "2024/x" keys, 3 others
+        assert table.count() == len(values) * 150 - 150
 
 
 @pytest.mark.key_order

@@ -228,15 +228,19 @@ class MissingExtraError(S3aadsError, ImportError):
     """A feature whose optional dependencies (a pip extra) are not installed."""
 
 
+def install_hint(extra: str) -> str:
+    """How to install an extra: from a clone of the project, which is not on PyPI yet."""
+    return f'install the [{extra}] extra (in a clone of s3aads-pandas: python -m pip install ".[{extra}]")'
+
+
 @contextlib.contextmanager
 def extra_required(extra: str, feature: str) -> Iterator[None]:
     """Turn a missing optional module, imported inside, into one line naming the pip extra."""
     try:
         yield
     except ModuleNotFoundError as error:
-        raise MissingExtraError(
-            f"{feature} needs {error.name}, which is not installed: pip install \"s3aads-pandas[{extra}]\""
-        ) from None
+        missing = f"{feature} needs {error.name}, which is not installed"
+        raise MissingExtraError(f"{missing}: {install_hint(extra)}") from None
 
 
 def warn_caller(message: str, category: type[Warning]) -> None:

@@ -140,7 +140,8 @@ def test_serve_without_the_local_extra_is_one_line(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "moto.moto_server.werkzeug_app", None)  # as if moto were absent
     assert main(["serve"]) == 1
     err = capsys.readouterr().err
-    assert err == 's3aads: error: the local S3 endpoint needs moto\'s server: pip install "s3aads-pandas[local]"\n'
+    assert err == ('s3aads: error: the local S3 endpoint needs moto\'s server: install the [local] extra '
+                   '(in a clone of s3aads-pandas: python -m pip install ".[local]")\n')
 
 
 def test_bytes_export_as_base64_and_import_back_identical(endpoint: str, tmp_path: Path) -> None:

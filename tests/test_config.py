@@ -165,7 +165,10 @@ def test_a_missing_extra_names_the_pip_command_in_one_line() -> None:
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines() == [
-        'the explorer needs ipywidgets, which is not installed: pip install "s3aads-pandas[notebook]"',
-        's3aads_pandas.dask needs dask, which is not installed: pip install "s3aads-pandas[dask]"',
-        's3aads SQL needs sqlglot, which is not installed: pip install "s3aads-pandas[notebook]"',
+        'the explorer needs ipywidgets, which is not installed: install the [notebook] extra '
+        '(in a clone of s3aads-pandas: python -m pip install ".[notebook]")',
+        's3aads_pandas.dask needs dask, which is not installed: install the [dask] extra '
+        '(in a clone of s3aads-pandas: python -m pip install ".[dask]")',
+        's3aads SQL needs sqlglot, which is not installed: install the [notebook] extra '
+        '(in a clone of s3aads-pandas: python -m pip install ".[notebook]")',
     ], done.stderr

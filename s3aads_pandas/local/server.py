@@ -1,7 +1,7 @@
 """A local S3 endpoint for demos and tests: moto's server over HTTP on 127.0.0.1.
 
 Its data lives in memory and is gone when it stops. It needs the ``local`` extra
-(``pip install "s3aads-pandas[local]"``). It has no authentication: any program of this machine
+(the ``[local]`` extra). It has no authentication: any program of this machine
 can use it. Web pages cannot: requests a browser sends for a page are refused (see
 :class:`NoBrowsers`), and moto's control API answers only the :class:`LocalS3` that started it.
 """
@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from s3aads_pandas.config import ConnectionSettings
-from s3aads_pandas.errors import MissingExtraError
+from s3aads_pandas.errors import MissingExtraError, install_hint
 from s3aads_pandas.local.aws import AwsAnswers
 from s3aads_pandas.local.faults import (
     ConditionalWrites,
@@ -158,9 +158,7 @@ class LocalS3:
                 create_backend_app,
             )
         except ImportError:
-            raise MissingExtraError(
-                "the local S3 endpoint needs moto's server: pip install \"s3aads-pandas[local]\""
-            ) from None
+            raise MissingExtraError(f"the local S3 endpoint needs moto's server: {install_hint('local')}") from None
         from s3aads_pandas.local.limits import BoundedBodies, make_bounded_server
 
         # werkzeug logs every request line to stderr, which floods notebooks and test output

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,7 @@ from s3aads_pandas import ConnectionSettings, Database, Table, configure
 from s3aads_pandas.cli import commands, main, parser
 from s3aads_pandas.cli.commands import _progress
 from s3aads_pandas.local import LocalS3
+from s3aads_pandas.local.faults import FaultPlan
 
 
 @pytest.fixture
@@ -197,7 +200,7 @@ def test_bad_arguments_are_refused_before_any_request(endpoint: str, capsys, tmp
     rows.write_text("kind,id,data\nclick,9,x\n")
     assert run(endpoint, "import", "cli-db/events", str(rows), "--partition-by", "nosuch") == 1
     err = capsys.readouterr().err
-    assert "cli-db/events is recorded with the key columns kind, id, not nosuch: give --partition-by kind,id" in err
+    assert "--partition-by names nosuch, which" in err and "its columns are: kind, id, data" in err
 
 
 def test_every_command_and_option_has_help() -> None:
@@ -299,3 +302,66 @@ def test_quiet_works_before_the_command_too(endpoint: str, capsys) -> None:
     assert capsys.readouterr().err == ""
     assert main(["--endpoint-url", endpoint, "create", "cli-db"]) == 0
     assert capsys.readouterr().err == "database cli-db exists already\n"
+
+
+def test_a_dataset_import_reads_back_as_rows(endpoint: str, capsys, tmp_path: Path) -> None:
+    sales = tmp_path / "sales.csv"
+    sales.write_text("region,day,amount\neu,1,1.5\neu,1,2.5\nus,2,3\n")
+    assert run(endpoint, "import", "cli-db/sales", str(sales), "--partition-by", "region,day", "-q") == 0
+    assert run(endpoint, "query", "cli-db/sales", "region=eu", "--format", "csv") == 0  # as the record says
+    assert capsys.readouterr().out == "region,day,amount\neu,1,1.5\neu,1,2.5\n"
+    exported = tmp_path / "back.parquet"
+    assert run(endpoint, "export", "cli-db/sales", str(exported)) == 0
+    assert "exported 3 rows" in capsys.readouterr().err
+    assert pd.read_parquet(exported).to_dict("list") == {
+        "region": ["eu", "eu", "us"], "day": ["1", "1", "2"], "amount": [1.5, 2.5, 3.0]}
+
+
+def test_dataset_names_the_format_of_a_table_without_a_record_of_it(endpoint: str, capsys) -> None:
+    db = Database("cli-db", endpoint_url=endpoint)
+    Table("older", db, ["region"]).insert(pd.DataFrame({"amount": [1, 2]}).to_parquet(), region="eu")
+    assert run(endpoint, "query", "cli-db/older", "--dataset", "parquet", "--format", "csv") == 0
+    assert capsys.readouterr().out == "region,amount\neu,1\neu,2\n"
+
+
+def test_query_to_a_file_says_how_many_rows_it_wrote(endpoint: str, capsys, tmp_path: Path) -> None:
+    out = tmp_path / "clicks.csv"
+    assert run(endpoint, "query", "cli-db/events", "kind=click", "-o", str(out)) == 0
+    assert capsys.readouterr().err == f"wrote 2 rows to {out}\n"
+    assert out.read_text().splitlines()[0] == "kind,id,data"
+
+
+def test_connection_options_work_after_the_command_too(endpoint: str, capsys, tmp_path: Path) -> None:
+    assert main(["count", "cli-db/events", "--endpoint-url", endpoint]) == 0
+    assert capsys.readouterr().out == "3\n"
+    assert main(["--root", "memory://", "create", "here", "--root", f"file://{tmp_path}", "-q"]) == 0  # last wins
+    assert (tmp_path / "here").is_dir()
+
+
+def test_import_checks_the_file_against_the_columns_before_any_request(capsys, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("user_id,date,kind,data\n1,2024-01-01,click,x\n")
+    unreachable = "http://127.0.0.1:9"  # a request there would fail with "could not connect"
+    assert main(["--endpoint-url", unreachable, "import", "cli-db/t", str(rows), "--columns",
+                 "user_id,date,kindd"]) == 1
+    err = capsys.readouterr().err
+    assert "--columns names kindd, which" in err and "user_id, date, kind, data" in err
+
+
+def test_ctrl_c_mid_import_says_how_many_rows_landed(tmp_path: Path) -> None:
+    with LocalS3(faults=FaultPlan(rate=1.0, kinds=("latency",), latency=0.05)) as slow:  # 50 ms a request
+        Database("slow-db", endpoint_url=slow.endpoint_url).create()
+        rows = tmp_path / "rows.csv"
+        rows.write_text("id,data\n" + "".join(f"{i},row {i}\n" for i in range(3000)))
+        child = subprocess.Popen([sys.executable, "-m", "s3aads_pandas", "--endpoint-url", slow.endpoint_url,
+                                  "import", "slow-db/t", str(rows), "--columns", "id"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        table = Table("t", Database("slow-db", endpoint_url=slow.endpoint_url), ["id"])
+        while child.poll() is None and table.count() < 20:  # some rows have landed
+            time.sleep(0.1)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+        landed = table.count()
+    assert child.returncode == 130
+    assert err.splitlines()[0] == f"s3aads: interrupted: {landed} of 3000 rows written, {3000 - landed} not attempted"
+    assert "importing the file again writes them all" in err and "Traceback" not in err

@@ -200,14 +200,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _named_columns(option: str, text: str, frame: pd.DataFrame, path: str,
-                   recorded: tuple[str, ...] | None = None, table: str = "") -> list[str]:
-    """The columns an option names: the table's recorded key columns, if it has a record, each
-    of which the file must have."""
+def _named_columns(option: str, text: str, frame: pd.DataFrame, path: str) -> list[str]:
+    """The columns an option names, each of which the file must have."""
     columns = [column.strip() for column in text.split(",")]
-    if recorded is not None and tuple(columns) != recorded:
-        raise S3aadsError(f"{table} is recorded with the key columns {_listed(recorded)}, not {_listed(columns)}: "
-                          f"give {option} {','.join(recorded)}")
     absent = [column for column in columns if column not in frame.columns]
     if absent:
         raise S3aadsError(f"{option} names {_listed(absent)}, which {path} lacks; "
@@ -215,20 +210,46 @@ def _named_columns(option: str, text: str, frame: pd.DataFrame, path: str,
     return columns
 
 
+def _check_payload(args: argparse.Namespace, frame: pd.DataFrame, keys: list[str]) -> None:
+    """A row-per-object file has the payload column and no column that would be lost."""
+    if args.data not in frame.columns:
+        raise S3aadsError(f"{args.file} has no payload column {args.data!r}: name it with --data COLUMN "
+                          f"(its columns are: {_listed(frame.columns)})")
+    extra = [str(column) for column in frame.columns if column not in keys and column != args.data]
+    if extra:
+        raise S3aadsError(
+            f"column(s) {_listed(extra)} of {args.file} are neither key columns ({_listed(keys)}) nor the payload "
+            f"column ({args.data}), and would be lost: add them to --columns, or import the file as a dataset "
+            f"with --partition-by {','.join(keys)}")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
-    frame = read_file(args.file)
+    """Checks the file against the options first (no request), then against the table's record."""
+    option = "--partition-by" if args.partition_by else "--columns"
+    named = args.partition_by or args.columns
+    frame = read_file(args.file, text_only=not args.partition_by)
+    keys = _named_columns(option, named, frame, args.file) if named else None
+    if keys is not None and not args.partition_by:
+        _check_payload(args, frame, keys)
     table_name, database = split_table_name(args.table)
     if args.create:
         database.create()
     recorded = database.recorded_columns(table_name)
+    if keys is None:
+        if recorded is None:
+            raise S3aadsError(f"{args.table} has no column record yet: name its key columns with --columns "
+                              f"(the columns of {args.file} are: {_listed(frame.columns)})")
+        keys = _named_columns(f"the record of {args.table}", ",".join(recorded), frame, args.file)
+        _check_payload(args, frame, keys)
+    elif recorded is not None and tuple(keys) != recorded:
+        raise S3aadsError(f"{args.table} is recorded with the key columns {_listed(recorded)}, not {_listed(keys)}: "
+                          f"give {option} {','.join(recorded)}")
+    target = Table(table_name, database, keys)
+    frame = _whole_floats_as_integers(frame, keys)
     if args.partition_by:
-        keys = _named_columns("--partition-by", args.partition_by, frame, args.file, recorded, args.table)
-        result = _whole_floats_as_integers(frame, keys).s3aads.write(
-            Table(table_name, database, keys), partition_by=keys, format="parquet", progress=_progress(args))
+        result = frame.s3aads.write(target, partition_by=keys, format="parquet", progress=_progress(args))
     else:
-        keys = _import_columns(args, frame, recorded)
-        result = _whole_floats_as_integers(frame, keys).s3aads.write(
-            Table(table_name, database, keys), data=args.data, progress=_progress(args))
+        result = frame.s3aads.write(target, data=args.data, progress=_progress(args))
     _say(args, f"imported {result.written} objects into {args.table}")
     return 0
 
@@ -239,24 +260,3 @@ def _whole_floats_as_integers(frame: pd.DataFrame, keys: list[str]) -> pd.DataFr
     floats = [key for key in keys if pd.api.types.is_float_dtype(frame[key])
               and (frame[key].dropna() % 1 == 0).all()]
     return frame.astype({key: "Int64" for key in floats}) if floats else frame
-
-
-def _import_columns(args: argparse.Namespace, frame: pd.DataFrame, recorded: tuple[str, ...] | None) -> list[str]:
-    """The key columns of a row-per-object import, every file column accounted for."""
-    if args.columns:
-        keys = _named_columns("--columns", args.columns, frame, args.file, recorded, args.table)
-    elif recorded is None:
-        raise S3aadsError(f"{args.table} has no column record yet: name its key columns with --columns "
-                          f"(the columns of {args.file} are: {_listed(frame.columns)})")
-    else:
-        keys = _named_columns("the record of " + args.table, ",".join(recorded), frame, args.file)
-    if args.data not in frame.columns:
-        raise S3aadsError(f"{args.file} has no payload column {args.data!r}: name it with --data COLUMN "
-                          f"(its columns are: {_listed(frame.columns)})")
-    extra = [str(column) for column in frame.columns if column not in keys and column != args.data]
-    if extra:
-        raise S3aadsError(
-            f"column(s) {_listed(extra)} of {args.file} are neither key columns ({_listed(keys)}) nor the payload "
-            f"column ({args.data}), and would be lost: add them to --columns, or import the file as a dataset "
-            f"with --partition-by {','.join(keys)}")
-    return keys

@@ -85,9 +85,13 @@ def _base64_as_bytes(frame: pd.DataFrame, path: str) -> pd.DataFrame:
     return frame
 
 
-def read_file(path: str) -> pd.DataFrame:
+def read_file(path: str, text_only: bool = True) -> pd.DataFrame:
     """The rows of a CSV, JSON lines or Parquet file, indexed by where each is in the file (so
-    that an error about a row names its line); a file that is not one says so in a line."""
+    that an error about a row names its line); a file that is not one says so in a line.
+
+    ``text_only`` reads every CSV value as text, as keys and payloads are; without it, a CSV's
+    columns take the types pandas infers (the columns of a dataset's objects).
+    """
     fmt = file_format(path)
     try:
         if fmt == "parquet":
@@ -97,7 +101,8 @@ def read_file(path: str) -> pd.DataFrame:
         else:
             with warnings.catch_warnings():  # a row longer than the header would lose fields
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+                frame = (pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False) if text_only
+                         else pd.read_csv(path, index_col=False))
     except (OSError, ImportError):
         raise
     except Exception as error:  # each reader has its own errors for a malformed file

@@ -66,15 +66,22 @@ def _list(source: Source, connection: Any, progress: bool | None) -> pd.DataFram
 
 
 _UNKNOWN_COLUMN = re.compile(r'Referenced column "(.+?)" not found')
+_NO_FUNCTION_FOR_TEXT = re.compile(r"No function matches the given name and argument types '(.+?\(.*VARCHAR.*\))'")
 
 
 def _sql_error(error: Exception, sources: list[Source]) -> SqlError:
-    """DuckDB's complaint on one line; an unknown column is told with the columns there are."""
+    """DuckDB's complaint on one line; an unknown column is told with the columns there are, and
+    arithmetic on text with the cast that key columns (always text) need."""
     message = str(error).strip().splitlines()[0]
     unknown = _UNKNOWN_COLUMN.search(message)
     if unknown:
         known = "; ".join(f"{s.name}: {', '.join([*s.table.columns, 'data'])}" for s in sources)
         return SqlError(f"unknown column {unknown.group(1)!r}" + (f"; the columns are {known}" if known else ""))
+    on_text = _NO_FUNCTION_FOR_TEXT.search(message)
+    if on_text:
+        column = next((c for s in sources for c in s.table.columns), "id")
+        return SqlError(f"{on_text.group(1)} does not exist: key columns are text, so cast them, such as "
+                        f"SUM({column}::INT) or ORDER BY {column}::DOUBLE")
     return SqlError(message)
 
 

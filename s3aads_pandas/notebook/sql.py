@@ -8,6 +8,7 @@ DELETE are answered from the datastore itself.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -58,6 +59,7 @@ def parse(sql: str) -> exp.Expression:
     text = sql.strip().rstrip(";").strip()
     if not text:
         raise SqlError("no statement given: write SELECT ..., SHOW TABLES, DESCRIBE t or DELETE FROM t")
+    _check_statement_word(text)
     dialect = "mysql" if text.split(None, 1)[0].upper() == "SHOW" else "duckdb"
     try:
         statements = sqlglot.parse(text, read=dialect)
@@ -71,10 +73,34 @@ def parse(sql: str) -> exp.Expression:
     return statement
 
 
+#: The words a statement the magic runs can start with (DuckDB's FROM-first SELECT included).
+_FIRST_WORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "DELETE", "FROM")
+#: Words of statements it does not run, which the parser names as unsupported.
+_OTHER_STATEMENTS = frozenset({
+    "INSERT", "UPDATE", "CREATE", "DROP", "ALTER", "COPY", "PRAGMA", "SET", "VALUES", "EXPLAIN", "SUMMARIZE",
+    "PIVOT", "UNPIVOT", "ATTACH", "DETACH", "INSTALL", "LOAD", "CALL", "USE", "BEGIN", "COMMIT", "ROLLBACK",
+    "TRUNCATE", "MERGE", "REPLACE", "EXPORT", "IMPORT", "CHECKPOINT", "VACUUM", "ANALYZE",
+})
+
+
+def _check_statement_word(text: str) -> None:
+    """Refuse a statement that starts with no statement's word, naming the word and the likely
+    one: the parser alone reads ``SELEC * FROM t`` as a multiplication."""
+    first = re.match(r"\(|[^\s(]+", text)
+    word = first.group(0) if first else text
+    if word == "(" or word.upper() in _FIRST_WORDS or word.upper() in _OTHER_STATEMENTS:
+        return
+    guess = difflib.get_close_matches(word.upper(), _FIRST_WORDS, n=1, cutoff=0.6)
+    hint = f": did you mean {guess[0]}?" if guess else ""
+    raise SqlError(f"syntax error: a statement starts with SELECT, WITH, SHOW TABLES, DESCRIBE or DELETE, "
+                   f"not {word!r}{hint}")
+
+
 #: What the parser's names of expressions are in SQL, for its "missing" errors.
 _EXPRESSION_NAMES = {"EQ": "=", "NEQ": "<>", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<=", "In": "IN",
                      "Like": "LIKE", "ILike": "ILIKE", "And": "AND", "Or": "OR", "Not": "NOT", "Limit": "LIMIT",
-                     "Where": "WHERE", "Order": "ORDER BY", "Between": "BETWEEN"}
+                     "Where": "WHERE", "Order": "ORDER BY", "Between": "BETWEEN", "Mul": "*", "Div": "/",
+                     "Add": "+", "Sub": "-"}
 _MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
 _TOKEN = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+.*?>")
 

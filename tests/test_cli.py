@@ -6,6 +6,7 @@ import argparse
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -365,3 +366,21 @@ def test_ctrl_c_mid_import_says_how_many_rows_landed(tmp_path: Path) -> None:
     assert child.returncode == 130
     assert err.splitlines()[0] == f"s3aads: interrupted: {landed} of 3000 rows written, {3000 - landed} not attempted"
     assert "importing the file again writes them all" in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_the_command_starts_ends_it_without_a_traceback() -> None:
+    starting = textwrap.dedent("""
+        import sys
+
+        class CtrlCWhileImporting:  # as if Ctrl-C came while pandas loads
+            def find_spec(self, name, path=None, target=None):
+                if name == "pandas":
+                    raise KeyboardInterrupt
+
+        sys.modules.pop("pandas", None)
+        sys.meta_path.insert(0, CtrlCWhileImporting())
+        import s3aads_command
+        s3aads_command.main()
+    """)
+    typed = subprocess.run([sys.executable, "-c", starting], capture_output=True, text=True, timeout=120)
+    assert (typed.returncode, typed.stderr) == (130, "s3aads: interrupted\n")

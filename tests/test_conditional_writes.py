@@ -241,12 +241,12 @@ TRANSPORTS = pytest.mark.parametrize("transport", ["boto3", "obstore"])
 
 @TRANSPORTS
 def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds(transport: str) -> None:
-    # request 5 (the conditional PUT of t/1) takes effect, then its answer is lost
-    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, "drop-after"))):
+    # request 6 (the conditional PUT of t/1) takes effect, then its answer is lost
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-after"))):
         db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
-        db.create()  # request 1
+        db.create()  # requests 1 and 2: HeadBucket, CreateBucket
         table = Table("t", db, ["id"])
-        table.insert(b"first", id=0)  # requests 2 to 4: the column record (GET, PUT) and the row
+        table.insert(b"first", id=0)  # requests 3 to 5: the column record (GET, PUT) and the row
         attempts = put_attempts(db, "t/1")
         table.insert(b"mine", overwrite=False, id=1)
         assert server.faults.injected["drop-after"] == 1 and len(attempts) == 2
@@ -257,9 +257,9 @@ def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds(transport
 
 @TRANSPORTS
 def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: str) -> None:
-    # request 5 (our conditional PUT of t/1) is dropped before S3 sees it; before our retry,
+    # request 6 (our conditional PUT of t/1) is dropped before S3 sees it; before our retry,
     # another writer stores the very same bytes: the retry's 412 is a conflict
-    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, "drop-before"))):
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-before"))):
         db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
         db.create()
         table = Table("t", db, ["id"])
@@ -322,14 +322,14 @@ def before_the_retry(db: Database, attempts: list[int], action: Any) -> None:
 
 def a_read_row(transport: str, fault: str, *,
                conditional: bool = False) -> Iterator[tuple[LocalS3, Database, Table, Any, list[int]]]:
-    """The row t/1 (``b"0"``) just read for an update whose PUT, request 6, meets ``fault``:
+    """The row t/1 (``b"0"``) just read for an update whose PUT, request 7, meets ``fault``:
     the server, the database, the table, the row as read, and the PUT's attempts so far."""
-    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, fault))):
+    for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, None, fault))):
         db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
-        db.create()  # request 1
+        db.create()  # requests 1 and 2: HeadBucket, CreateBucket
         table = Table("t", db, ["id"])
-        table.insert(b"0", overwrite=not conditional, id=1)  # requests 2 to 4: the column record and the row
-        current = table.select_with_etag(id=1)  # request 5
+        table.insert(b"0", overwrite=not conditional, id=1)  # requests 3 to 5: the column record and the row
+        current = table.select_with_etag(id=1)  # request 6
         yield server, db, table, current, put_attempts(db, "t/1")
 
 

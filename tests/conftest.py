@@ -57,12 +57,14 @@ def local_s3() -> Iterator[LocalS3]:
         yield server
 
 
-#: How a test that uses S3 runs: in-process (moto.mock_aws, where only boto3 reaches moto), and
-#: over HTTP (LocalS3) on each transport; modules that set ``DIRECTORY_BUCKETS = True`` also run
-#: over HTTP against a directory bucket (S3 Express One Zone, as the local endpoint answers it)
-#: on the default transport, which sends a directory bucket's requests behind an endpoint URL
-#: through boto3 (see ``storage.obstore_transport``): one run covers both.
-S3_RUNS = ("moto", "boto3", "obstore")
+#: How a test of the S3 wire runs: over HTTP (LocalS3) on each transport, so that each meets S3's
+#: answers, retries and faults as they come over the network (the in-process run, moto.mock_aws
+#: where only boto3 reaches moto, is :data:`BEHAVIOUR_RUNS`'s). Modules that set
+#: ``DIRECTORY_BUCKETS = True`` also run over HTTP against a directory bucket (S3 Express One
+#: Zone, as the local endpoint answers it) on the default transport, which sends a directory
+#: bucket's requests behind an endpoint URL through boto3 (see ``storage.obstore_transport``):
+#: one run covers both.
+S3_RUNS = ("boto3", "obstore")
 DIRECTORY_RUNS = ("obstore-directory",)
 #: The databases of this machine: ``memory://`` and ``file://`` (a temporary folder). Tests of
 #: what only S3 has (its wire, its buckets, boto3) are marked ``s3_only``; tests that write keys
@@ -74,7 +76,7 @@ BUCKET_REGION = "eu-west-1"
 
 
 #: Modules that set ``WIRE = False`` test behaviour, not the S3 wire: their tests run in process
-#: (moto) and on this machine's databases only, except those marked ``s3_only``.
+#: (moto) and on this machine's databases only; those marked ``s3_only`` run in process and over HTTP.
 BEHAVIOUR_RUNS = ("moto",)
 
 
@@ -82,11 +84,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "s3" in metafunc.fixturenames:
         marked = metafunc.definition.get_closest_marker
         directory = getattr(metafunc.module, "DIRECTORY_BUCKETS", False) and marked("key_order") is None
-        wire = getattr(metafunc.module, "WIRE", True) or marked("s3_only") is not None
-        local = () if marked("s3_only") else LOCAL_RUNS
+        s3_only = marked("s3_only") is not None
+        local = () if s3_only else LOCAL_RUNS
         if marked("any_keys"):
             local = tuple(run for run in local if run != "file")
-        s3_runs = S3_RUNS if wire else BEHAVIOUR_RUNS
+        if getattr(metafunc.module, "WIRE", True):
+            s3_runs = S3_RUNS
+        else:
+            s3_runs = BEHAVIOUR_RUNS + (S3_RUNS if s3_only else ())
         metafunc.parametrize("s3", s3_runs + (DIRECTORY_RUNS if directory else ()) + local, indirect=True)
 
 

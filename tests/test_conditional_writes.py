@@ -177,27 +177,19 @@ def _update_once(settings: ConnectionSettings, database: str, etag: str, start: 
     return update_from(table, etag, f"process {writer}".encode())
 
 
-def test_processes_incrementing_one_counter_lose_no_update(shared_by_processes: Database) -> None:
+def test_processes_lose_no_update_and_one_version_has_one_winner(shared_by_processes: Database) -> None:
+    """Four processes add one to a counter ten times each; then each, having read the same
+    version, updates it once: one of them wins, the three others conflict."""
     shared = shared_by_processes
     table = Table("counters", shared, ["name"])
     table.insert(b"0", name="hits")
     context = get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
-        start = manager.Barrier(4)
-        list(pool.map(_count_up, [shared.settings] * 4, [shared.name] * 4, [10] * 4, [start] * 4))
-    assert table.select(name="hits") == b"40"
-
-
-def test_processes_updating_one_version_have_exactly_one_winner(shared_by_processes: Database) -> None:
-    shared = shared_by_processes
-    table = Table("counters", shared, ["name"])
-    table.insert(b"0", name="hits")
-    etag = table.select_with_etag(name="hits").etag
-    context = get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
-        start = manager.Barrier(4)
+        list(pool.map(_count_up, [shared.settings] * 4, [shared.name] * 4, [10] * 4, [manager.Barrier(4)] * 4))
+        assert table.select(name="hits") == b"40"
+        etag = table.select_with_etag(name="hits").etag
         outcomes = list(pool.map(_update_once, [shared.settings] * 4, [shared.name] * 4, [etag] * 4,
-                                 [start] * 4, range(4)))
+                                 [manager.Barrier(4)] * 4, range(4)))
     assert sorted(outcomes) == ["conflict"] * 3 + ["won"]
     assert table.select(name="hits") == f"process {outcomes.index('won')}".encode()
 

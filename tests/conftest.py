@@ -88,10 +88,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         local = () if s3_only else LOCAL_RUNS
         if marked("any_keys"):
             local = tuple(run for run in local if run != "file")
-        if getattr(metafunc.module, "WIRE", True):
-            s3_runs = S3_RUNS
-        else:
-            s3_runs = BEHAVIOUR_RUNS + (S3_RUNS if s3_only else ())
+        behaviour = not getattr(metafunc.module, "WIRE", True)
+        s3_runs = (BEHAVIOUR_RUNS if behaviour else ()) + (S3_RUNS if s3_only or not behaviour else ())
         metafunc.parametrize("s3", s3_runs + (DIRECTORY_RUNS if directory else ()) + local, indirect=True)
 
 

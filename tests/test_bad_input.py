@@ -26,7 +26,7 @@ WIRE = False  # behaviour, not the S3 wire: in process and on this machine's dat
 
 
 def _all_keys(db: Database) -> list[str]:
-    return [obj["Key"] for obj in db.store.iter_objects(db.name, "")]
+    return [obj.key for obj in db.store.iter_objects(db.name, "")]
 
 
 @pytest.mark.parametrize(

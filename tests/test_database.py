@@ -28,7 +28,7 @@ def test_create_is_idempotent_and_listed(s3: str | None) -> None:
 def test_tables_hide_the_column_records(db: Database) -> None:
     Table("daily-data", db, ["id", "year"]).insert(b"x", id=1, year=2020)
     Table("other", db, ["id"]).insert(b"y", id=1)
-    keys = [o["Key"] for o in db.store.iter_objects("s3aads-test", "")]
+    keys = [o.key for o in db.store.iter_objects("s3aads-test", "")]
     assert record_key("daily-data") in keys and record_key("other") in keys
     assert db.tables == ["daily-data", "other"]
 

@@ -68,7 +68,7 @@ def test_fanned_out_listings_match_a_sequential_one_on_awkward_keys(db: Database
     keys = [f"t/{v}/{j:03d}" for v in values for j in range(150)]  # 2 pages
     keys += ["t/leaf", "t/2024-01", "t/z/deep/er", "u/outside"]  # objects of other depths, another table
     seed(db.name, keys)
-    sequential = [obj["Key"] for obj in db.store.iter_objects(db.name, "t/")]
+    sequential = [obj.key for obj in db.store.iter_objects(db.name, "t/")]
     for workers in (1, 3, 16):
         assert [o.key for o in Lister(db.store, db.name, workers).objects("t/")] == sequential
     table = Table("t", db, ["value", "n"])

@@ -141,7 +141,7 @@ def test_a_folder_keeps_only_payloads_and_says_so(tmp_path: Path) -> None:
 def test_memory_keeps_metadata() -> None:
     table = Table("t", _created("memory://meta"), ["id"])
     table.insert(b"x", {"ContentType": "text/plain", "Metadata": {"colour": "red"}}, id=1)
-    assert table.database.store.head(table.database.name, "t/1")["Metadata"]["colour"] == "red"
+    assert table.database.store.head(table.database.name, "t/1").metadata["colour"] == "red"
 
 
 def test_without_file_locks_conditional_writes_are_refused_never_unconditional(

@@ -32,7 +32,7 @@ def frame(n: int = 5, **extra) -> pd.DataFrame:
 
 
 def _keys(db: Database) -> list[str]:
-    return [obj["Key"] for obj in db.store.iter_objects(db.name, "")]
+    return [obj.key for obj in db.store.iter_objects(db.name, "")]
 
 
 def test_write_then_read_round_trip(table: Table) -> None:

@@ -31,18 +31,21 @@ from s3aads_pandas.errors import (
     WriteOutcomeUnknownError,
     failure_reason,
 )
-from s3aads_pandas.storage.failures import MISSING_KEY_CODES, REFUSED_CODES
+from s3aads_pandas.storage.failures import BucketOwned, BucketTaken, ConditionRefused, NotFound, RangeNotSatisfiable
 from s3aads_pandas.storage.pages import PageSequence
 from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
+    Boto3Client,
+    Head,
     Listed,
     ListedPage,
     RequestHook,
     Transport,
+    Written,
 )
 
-__all__ = ["PAGE_SIZE", "WRITE_ID", "Listed", "ListedPage", "ObjectStore"]
+__all__ = ["PAGE_SIZE", "WRITE_ID", "Listed", "ListedPage", "ObjectStore", "Written"]
 
 T = TypeVar("T")
 
@@ -116,10 +119,9 @@ class ObjectStore:
         return self.transport.hooks
 
     @property
-    def boto3_client(self) -> Any:
+    def boto3_client(self) -> Boto3Client:
         """The boto3 client behind the buckets' requests (and every request on that transport)."""
-        transport: Any = self.transport
-        client = getattr(getattr(transport, "fallback", transport), "client", None)
+        client = self.transport.boto3_client
         if client is None:
             raise InvalidArgumentError(f"{self.endpoint} databases are not in S3: they have no boto3 client")
         return client
@@ -148,11 +150,7 @@ class ObjectStore:
     def bucket_exists(self, bucket: str) -> bool:
         try:
             self._request(lambda: self.transport.head_bucket(bucket))
-        except S3RequestError as error:
-            if error.code in {"404", "NoSuchBucket", "NotFound"}:
-                return False
-            raise
-        except DatabaseNotFoundError:
+        except (NotFound, DatabaseNotFoundError):
             return False
         return True
 
@@ -167,18 +165,16 @@ class ObjectStore:
                 return False
         try:
             self._request(lambda: self.transport.create_bucket(bucket))
-        except S3RequestError as error:
-            if error.code == "BucketAlreadyOwnedByYou":
-                return False
-            if error.code == "BucketAlreadyExists":
-                with contextlib.suppress(S3aadsError):
-                    if self.bucket_exists(bucket):
-                        return False
-                raise DatabaseNameTakenError(
-                    f"database name {bucket!r} is taken: S3 bucket names are global and another "
-                    "account owns this one; choose another name"
-                ) from None
-            raise
+        except BucketOwned:
+            return False
+        except BucketTaken:
+            with contextlib.suppress(S3aadsError):
+                if self.bucket_exists(bucket):
+                    return False
+            raise DatabaseNameTakenError(
+                f"database name {bucket!r} is taken: S3 bucket names are global and another "
+                "account owns this one; choose another name"
+            ) from None
         logger.info("created bucket %s", bucket)
         return True
 
@@ -191,19 +187,20 @@ class ObjectStore:
                                                               min(max_keys, PAGE_SIZE), delimiter))
 
     def iter_objects(self, bucket: str, prefix: str, start_after: str | None = None,
-                     first_page: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
-        """Every object under ``prefix`` (after the key ``start_after``) with all its S3 fields
-        (Key, Size, LastModified, ETag, StorageClass), page by page.
+                     first_page: int = PAGE_SIZE) -> Iterator[Listed]:
+        """Every object under ``prefix`` (after the key ``start_after``) with all its listed
+        fields (the storage class too), page by page.
 
         ``first_page`` asks for fewer keys first, when the caller expects to stop early.
         """
         token, max_keys = None, first_page
         pages = PageSequence(bucket, prefix, start_after)
         while True:
-            objects, token = self._request(
+            page = self._request(
                 functools.partial(self.transport.list_details, bucket, prefix, start_after, token, max_keys))
-            pages.check([obj["Key"] for obj in objects], token)
-            yield from objects
+            token = page.token
+            pages.check([obj.key for obj in page.objects], token)
+            yield from page.objects
             if token is None:
                 return
             max_keys = PAGE_SIZE
@@ -232,10 +229,8 @@ class ObjectStore:
         deadline = self._deadline()
         try:
             fetched = self._request(lambda: self.transport.get(bucket, key, deadline))
-        except S3RequestError as error:
-            if error.code in MISSING_KEY_CODES:
-                return None
-            raise
+        except NotFound:
+            return None
         self._know(bucket, key, fetched.etag, _version(fetched.metadata))
         return fetched.body, fetched.etag
 
@@ -244,21 +239,16 @@ class ObjectStore:
         deadline = self._deadline()
         try:
             fetched = self._request(lambda: self.transport.get(bucket, key, deadline, byte_range))
-        except S3RequestError as error:
-            if error.code == "InvalidRange":  # an empty object has no byte to give
-                return b"", 0
-            raise
+        except RangeNotSatisfiable:  # an empty object has no byte to give
+            return b"", 0
         return fetched.body, fetched.size
 
-    def head(self, bucket: str, key: str) -> dict[str, Any] | None:
+    def head(self, bucket: str, key: str) -> Head | None:
         """The object's ETag, size and user metadata (one HEAD), or None when there is no such key."""
         try:
-            head = self._request(lambda: self.transport.head(bucket, key))
-        except S3RequestError as error:
-            if error.code in MISSING_KEY_CODES:
-                return None
-            raise
-        return {"ETag": head.etag, "ContentLength": head.size, "Metadata": head.metadata}
+            return self._request(lambda: self.transport.head(bucket, key))
+        except NotFound:
+            return None
 
     def exists(self, bucket: str, key: str) -> bool:
         return self.head(bucket, key) is not None
@@ -271,9 +261,9 @@ class ObjectStore:
         params: Mapping[str, Any] | None = None,
         *,
         overwrite: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Written:
         """One PUT; with ``overwrite=False`` a conditional one (If-None-Match: *) that raises
-        :class:`RowExistsError` when the key exists. Returns the new ETag (and VersionId)."""
+        :class:`RowExistsError` when the key exists. Returns the new ETag (and version id)."""
         if overwrite:
             extra = dict(params or {})
             return self._request(lambda: self.transport.put(bucket, key, body, extra, {}))
@@ -283,7 +273,7 @@ class ObjectStore:
         return written
 
     def put_if_match(self, bucket: str, key: str, body: bytes, etag: str,
-                     params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                     params: Mapping[str, Any] | None = None) -> Written:
         """PUT only over the object whose ETag is ``etag`` (If-Match): compare-and-swap."""
         base = self._known(bucket, key, etag)
         replaced = None if base is None else (base.write_id, etag)
@@ -297,7 +287,7 @@ class ObjectStore:
 
     def _conditional_put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None,
                          replaced: tuple[str, str] | None, base: _Version | None,
-                         **condition: str) -> dict[str, Any] | None:
+                         **condition: str) -> Written | None:
         """A PUT under ``condition``; None when S3 refuses it because the condition does not hold.
 
         ``replaced`` is the (write id, ETag) of the version the condition names (``NOTHING`` for
@@ -316,17 +306,16 @@ class ObjectStore:
         attempts: list[S3RequestError] = []
         try:
             written = self._request(lambda: self.transport.put(bucket, key, body, extra, condition), attempts)
-        except S3RequestError as error:
-            if error.code not in REFUSED_CODES:
-                raise
+        except (ConditionRefused, NotFound):  # If-Match of a deleted key: a 404
+            pass
         else:
-            self._know(bucket, key, written.get("ETag"), _Version(write_id, history))
+            self._know(bucket, key, written.etag, _Version(write_id, history))
             return written
         if not any(attempt.answer_lost for attempt in attempts[:-1]):
             return None
         return self._lost_outcome(bucket, key, write_id, replaced[0] if replaced else None)
 
-    def _lost_outcome(self, bucket: str, key: str, write_id: str, replaced: str | None) -> dict[str, Any] | None:
+    def _lost_outcome(self, bucket: str, key: str, write_id: str, replaced: str | None) -> Written | None:
         """What became of a write whose answer was lost and whose retry was refused (one HEAD).
 
         The stored object is ours, or replaced ours (its history names our write id): ours
@@ -336,20 +325,20 @@ class ObjectStore:
         without a write id) cannot tell: :class:`WriteOutcomeUnknownError`.
         """
         head = self.head(bucket, key)
-        stored = _version(head["Metadata"]) if head else None
+        stored = _version(head.metadata) if head else None
         if head is not None and stored is not None and stored.write_id == write_id:
             logger.info("a retry of the write of s3://%s/%s was refused because its first attempt landed", bucket, key)
-            return {"ETag": head["ETag"]}
+            return Written(head.etag)
         earlier = dict(stored.history) if stored else {}
         if write_id in earlier:
             logger.info("the lost write of s3://%s/%s landed and was replaced since", bucket, key)
-            return {"ETag": f'"{earlier[write_id]}"'}
+            return Written(f'"{earlier[write_id]}"')
         if replaced is not None and replaced in earlier:
             return None
         raise WriteOutcomeUnknownError(
             f"the write of s3://{bucket}/{key} may or may not have landed: an attempt's answer was lost, its "
             f"retry was refused, and the row has {'changed' if head else 'been deleted'} since; read it to decide",
-            key, head["ETag"] if head else None,
+            key, head.etag if head else None,
         )
 
     def delete(self, bucket: str, key: str) -> dict[str, Any]:
@@ -402,7 +391,7 @@ class ObjectStore:
         except S3aadsError as error:  # denied, throttled past the retries, ...: the next batch may work
             return failures | dict.fromkeys(plain, failure_reason(error))
 
-    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, **params: Any) -> dict[str, Any]:
+    def copy(self, source_bucket: str, source_key: str, bucket: str, key: str, **params: Any) -> Written:
         return self._request(lambda: self.transport.copy(source_bucket, source_key, bucket, key, params))
 
     def check_put_params(self, params: Mapping[str, Any]) -> None:

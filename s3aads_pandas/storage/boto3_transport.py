@@ -42,11 +42,13 @@ from s3aads_pandas.storage.redaction import install, redact, remember
 from s3aads_pandas.storage.retry import request_deadline
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
+    Boto3Client,
     Fetched,
     Head,
     Listed,
     ListedPage,
     RequestHook,
+    Written,
 )
 
 T = TypeVar("T")
@@ -68,8 +70,8 @@ NO_CREDENTIALS = ("no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_I
 class Boto3Transport:
     """Calls on one boto3 S3 client."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    def __init__(self, client: Boto3Client) -> None:
+        self.client: Any = client  # its methods are made at run time
         self.hooks: list[RequestHook] = []
         self._asking_region = threading.local()
         self._signed_with: object = None
@@ -121,6 +123,10 @@ class Boto3Transport:
     @staticmethod
     def database_url(bucket: str) -> str:
         return where(bucket)
+
+    @property
+    def boto3_client(self) -> Boto3Client:
+        return self.client  # type: ignore[no-any-return]
 
     @property
     def endpoint(self) -> str:
@@ -188,9 +194,13 @@ class Boto3Transport:
         )
 
     def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
-                     max_keys: int) -> tuple[list[dict[str, Any]], str | None]:
+                     max_keys: int) -> ListedPage:
         page = self._list(bucket, prefix, start_after, token, max_keys, None)
-        return page.get("Contents", []), _next_token(page, bucket, prefix)
+        return ListedPage(
+            [Listed(obj["Key"], obj.get("Size", 0), _utc(obj.get("LastModified")), obj.get("ETag"),
+                    obj.get("StorageClass")) for obj in page.get("Contents", ())],
+            [], _next_token(page, bucket, prefix),
+        )
 
     def _list(self, bucket: str, prefix: str, start_after: str | None, token: str | None, max_keys: int,
               delimiter: str | None) -> dict[str, Any]:
@@ -253,7 +263,7 @@ class Boto3Transport:
                     dict(response.get("Metadata", {})))
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
-            condition: Mapping[str, str]) -> dict[str, Any]:
+            condition: Mapping[str, str]) -> Written:
         checksum = {} if "ChecksumAlgorithm" in params else {"ChecksumAlgorithm": CHECKSUM_ALGORITHM}
         response = self._call("PutObject", bucket, key, Body=body, **checksum, **params, **condition)
         return _written(response)
@@ -270,7 +280,7 @@ class Boto3Transport:
         }
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
-             params: Mapping[str, Any]) -> dict[str, Any]:
+             params: Mapping[str, Any]) -> Written:
         source = {"Bucket": source_bucket, "Key": source_key}
         response = self._call("CopyObject", bucket, key, CopySource=source, **params)
         return _written(response.get("CopyObjectResult", {}) | {"VersionId": response.get("VersionId")})
@@ -431,9 +441,9 @@ def _next_token(page: Mapping[str, Any], bucket: str, prefix: str) -> str | None
     return str(token)
 
 
-def _written(response: Mapping[str, Any]) -> dict[str, Any]:
+def _written(response: Mapping[str, Any]) -> Written:
     """What a write returns on every transport: the new ETag, and the version when versioned."""
-    return {name: response[name] for name in ("ETag", "VersionId") if response.get(name)}
+    return Written(str(response.get("ETag") or ""), response.get("VersionId") or None)
 
 
 def _read_body(response: Mapping[str, Any], about: str, deadline: float) -> bytes:

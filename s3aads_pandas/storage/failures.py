@@ -1,4 +1,8 @@
-"""S3's error codes, and the project's exception for each: the same on every transport."""
+"""S3's error codes, and the project's exception for each: the same on every transport.
+
+Every transport raises from :data:`ANSWERED` and :func:`answered_error`, so the adapter tells
+a missing key from a refused condition by the exception's class, never by comparing codes.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,42 @@ from s3aads_pandas.errors import (
 )
 from s3aads_pandas.storage.redaction import redact
 
-#: The codes of a GET or HEAD of a key that does not exist.
-MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 THROTTLING_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "503"})
 #: ConditionalRequestConflict: another conditional write of the key was in progress; S3 asks to retry.
 TRANSIENT_CODES = frozenset({"InternalError", "ServiceUnavailable", "RequestTimeout",
                              "ConditionalRequestConflict", "500", "502", "504"})
-#: The answers of S3 to a conditional write whose condition does not hold (If-Match on a missing
-#: key is a 404).
-REFUSED_CODES = frozenset({"PreconditionFailed", "412", "NoSuchKey", "404"})
 DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch",
                           "ExpiredToken", "InvalidToken"})
+
+
+class NotFound(S3RequestError):
+    """S3 has no such key (NoSuchKey), or answered 404: an If-Match write of a deleted key, a
+    HeadBucket of a missing bucket."""
+
+
+class ConditionRefused(S3RequestError):
+    """A conditional write whose condition does not hold (PreconditionFailed, a 412)."""
+
+
+class BucketOwned(S3RequestError):
+    """A CreateBucket of a bucket that the caller already owns."""
+
+
+class BucketTaken(S3RequestError):
+    """A CreateBucket of a bucket that another account owns."""
+
+
+class RangeNotSatisfiable(S3RequestError):
+    """A ranged GET that asks for bytes the object does not have (any, for an empty object)."""
+
+
+#: The S3 error codes that have an exception of their own.
+ANSWERED: dict[str, type[S3RequestError]] = {
+    "NoSuchKey": NotFound, "NotFound": NotFound, "404": NotFound,
+    "PreconditionFailed": ConditionRefused, "412": ConditionRefused,
+    "BucketAlreadyOwnedByYou": BucketOwned, "BucketAlreadyExists": BucketTaken,
+    "InvalidRange": RangeNotSatisfiable, "416": RangeNotSatisfiable,
+}
 
 
 def where(bucket: str | None, key: str | None = None) -> str:
@@ -38,7 +67,7 @@ def answered_error(code: str, status: int, message: str, bucket: str | None, abo
         )
     if code in DENIED_CODES:
         return AccessDeniedError(f"S3 denied access to {about}: {code}: {redact(message or code)}")
-    return S3RequestError(
+    return ANSWERED.get(code, S3RequestError)(
         f"S3 request for {about} failed: {code}: {redact(message or code)}",
         code=code,
         throttled=code in THROTTLING_CODES,

@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import obstore
 from obstore.exceptions import PreconditionError
@@ -35,7 +35,7 @@ from obstore.store import LocalStore
 
 from s3aads_pandas.errors import InvalidArgumentError, S3RequestError
 from s3aads_pandas.storage.local_transport import LocalTransport
-from s3aads_pandas.storage.transport import Listed
+from s3aads_pandas.storage.transport import Listed, Written
 
 try:
     import fcntl
@@ -135,7 +135,7 @@ class FolderTransport(LocalTransport):
             os.close(descriptor)
 
     def _write(self, store: LocalStore, key: str, body: bytes, attributes: dict[str, str] | None,
-               condition: Mapping[str, str]) -> dict[str, Any]:
+               condition: Mapping[str, str]) -> Written:
         with self._locked(store, key, conditional=bool(condition)):
             if "IfMatch" in condition:
                 etag = obstore.head(store, key)["e_tag"]  # NotFoundError when there is no such key
@@ -143,7 +143,7 @@ class FolderTransport(LocalTransport):
                     raise PreconditionError(f"{etag} does not match {condition['IfMatch']}")
             mode: Literal["create", "overwrite"] = "create" if condition.get("IfNoneMatch") == "*" else "overwrite"
             written = obstore.put(store, key, body, mode=mode)
-        return {"ETag": written["e_tag"]}
+        return Written(str(written["e_tag"]))
 
     def _remove(self, store: LocalStore, key: str) -> None:
         root = self._folder(store)

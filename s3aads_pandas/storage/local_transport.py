@@ -18,8 +18,9 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, InvalidPathError, NotFoundError, PreconditionError
 
 from s3aads_pandas.errors import DatabaseNotFoundError, InvalidArgumentError, S3RequestError
+from s3aads_pandas.storage.failures import BucketOwned, ConditionRefused, NotFound
 from s3aads_pandas.storage.obstore_transport import range_option
-from s3aads_pandas.storage.transport import Fetched, Head, Listed, ListedPage, RequestHook
+from s3aads_pandas.storage.transport import Fetched, Head, Listed, ListedPage, RequestHook, Written
 
 T = TypeVar("T")
 
@@ -37,6 +38,11 @@ class LocalTransport(abc.ABC):
         self.url = url
         self.hooks: list[RequestHook] = []
         self._lock = threading.Lock()
+
+    @property
+    def boto3_client(self) -> None:
+        """None: a database on this machine is not in S3."""
+        return None
 
     @property
     def endpoint(self) -> str:
@@ -61,7 +67,7 @@ class LocalTransport(abc.ABC):
 
     @abc.abstractmethod
     def _write(self, store: Any, key: str, body: bytes, attributes: dict[str, str] | None,
-               condition: Mapping[str, str]) -> dict[str, Any]:
+               condition: Mapping[str, str]) -> Written:
         """PUT ``body`` under ``condition``; raise obstore's AlreadyExistsError or PreconditionError
         when it does not hold, NotFoundError for an If-Match of a missing key."""
 
@@ -88,10 +94,10 @@ class LocalTransport(abc.ABC):
         try:
             return call(store)
         except (AlreadyExistsError, PreconditionError):
-            failure: Exception = S3RequestError(f"the conditional write of {about} was refused: PreconditionFailed",
-                                                code="PreconditionFailed")
+            failure: Exception = ConditionRefused(f"the conditional write of {about} was refused: PreconditionFailed",
+                                                  code="PreconditionFailed")
         except (NotFoundError, FileNotFoundError):
-            failure = S3RequestError(f"{about} does not exist: NoSuchKey", code="NoSuchKey")
+            failure = NotFound(f"{about} does not exist: NoSuchKey", code="NoSuchKey")
         except (InvalidPathError, ValueError) as error:
             failure = InvalidArgumentError(f"{self.url} databases cannot hold the key {key!r}: {_first_line(error)}")
         except (OSError, obstore.exceptions.BaseError) as error:
@@ -126,11 +132,9 @@ class LocalTransport(abc.ABC):
         return ListedPage(objects, [], _TOKEN + objects[-1].key if more else None)
 
     def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
-                     max_keys: int) -> tuple[list[dict[str, Any]], str | None]:
+                     max_keys: int) -> ListedPage:
         page = self.list_page(bucket, prefix, start_after, token, max_keys, None)
-        details = [{"Key": obj.key, "Size": obj.size, "LastModified": obj.last_modified, "ETag": obj.etag,
-                    "StorageClass": "STANDARD"} for obj in page.objects]
-        return details, page.token
+        return page._replace(objects=[obj._replace(storage_class="STANDARD") for obj in page.objects])
 
     def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched:
         try:
@@ -154,7 +158,7 @@ class LocalTransport(abc.ABC):
         return self._call("HeadObject", bucket, key, {}, head_of)
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
-            condition: Mapping[str, str]) -> dict[str, Any]:
+            condition: Mapping[str, str]) -> Written:
         attributes = None
         if self.keeps_metadata:
             attributes = {str(name): str(value) for name, value in dict(params.get("Metadata") or {}).items()}
@@ -182,7 +186,7 @@ class LocalTransport(abc.ABC):
                           delete_each)
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
-             params: Mapping[str, Any]) -> dict[str, Any]:
+             params: Mapping[str, Any]) -> Written:
         fetched = self.get(source_bucket, source_key, float("inf"))
         metadata = fetched.metadata if params.get("MetadataDirective") != "REPLACE" else {}
         return self.put(bucket, key, fetched.body, {"Metadata": metadata, **params}, {})
@@ -199,7 +203,7 @@ class LocalTransport(abc.ABC):
         self._announce("CreateBucket", bucket)
         with self._lock:
             if not self._create(bucket):
-                raise S3RequestError(f"{self.database_url(bucket)} exists", code="BucketAlreadyOwnedByYou")
+                raise BucketOwned(f"{self.database_url(bucket)} exists", code="BucketAlreadyOwnedByYou")
 
     def put_parameters(self) -> frozenset[str]:
         return frozenset({"ContentType", "Metadata"} if self.keeps_metadata else ())

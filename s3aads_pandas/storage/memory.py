@@ -15,7 +15,7 @@ import obstore
 from obstore.store import MemoryStore
 
 from s3aads_pandas.storage.local_transport import LocalTransport
-from s3aads_pandas.storage.transport import Listed
+from s3aads_pandas.storage.transport import Listed, Written
 
 URL = "memory://"
 
@@ -51,14 +51,14 @@ class MemoryTransport(LocalTransport):
         return sorted(f"{name}/" for name in listed["common_prefixes"] if f"{name}/".startswith(prefix))
 
     def _write(self, store: MemoryStore, key: str, body: bytes, attributes: dict[str, str] | None,
-               condition: Mapping[str, str]) -> dict[str, Any]:
+               condition: Mapping[str, str]) -> Written:
         mode: Any = "overwrite"
         if condition.get("IfNoneMatch") == "*":
             mode = "create"
         elif "IfMatch" in condition:
             mode = {"e_tag": condition["IfMatch"]}
         written = obstore.put(store, key, body, attributes=attributes, mode=mode)
-        return {"ETag": written["e_tag"]}
+        return Written(str(written["e_tag"]))
 
     def _remove(self, store: MemoryStore, key: str) -> None:
         obstore.delete(store, key)

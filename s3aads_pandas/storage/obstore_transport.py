@@ -42,10 +42,10 @@ from obstore.exceptions import (
 from s3aads_pandas.errors import AccessDeniedError, S3RequestError
 from s3aads_pandas.storage.boto3_transport import Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket, lists_in_key_order, wrong_region
-from s3aads_pandas.storage.failures import answered_error, unanswered_error, where
+from s3aads_pandas.storage.failures import ConditionRefused, NotFound, answered_error, unanswered_error, where
 from s3aads_pandas.storage.integrity import check_body
 from s3aads_pandas.storage.redaction import redact, remember
-from s3aads_pandas.storage.transport import PAGE_SIZE, Fetched, Head, Listed, ListedPage
+from s3aads_pandas.storage.transport import PAGE_SIZE, Boto3Client, Fetched, Head, Listed, ListedPage, Written
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -130,6 +130,11 @@ class ObstoreTransport:
         return where(bucket)
 
     @property
+    def boto3_client(self) -> Boto3Client:
+        """The fallback's client: buckets, DeleteObjects, CopyObject and the keys obstore cannot express."""
+        return self.fallback.boto3_client
+
+    @property
     def endpoint(self) -> str:
         return self.fallback.endpoint
 
@@ -200,8 +205,9 @@ class ObstoreTransport:
         if isinstance(error, (InvalidPathError, ValueError)):  # a path obstore refused before sending
             return _Inexpressible(str(error))
         if isinstance(error, (AlreadyExistsError, PreconditionError)):
-            code = "NoSuchKey" if _status(error) == 404 else "PreconditionFailed"
-            return S3RequestError(f"S3 refused the conditional write of {where(bucket, key)}: {code}", code=code)
+            refused = NotFound if _status(error) == 404 else ConditionRefused  # If-Match of a deleted key: 404
+            code = "NoSuchKey" if refused is NotFound else "PreconditionFailed"
+            return refused(f"S3 refused the conditional write of {where(bucket, key)}: {code}", code=code)
         if isinstance(error, (PermissionDeniedError, UnauthenticatedError)):
             return AccessDeniedError(f"S3 denied access to {where(bucket, key)}: {_code(error) or redact(str(error))}")
         if isinstance(error, NotFoundError):
@@ -280,7 +286,7 @@ class ObstoreTransport:
         return ListedPage(listed, [], token)
 
     def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
-                     max_keys: int) -> tuple[list[dict[str, Any]], str | None]:
+                     max_keys: int) -> ListedPage:
         return self.fallback.list_details(bucket, prefix, start_after, token, max_keys)
 
     # -- objects -------------------------------------------------------------------------------
@@ -350,7 +356,7 @@ class ObstoreTransport:
         return Head(str(meta.get("e_tag") or ""), int(meta["size"]), _user_metadata(result.attributes))
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
-            condition: Mapping[str, str]) -> dict[str, Any]:
+            condition: Mapping[str, str]) -> Written:
         unmapped = sorted(set(params) - set(_ATTRIBUTES) - {"Metadata"})
         if unmapped:
             logger.debug("PutObject with %s goes through boto3", ", ".join(unmapped))
@@ -362,7 +368,7 @@ class ObstoreTransport:
                             lambda: self.fallback.put(bucket, key, body, params, condition))
 
     def _put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
-             condition: Mapping[str, str]) -> dict[str, Any]:
+             condition: Mapping[str, str]) -> Written:
         attributes = {_ATTRIBUTES[name]: str(value) for name, value in params.items() if name in _ATTRIBUTES}
         attributes.update({str(name): str(value) for name, value in dict(params.get("Metadata") or {}).items()})
         mode: Any = "overwrite"
@@ -374,8 +380,7 @@ class ObstoreTransport:
             "PutObject", bucket, key, {**params, **condition},
             lambda store: obstore.put(store, key, body, attributes=attributes or None, mode=mode, use_multipart=False),
         )
-        return {name: value for name, value in (("ETag", written.get("e_tag")), ("VersionId", written.get("version")))
-                if value}
+        return Written(str(written.get("e_tag") or ""), written.get("version") or None)
 
     def delete(self, bucket: str, key: str) -> None:
         self._native(bucket, key,
@@ -386,7 +391,7 @@ class ObstoreTransport:
         return self.fallback.delete_batch(bucket, keys)
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
-             params: Mapping[str, Any]) -> dict[str, Any]:
+             params: Mapping[str, Any]) -> Written:
         return self.fallback.copy(source_bucket, source_key, bucket, key, params)
 
     # -- buckets -------------------------------------------------------------------------------

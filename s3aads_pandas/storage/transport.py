@@ -21,12 +21,13 @@ RequestHook = Callable[[str, Mapping[str, Any]], None]
 
 class Listed(NamedTuple):
     """A listed object, as little of it as listings need (the botocore dict is ten times larger);
-    the ETag names the version listed."""
+    the ETag names the version listed. The storage class is known to detailed listings only."""
 
     key: str
     size: int
     last_modified: datetime | None = None
     etag: str | None = None
+    storage_class: str | None = None
 
 
 class ListedPage(NamedTuple):
@@ -47,12 +48,31 @@ class Fetched(NamedTuple):
     metadata: dict[str, str]
 
 
+class Written(NamedTuple):
+    """A PUT's or a COPY's answer: the new version's ETag, and its version id in a versioned bucket."""
+
+    etag: str
+    version_id: str | None = None
+
+    def as_response(self) -> dict[str, str]:
+        """The fields of boto3's answer that the Table API returns."""
+        return {"ETag": self.etag, **({"VersionId": self.version_id} if self.version_id else {})}
+
+
 class Head(NamedTuple):
     """A HEAD's answer: the ETag, the size and the user metadata."""
 
     etag: str
     size: int
     metadata: dict[str, str]
+
+
+class Boto3Client(Protocol):
+    """A boto3 S3 client. botocore makes its methods at run time from S3's model, so what is
+    typed is ``meta``, through which its events, region and endpoint are reached."""
+
+    @property
+    def meta(self) -> Any: ...
 
 
 class Transport(Protocol):
@@ -65,6 +85,11 @@ class Transport(Protocol):
     @property
     def endpoint(self) -> str: ...
 
+    @property
+    def boto3_client(self) -> Boto3Client | None:
+        """The boto3 client behind the requests that only boto3 sends; None off S3."""
+        ...
+
     def database_url(self, bucket: str) -> str:
         """How messages name the database ``bucket``: ``s3://bucket``, ``memory://bucket``..."""
         ...
@@ -73,21 +98,23 @@ class Transport(Protocol):
                   max_keys: int, delimiter: str | None) -> ListedPage: ...
 
     def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
-                     max_keys: int) -> tuple[list[dict[str, Any]], str | None]: ...
+                     max_keys: int) -> ListedPage:
+        """A page of objects with every field S3 lists, the storage class included."""
+        ...
 
     def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched: ...
 
     def head(self, bucket: str, key: str) -> Head: ...
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
-            condition: Mapping[str, str]) -> dict[str, Any]: ...
+            condition: Mapping[str, str]) -> Written: ...
 
     def delete(self, bucket: str, key: str) -> None: ...
 
     def delete_batch(self, bucket: str, keys: Sequence[str]) -> dict[str, str]: ...
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
-             params: Mapping[str, Any]) -> dict[str, Any]: ...
+             params: Mapping[str, Any]) -> Written: ...
 
     def list_buckets(self) -> list[str]: ...
 

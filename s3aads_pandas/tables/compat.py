@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 import random as _random
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from s3aads_pandas.errors import TableEmptyError
+from s3aads_pandas.storage.transport import Listed
 from s3aads_pandas.tables.keys import KeyCodec, has_methods
 
 if TYPE_CHECKING:
@@ -143,18 +144,25 @@ class Copy:
     def to(self, dest_table: TableCompat, dest_key: str | None = None, **params: Any) -> dict[str, Any]:
         """Copy server-side (one CopyObject); ``params`` pass through to S3's CopyObject."""
         source = self.source_table
-        return dest_table.database.store.copy(
+        written = dest_table.database.store.copy(
             source.database.name,
             f"{source.name}/{self.source_key}",
             dest_table.database.name,
             f"{dest_table.name}/{dest_key if dest_key is not None else self.source_key}",
             **params,
         )
+        return written.as_response()
 
 
-def _summary(resource: Any, bucket: str, listed: Mapping[str, Any]) -> Any:
-    summary = resource.ObjectSummary(bucket, listed["Key"])
-    summary.meta.data = listed
+#: The fields of an S3 listing, as boto3 names them, and the attribute of :class:`Listed` of each.
+LISTED_FIELDS = {"Key": "key", "LastModified": "last_modified", "ETag": "etag", "Size": "size",
+                 "StorageClass": "storage_class"}
+
+
+def _summary(resource: Any, bucket: str, listed: Listed) -> Any:
+    """A boto3 ObjectSummary that holds what the listing said, as s3aads 2.x returned."""
+    summary = resource.ObjectSummary(bucket, listed.key)
+    summary.meta.data = {field: getattr(listed, name) for field, name in LISTED_FIELDS.items()}
     return summary
 
 

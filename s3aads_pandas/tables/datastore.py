@@ -26,7 +26,7 @@ from s3aads_pandas.storage.buckets import lists_in_key_order
 from s3aads_pandas.storage.connect import S3_SCHEME, open_store, split_database_url
 from s3aads_pandas.storage.listing import Lister
 from s3aads_pandas.tables import column_record
-from s3aads_pandas.tables.compat import DatabaseCompat, TableCompat
+from s3aads_pandas.tables.compat import LISTED_FIELDS, DatabaseCompat, TableCompat
 from s3aads_pandas.tables.keys import (
     KeyCodec,
     decode_segment,
@@ -171,7 +171,7 @@ class Database(DatabaseCompat):
         if columns or recorded is not None:
             return Table(name, self, list(columns or recorded or ()))
         if infer_columns:
-            depth = len(first["Key"].split("/")) - 1
+            depth = len(first.key.split("/")) - 1
             return Table(name, self, [f"col{i}" for i in range(1, depth + 1)])
         return Table(name, self)
 
@@ -230,7 +230,7 @@ class Database(DatabaseCompat):
                 f".get_table({table!r}) or give the recorded columns"
             )
 
-SORT_FIELDS = ("Key", "LastModified", "ETag", "Size", "StorageClass")
+SORT_FIELDS = tuple(LISTED_FIELDS)
 
 
 class Versioned(NamedTuple):
@@ -308,7 +308,7 @@ class Table(TableCompat):
         records the table's columns in the bucket.
         """
         key, body, params = self._checked_write(data, metadata, columns)
-        return self.database.store.put(self.database.name, key, body, params, overwrite=overwrite)
+        return self.database.store.put(self.database.name, key, body, params, overwrite=overwrite).as_response()
 
     def insert_string(
         self,
@@ -344,7 +344,7 @@ class Table(TableCompat):
         what is stored cannot tell whether it landed, :class:`WriteOutcomeUnknownError` says so.
         """
         key, body, params = self._checked_write(data, metadata, columns)
-        return self.database.store.put_if_match(self.database.name, key, body, if_match, params)
+        return self.database.store.put_if_match(self.database.name, key, body, if_match, params).as_response()
 
     def _checked_write(
         self, data: Any, metadata: Mapping[str, Any] | None, columns: Mapping[str, Any]
@@ -386,7 +386,7 @@ class Table(TableCompat):
         """Store ``data`` at ``<table>/<key>``; ``params`` are S3 PutObject parameters."""
         body = _payload(data)
         self.database.store.check_put_params(params)
-        return self.database.store.put(self.database.name, self._full_key(key), body, params)
+        return self.database.store.put(self.database.name, self._full_key(key), body, params).as_response()
 
     def select_by_key(self, key: str) -> bytes | None:
         """The payload at ``<table>/<key>``, or None (one GET)."""
@@ -403,9 +403,10 @@ class Table(TableCompat):
             )
         objects = list(self.database.store.iter_objects(self.database.name, self._full_key(key)))
         if sort_by or not self.database.lists_in_key_order:
-            objects.sort(key=lambda obj: obj.get(sort_by or "Key") or "")
+            field = LISTED_FIELDS[sort_by or "Key"]
+            objects.sort(key=lambda obj: (getattr(obj, field) is None, getattr(obj, field)))  # what is unknown last
         start = len(self.name) + 1
-        return [obj["Key"][start:] for obj in objects]
+        return [obj.key[start:] for obj in objects]
 
     # -- listings ---------------------------------------------------------------------------------
 

@@ -8,12 +8,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from s3aads_pandas import Database, Table
-from s3aads_pandas.cli import main, parser
-from s3aads_pandas.storage import memory
+from s3aads_pandas.cli import parser
 
 #: Python in a message: a keyword argument (``data=``, ``columns=[...]``, ``errors="skip"``), a
 #: constructor or method call, or advice to pass Python objects. ``column=value`` is the
@@ -39,16 +39,22 @@ def test_the_pattern_finds_python_and_leaves_shell_alone() -> None:
         assert not python_in(shell), shell
 
 
+def typed(*words: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    """The command run as a user types it at a shell: the installed ``s3aads`` script."""
+    script = Path(sys.executable).with_name("s3aads")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "s3aads_pandas"]
+    return subprocess.run([*command, *words], capture_output=True, text=True, timeout=120, **options)
+
+
 @pytest.fixture
 def shop(tmp_path: Path) -> tuple[str, Path]:
-    """A memory:// database with the table events (kind, id), and a folder for files."""
-    memory.forget_all()
-    db = Database("memory://shop")
+    """A file:// database with the table events (kind, id), and a folder for files."""
+    db = Database(f"file://{tmp_path}/shop")
     db.create()
     table = Table("events", db, ["kind", "id"])
     for kind, id_ in [("click", 1), ("view", 2)]:
         table.insert_string(f'{{"kind": "{kind}"}}' if id_ == 1 else "not json", kind=kind, id=id_)
-    return "memory://shop", tmp_path
+    return db.url, tmp_path
 
 
 def write(folder: Path, name: str, text: str) -> str:
@@ -76,8 +82,8 @@ MISTAKES = [
     ("import {db}/events {dir}/rows.jsonl", {"rows.jsonl": '{"kind": "a", "id": 1, "data": "x"}\n'
                                                           '{"kind": "b", "id": null, "data": "y"}\n'},
      "line 2: column 'id'"),
-    ("query {db}/nothing", {}, "`s3aads tables memory://shop` lists its tables"),
-    ("query memory://elsewhere/events", {}, "create it with `s3aads create memory://elsewhere`"),
+    ("query {db}/nothing", {}, "`s3aads tables {db}` lists its tables"),
+    ("query file://{dir}/elsewhere/events", {}, "create it with `s3aads create file://{dir}/elsewhere`"),
     ("query {db}/events colour=red", {}, "unknown column(s) 'colour'"),
     ("query {db}/events --decode json", {}, "--decode str"),
     ("distinct {db}/events colour", {}, "colour"),
@@ -87,36 +93,34 @@ MISTAKES = [
 ]
 
 
-@pytest.mark.parametrize(("typed", "files", "says"), MISTAKES, ids=[typed for typed, _, _ in MISTAKES])
-def test_mistakes_are_told_in_the_commands_terms(shop: tuple[str, Path], capsys, typed: str,
-                                                 files: dict[str, str], says: str) -> None:
+@pytest.mark.parametrize(("line", "files", "says"), MISTAKES, ids=[line for line, _, _ in MISTAKES])
+def test_mistakes_are_told_in_the_commands_terms(shop: tuple[str, Path], line: str, files: dict[str, str],
+                                                 says: str) -> None:
     db, folder = shop
     for name, text in files.items():
         write(folder, name, text)
-    assert main(typed.format(db=db, dir=folder).split()) == 1
-    err = capsys.readouterr().err
-    assert says in err, err
-    assert err.startswith("s3aads: error: ") and python_in(err) == [], err
+    answer = typed(*line.format(db=db, dir=folder).split())
+    assert answer.returncode == 1
+    assert says.format(db=db, dir=folder) in answer.stderr, answer.stderr
+    assert answer.stderr.startswith("s3aads: error: ") and python_in(answer.stderr) == [], answer.stderr
 
 
-def test_a_dataset_table_refuses_decode_in_the_commands_terms(shop: tuple[str, Path], capsys) -> None:
+def test_a_dataset_table_refuses_decode_in_the_commands_terms(shop: tuple[str, Path]) -> None:
     db, folder = shop
     rows = write(folder, "sales.csv", "region,amount\neu,1.5\nus,2\n")
-    assert main(["import", f"{db}/sales", rows, "--partition-by", "region", "-q"]) == 0
-    assert main(["query", f"{db}/sales", "--decode", "str"]) == 1
-    err = capsys.readouterr().err
-    assert "leave out --decode" in err and python_in(err) == []
+    assert typed("import", f"{db}/sales", rows, "--partition-by", "region", "-q").returncode == 0
+    answer = typed("query", f"{db}/sales", "--decode", "str")
+    assert answer.returncode == 1 and "leave out --decode" in answer.stderr and python_in(answer.stderr) == []
 
 
 def test_no_credentials_names_the_ways_forward(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
-    typed = subprocess.run([sys.executable, "-m", "s3aads_pandas", "tables", "some-bucket"], capture_output=True,
-                           text=True, env=env, cwd=tmp_path, timeout=120)
-    assert typed.returncode == 1
-    assert typed.stderr.startswith("s3aads: error: no AWS credentials found") and len(typed.stderr.splitlines()) == 1
-    assert "--root file://" in typed.stderr and "s3aads serve" in typed.stderr
-    assert python_in(typed.stderr) == []
+    answer = typed("tables", "some-bucket", env=env, cwd=tmp_path)
+    assert answer.returncode == 1
+    assert answer.stderr.startswith("s3aads: error: no AWS credentials found") and len(answer.stderr.splitlines()) == 1
+    assert "--root file://" in answer.stderr and "s3aads serve" in answer.stderr
+    assert python_in(answer.stderr) == []
 
 
 def test_help_texts_speak_the_commands_terms() -> None:
@@ -127,10 +131,10 @@ def test_help_texts_speak_the_commands_terms() -> None:
         assert python_in(text) == [], f"{name}: {python_in(text)}"
 
 
-def test_warnings_are_one_line_in_the_commands_terms(shop: tuple[str, Path], capsys) -> None:
+def test_warnings_are_one_line_in_the_commands_terms(shop: tuple[str, Path]) -> None:
     db, _ = shop
     Database(db).store.put("shop", "events/click%ZZ/1", b"written by another tool")
-    assert main(["query", f"{db}/events", "--keys-only", "-q"]) == 0
-    err = capsys.readouterr().err
-    assert err.startswith("s3aads: warning: skipped 1 object(s) under") and len(err.splitlines()) == 1
-    assert python_in(err) == [], err
+    answer = typed("query", f"{db}/events", "--keys-only", "-q")
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stderr.startswith("s3aads: warning: skipped 1 object(s) under")
+    assert len(answer.stderr.splitlines()) == 1 and python_in(answer.stderr) == [], answer.stderr

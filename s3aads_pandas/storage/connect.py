@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import urllib.parse
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import boto3
 from botocore.config import Config
@@ -24,10 +24,11 @@ from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENT
 from s3aads_pandas.storage.buckets import is_directory_bucket
 from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
 from s3aads_pandas.storage.retry import RetryPolicy
-from s3aads_pandas.storage.transport import Transport
+from s3aads_pandas.storage.transport import Boto3Client, Transport
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, S3Config
+    from obstore.store import ObjectStore as Store
 
 S3_SCHEME = "s3://"
 
@@ -41,7 +42,7 @@ class ConnectionSettings(Protocol):
     @property
     def root(self) -> str | None: ...
     @property
-    def client(self) -> Any: ...
+    def client(self) -> Boto3Client | None: ...
     @property
     def session(self) -> boto3.session.Session | None: ...
     @property
@@ -143,7 +144,8 @@ def _s3_transport(settings: ConnectionSettings) -> Transport:
                             serves_directory_buckets=_is_aws(str(client.meta.endpoint_url)))
 
 
-def _obstore_store(settings: ConnectionSettings, session: Any, client: Any, bucket: str, region: str | None) -> Any:
+def _obstore_store(settings: ConnectionSettings, session: boto3.session.Session, client: Boto3Client, bucket: str,
+                   region: str | None) -> Store:
     """obstore's store for one bucket in ``region``: the endpoint boto3 resolved, its credential
     chain (profiles, SSO, roles, instance metadata), these timeouts, no retries of its own, and
     a CRC64NVME checksum on every PUT (S3 checks it, and keeps it)."""
@@ -181,9 +183,10 @@ def _session(settings: ConnectionSettings) -> boto3.session.Session:
     )
 
 
-def _new_client(settings: ConnectionSettings, session: boto3.session.Session) -> Any:
-    return session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region_name,
-                          config=settings.botocore_config())
+def _new_client(settings: ConnectionSettings, session: boto3.session.Session) -> Boto3Client:
+    client: Boto3Client = session.client("s3", endpoint_url=settings.endpoint_url, region_name=settings.region_name,
+                                         config=settings.botocore_config())
+    return client
 
 
 def _is_aws(endpoint: str) -> bool:

@@ -59,7 +59,7 @@ def folder_path(url: str) -> Path:
     return Path("~" + path).expanduser() if parsed.netloc == "~" else Path(path)
 
 
-class FolderTransport(LocalTransport):
+class FolderTransport(LocalTransport[LocalStore]):
     """The databases that are folders of ``root``."""
 
     keeps_metadata = False

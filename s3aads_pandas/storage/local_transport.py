@@ -12,10 +12,11 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import obstore
 from obstore.exceptions import AlreadyExistsError, InvalidPathError, NotFoundError, PreconditionError
+from obstore.store import ObjectStore as Store
 
 from s3aads_pandas.errors import DatabaseNotFoundError, InvalidArgumentError, S3RequestError
 from s3aads_pandas.storage.failures import BucketOwned, ConditionRefused, NotFound
@@ -23,12 +24,13 @@ from s3aads_pandas.storage.obstore_transport import range_option
 from s3aads_pandas.storage.transport import Fetched, Head, Listed, ListedPage, RequestHook, Written
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Store)  # the kind of obstore store a backend keeps its databases in
 
 #: Continuation tokens carry the last key or folder of the page before.
 _TOKEN = "local:"
 
 
-class LocalTransport(abc.ABC):
+class LocalTransport(abc.ABC, Generic[S]):
     """One obstore store per database; ``url`` names where the databases are (``memory://``)."""
 
     #: Whether the store keeps user metadata and content headers with each object.
@@ -54,25 +56,25 @@ class LocalTransport(abc.ABC):
     # -- what a backend provides ---------------------------------------------------------------
 
     @abc.abstractmethod
-    def _store(self, bucket: str) -> Any:
+    def _store(self, bucket: str) -> S:
         """The database's store; :class:`DatabaseNotFoundError` when it does not exist."""
 
     @abc.abstractmethod
-    def _keys(self, store: Any, prefix: str, after: str | None) -> Iterator[Listed]:
+    def _keys(self, store: S, prefix: str, after: str | None) -> Iterator[Listed]:
         """The objects under ``prefix`` after the key ``after``, in key order."""
 
     @abc.abstractmethod
-    def _folders(self, store: Any, prefix: str) -> list[str]:
+    def _folders(self, store: S, prefix: str) -> list[str]:
         """The next "folders" under ``prefix`` that hold an object, each ending in ``/``, sorted."""
 
     @abc.abstractmethod
-    def _write(self, store: Any, key: str, body: bytes, attributes: dict[str, str] | None,
+    def _write(self, store: S, key: str, body: bytes, attributes: dict[str, str] | None,
                condition: Mapping[str, str]) -> Written:
         """PUT ``body`` under ``condition``; raise obstore's AlreadyExistsError or PreconditionError
         when it does not hold, NotFoundError for an If-Match of a missing key."""
 
     @abc.abstractmethod
-    def _remove(self, store: Any, key: str) -> None:
+    def _remove(self, store: S, key: str) -> None:
         """Delete the key, if it exists."""
 
     @abc.abstractmethod
@@ -85,7 +87,7 @@ class LocalTransport(abc.ABC):
     # -- requests ------------------------------------------------------------------------------
 
     def _call(self, operation: str, bucket: str, key: str | None, params: Mapping[str, Any],
-              call: Callable[[Any], T]) -> T:
+              call: Callable[[S], T]) -> T:
         """One request, announced to the hooks as the S3 operation it stands for, errors made ours."""
         for hook in self.hooks:
             hook(operation, {"Bucket": bucket, **({"Key": key} if key is not None else {}), **params})
@@ -143,7 +145,7 @@ class LocalTransport(abc.ABC):
             raise InvalidArgumentError(f"a byte range such as 'bytes=0-99', 'bytes=-100' or 'bytes=10-', "
                                        f"not {byte_range!r}") from None
 
-        def fetch(store: Any) -> Fetched:
+        def fetch(store: S) -> Fetched:
             result = obstore.get(store, key, options=cast(Any, options) or None)
             body, meta = bytes(result.bytes()), result.meta
             return Fetched(body, str(meta["e_tag"]), int(meta["size"]), dict(result.attributes))
@@ -151,7 +153,7 @@ class LocalTransport(abc.ABC):
         return self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {}, fetch)
 
     def head(self, bucket: str, key: str) -> Head:
-        def head_of(store: Any) -> Head:
+        def head_of(store: S) -> Head:
             result = obstore.get(store, key, options={"head": True})
             return Head(str(result.meta["e_tag"]), int(result.meta["size"]), dict(result.attributes))
 
@@ -173,7 +175,7 @@ class LocalTransport(abc.ABC):
     def delete_batch(self, bucket: str, keys: Sequence[str]) -> dict[str, str]:
         """One DeleteObjects, as S3 would count it: the keys not deleted, with the reason."""
 
-        def delete_each(store: Any) -> dict[str, str]:
+        def delete_each(store: S) -> dict[str, str]:
             failures = {}
             for key in keys:
                 try:

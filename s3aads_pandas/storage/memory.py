@@ -23,7 +23,7 @@ _databases: dict[str, MemoryStore] = {}
 _databases_lock = threading.Lock()
 
 
-class MemoryTransport(LocalTransport):
+class MemoryTransport(LocalTransport[MemoryStore]):
     """The databases of this process's memory."""
 
     def __init__(self) -> None:

@@ -38,6 +38,7 @@ from obstore.exceptions import (
     PreconditionError,
     UnauthenticatedError,
 )
+from obstore.store import ObjectStore as Store
 
 from s3aads_pandas.errors import AccessDeniedError, S3RequestError
 from s3aads_pandas.storage.boto3_transport import Boto3Transport
@@ -114,13 +115,13 @@ class ObstoreTransport:
     obstore can reach this endpoint's directory buckets (it cannot behind an endpoint URL).
     """
 
-    def __init__(self, fallback: Boto3Transport, make_store: Callable[[str, str | None], Any], *,
+    def __init__(self, fallback: Boto3Transport, make_store: Callable[[str, str | None], Store], *,
                  serves_directory_buckets: bool = True) -> None:
         self.fallback = fallback
         self.hooks = fallback.hooks
         self._make_store = make_store
         self._serves_directory_buckets = serves_directory_buckets
-        self._stores: dict[str, tuple[Any, str | None]] = {}  # bucket -> (store, the region it signs for)
+        self._stores: dict[str, tuple[Store, str | None]] = {}  # bucket -> (store, the region it signs for)
         self._opaque_etags: set[str] = set()  # buckets whose ETags are not MD5s (SSE-KMS, SSE-C)
         self._lock = threading.Lock()
         self._warned = False
@@ -142,7 +143,7 @@ class ObstoreTransport:
         """Whether obstore sends this bucket's object requests."""
         return self._serves_directory_buckets or not is_directory_bucket(bucket)
 
-    def _store(self, bucket: str, key: str | None) -> Any:
+    def _store(self, bucket: str, key: str | None) -> Store:
         """The bucket's store; the first use asks S3 for the bucket's region (one HeadBucket)."""
         with self._lock:
             if bucket not in self._stores:
@@ -158,7 +159,7 @@ class ObstoreTransport:
         """Make the bucket's store for ``region`` (under the lock)."""
         self._stores[bucket] = (self._make_store(bucket, region), region)
 
-    def _relearned(self, bucket: str, wrong: _WrongRegion) -> Any:
+    def _relearned(self, bucket: str, wrong: _WrongRegion) -> Store:
         """A store for the region S3 now gives the bucket; raise when it is the one in use."""
         region = self.fallback.bucket_region(bucket) or wrong.region
         with self._lock:
@@ -170,7 +171,7 @@ class ObstoreTransport:
             return self._stores[bucket][0]
 
     def _call(self, operation: str, bucket: str, key: str | None, params: dict[str, Any],
-              call: Callable[[Any], Any]) -> Any:
+              call: Callable[[Store], Any]) -> Any:
         """One obstore call, announced to the hooks as the S3 request it sends, errors made ours.
 
         An answer that the bucket is in another region learns the region again and resends once.
@@ -188,7 +189,7 @@ class ObstoreTransport:
                 raise wrong.error from None
             raise wrong_region(bucket, wrong.region, self._stores[bucket][1]) from None
 
-    def _send(self, operation: str, params: dict[str, Any], call: Callable[[Any], Any], store: Any,
+    def _send(self, operation: str, params: dict[str, Any], call: Callable[[Store], Any], store: Store,
               bucket: str, key: str | None) -> Any:
         for hook in self.hooks:
             hook(operation, params)
@@ -272,7 +273,7 @@ class ObstoreTransport:
             raise _Inexpressible(f"the key {offset!r}")
         params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": PAGE_SIZE, **({"StartAfter": offset} if offset else {})}
 
-        def first_page(store: Any) -> list[dict[str, Any]]:
+        def first_page(store: Store) -> list[dict[str, Any]]:
             stream = obstore.list(store, prefix or None, offset=offset, chunk_size=PAGE_SIZE)
             return next(iter(stream), [])
 
@@ -412,7 +413,7 @@ class ObstoreTransport:
         return self.fallback.put_parameters()
 
 
-def _fetch(store: Any, key: str, options: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, str]]:
+def _fetch(store: Store, key: str, options: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, str]]:
     result = obstore.get(store, key, options=cast(Any, options) or None)
     return bytes(result.bytes()), dict(result.meta), dict(result.attributes)
 

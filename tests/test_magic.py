@@ -370,3 +370,21 @@ def test_a_database_url_names_the_database(shell: InteractiveShell, table: Table
     by_option = shell.run_cell_magic("s3aads", f"--database {url}", 'SELECT count(*) AS n FROM "daily-data"')
     by_name = shell.run_cell_magic("s3aads", "", f'SELECT count(*) AS n FROM "{url}"."daily-data"')
     assert by_option["n"].tolist() == by_name["n"].tolist() == [5]
+
+
+@pytest.mark.parametrize("cell", ["SELECT colour FROM daily", "SELECT SUM(id) FROM daily",
+                                  "SELECT d.id FROM daily d JOIN orders o ON o.customr = d.id"])
+def test_a_mistake_in_a_column_is_told_before_any_listing(shell, orders, table, count_requests, cell: str) -> None:
+    counter = count_requests(table.database)
+    result = shell.run_cell(f"%%s3aads\n{cell}", store_history=False)
+    assert isinstance(result.error_in_exec, MagicError)
+    assert "ListObjectsV2" not in counter.operations and "GetObject" not in counter.operations
+
+
+def test_a_json_operator_on_payloads_read_as_bytes_names_the_decode_it_needs(shell, orders) -> None:
+    result = shell.run_cell("%%s3aads\nSELECT order_id, data->>'price' AS price FROM orders", store_history=False)
+    assert isinstance(result.error_in_exec, MagicError)
+    assert "reads JSON, and the payloads are read as bytes (as stored): give --decode json" in str(
+        result.error_in_exec)
+    frame = run(shell, "%%s3aads --decode json\nSELECT order_id, data->>'price' AS price FROM orders ORDER BY 1")
+    assert frame["price"].tolist() == ["5", "7", "3", "9"]

@@ -21,6 +21,7 @@ with extra_required("notebook", "s3aads SQL"):
 
 def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
     """The statement's result; payloads of the result's rows are fetched after DuckDB ran."""
+    check_before_listing(query)
     registered: dict[str, pd.DataFrame] = {}
     with duckdb.connect() as connection:
         connection.execute("SET python_enable_replacements = false")  # only what is registered, no local variable
@@ -42,6 +43,32 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
         (source,) = query.sources
         result = _fill_payloads(result, query.payload_columns, source, registered[source.view], query.decode, progress)
     return result
+
+
+def check_before_listing(query: Plan) -> None:
+    """Bind the statement over one placeholder row per source, shaped as its listing will be:
+    an unknown column, or arithmetic on the text of a key column, is told before any listing
+    (DuckDB binds a relation when it is made and runs it only when its rows are asked for)."""
+    with duckdb.connect() as connection:
+        connection.execute("SET python_enable_replacements = false")
+        for source in query.sources:
+            _register(connection, source, _placeholder(source, query.decode), query.decode)
+        for view, (_, frame) in query.frames.items():
+            connection.register(view, frame.head(0))
+        try:
+            connection.sql(query.sql)
+        except duckdb.Error as error:
+            raise _sql_error(error, query.sources) from None
+
+
+def _placeholder(source: Source, decode: str) -> pd.DataFrame:
+    """One row of the frame a source's listing (and fetch) gives DuckDB, of the same types."""
+    row: dict[str, Any] = dict.fromkeys(source.table.columns, "")
+    if source.fetch == "listed":
+        row["data"] = "" if CODECS[decode].sql_type or decode == "str" else b""
+    elif source.fetch == "result":
+        row["data"] = 0
+    return pd.DataFrame([row])
 
 
 def _list(source: Source, connection: Any, progress: bool | None) -> pd.DataFrame:

@@ -16,7 +16,8 @@ from typing import Literal
 
 import pandas as pd
 
-from s3aads_pandas.errors import extra_required
+from s3aads_pandas.errors import SqlError, extra_required
+from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.tables.datastore import Table
 
 with extra_required("notebook", "s3aads SQL"):
@@ -73,6 +74,7 @@ def plan(statement: exp.Expression, tables: Callable[[exp.Table], Table | pd.Dat
     """
     statement = _with_limit(statement.copy(), limit)
     sources, frames, scopes = _bind_tables(statement, tables)
+    _refuse_json_of_raw_payloads(statement, sources, decode)
     for source, select in scopes:
         source.filters, source.filters_are_where = pushdown(select, source, sources)
     _read_key_columns_as_numbers(statement, sources)
@@ -234,6 +236,24 @@ def _data_references(statement: exp.Expression) -> Iterator[tuple[exp.Expression
             yield node, node.table
         elif isinstance(node, exp.Star) and not isinstance(node.parent, (exp.Count, exp.Column)):
             yield node, ""
+
+
+#: The JSON operators and functions (``->``, ``->>``, ``json_extract``, ``json_extract_string``).
+_JSON_READS = (exp.JSONExtract, exp.JSONExtractScalar, exp.JSONBExtract, exp.JSONBExtractScalar)
+
+
+def _refuse_json_of_raw_payloads(statement: exp.Expression, sources: list[Source], decode: str) -> None:
+    """A JSON operator on the payload of an s3aads table read as bytes or text is an error: DuckDB
+    would answer NULL for every row, as if no payload had the field."""
+    codec = CODECS[decode]
+    if codec.sql_type == "JSON" or not sources:
+        return
+    names = {source.name for source in sources}
+    for node in statement.find_all(*_JSON_READS):
+        payload = node.this
+        if isinstance(payload, exp.Column) and payload.name == "data" and (payload.table or "") in names | {""}:
+            raise SqlError(f"{node.sql(dialect='duckdb')} reads JSON, and the payloads are read as {codec.name} "
+                           f"({codec.description}): give --decode json")
 
 
 def _choose_fetches(statement: exp.Expression, sources: list[Source]) -> None:

@@ -180,7 +180,7 @@ class Explorer(widgets.VBox):
         self.filters = {}
         self.filter_box.children = []
         self.summary.value = self.preview.value = self.loaded.value = self.code.value = ""
-        self.grid.update(self.browsing.grid_frame([]), selected_rows=[])
+        self._fill_grid([])
         self.load_button.disabled = True
 
     # -- filters ----------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ class Explorer(widgets.VBox):
 
     def _show_rows(self, *, listing: bool = False) -> None:
         shown = self.rows[:GRID_ROWS]
-        self.grid.update(self.browsing.grid_frame(shown), selected_rows=[])
+        self._fill_grid(shown)
         count = len(self.rows)
         if listing:
             self.status.value = f"listing… {count:,} rows so far"
@@ -249,6 +249,11 @@ class Explorer(widgets.VBox):
         else:
             self.status.value = f"{count:,} matching row{'s' if count != 1 else ''}" if count else "no matching rows"
         self.load_button.disabled = count == 0
+
+    def _fill_grid(self, rows: list[Any]) -> None:
+        """Give the grid these rows, all of them: itables applies only the options passed to each
+        update, and without ``maxBytes=0`` it would send the browser a sample of a large frame."""
+        self.grid.update(self.browsing.grid_frame(rows), selected_rows=[], **self._grid_options())
 
     def _grid_options(self) -> dict[str, Any]:
         return {"select": {"style": "single"}, "pageLength": self.page_size, "lengthMenu": list(PAGE_SIZES),

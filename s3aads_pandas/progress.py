@@ -9,19 +9,22 @@ the notebook is reopened, no "0%| | 0/3012" left in the file, and it shows in ev
 from __future__ import annotations
 
 import io
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm as terminal_tqdm
 from tqdm.std import tqdm as text_tqdm
+
+T = TypeVar("T")
 
 
 class NotebookText(text_tqdm):
     """tqdm's text bar in a notebook output of its own, emptied on close."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from IPython.display import display
+        from IPython.display import DisplayHandle
 
-        self._handle = display(display_id=True)
+        self._handle = DisplayHandle()  # an output appears with the first line (display() would add an empty one)
         self._shown = False
         kwargs.setdefault("file", io.StringIO())  # tqdm's own writes (a final "\r") go nowhere
         super().__init__(*args, **kwargs)
@@ -51,3 +54,20 @@ def progress_bar(**options: Any) -> Any:
     if _in_kernel() and not options.get("disable"):
         return NotebookText(**options)
     return terminal_tqdm(**options)
+
+
+#: A listing shows its bar once it has run this long (seconds): short ones show nothing.
+LISTING_DELAY = 2.0
+
+
+def counted(items: Iterable[T], progress: bool | None, desc: str) -> Iterator[T]:
+    """``items`` as they come, counted by a bar of unknown total: shown at once with
+    ``progress=True``, after :data:`LISTING_DELAY` seconds with None, never with False."""
+    bar = progress_bar(desc=desc, unit="row", total=None, disable=progress is False, leave=False,
+                       delay=0 if progress else LISTING_DELAY)
+    try:
+        for item in items:
+            bar.update(1)
+            yield item
+    finally:
+        bar.close()

@@ -179,3 +179,10 @@ def test_chunks_list_lazily(db: Database, seed, count_requests) -> None:
     sizes = [len(chunk) for chunk in pd.read_s3aads(big, chunksize=400, data=False)]
     assert sizes == [400, 400, 250]
     assert dict(counter.operations) == {"ListObjectsV2": 2}
+
+
+def test_a_listing_counts_its_rows_when_asked(table: Table, capsys: pytest.CaptureFixture) -> None:
+    pd.read_s3aads(table, data=False, progress=True)
+    assert "s3aads list" in capsys.readouterr().err  # a bar of rows listed, the total unknown ahead
+    pd.read_s3aads(table, data=False, progress=False)
+    assert "s3aads list" not in capsys.readouterr().err

@@ -41,3 +41,5 @@ def test_a_saved_notebook_keeps_no_progress_bar(local_s3: LocalS3) -> None:
             if output["output_type"] == "display_data":
                 assert data == {"text/plain": ""}  # the bar emptied when it closed
     assert f"[{rows} rows x 2 columns]" in notebook.cells[1].outputs[-1]["data"]["text/plain"]
+    for cell in notebook.cells:  # one output per bar: none made empty before the bar's first line
+        assert [o["output_type"] for o in cell.outputs].count("display_data") <= 1, cell.outputs

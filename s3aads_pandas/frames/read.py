@@ -18,6 +18,7 @@ from s3aads_pandas.errors import (
 )
 from s3aads_pandas.frames.codecs import PayloadOption, decoder
 from s3aads_pandas.frames.formats import bytes_to_frame, check_format
+from s3aads_pandas.progress import counted
 from s3aads_pandas.storage.adapter import PAGE_SIZE
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
@@ -125,7 +126,7 @@ def read_s3aads(
             raise InvalidArgumentError("distinct=True returns one DataFrame; leave chunksize unset")
         combos = source.distinct(wanted, **chosen_filters)
         return loader.finish(pd.DataFrame(combos, columns=wanted, dtype="str"), {})
-    rows = source.iter_rows(**chosen_filters)
+    rows = counted(source.iter_rows(**chosen_filters), progress, "s3aads list")
     if nrows is not None:
         rows = itertools.islice(rows, nrows)
     if chunksize is not None:

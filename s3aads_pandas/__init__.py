@@ -43,6 +43,7 @@ from s3aads_pandas.errors import (
 )
 from s3aads_pandas.frames.accessor import S3aadsAccessor, WriteResult
 from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.storage.usage import Pricing, Usage, usage
 from s3aads_pandas.tables.compat import Copy
 from s3aads_pandas.tables.datastore import Database, Table
 
@@ -88,6 +89,7 @@ __all__ = [
     "MagicError",
     "MissingExtraError",
     "PayloadTypeError",
+    "Pricing",
     "RowChangedError",
     "RowExistsError",
     "S3RequestError",
@@ -101,6 +103,7 @@ __all__ = [
     "TableNotFoundError",
     "TransferInterrupted",
     "UnknownSortFieldError",
+    "Usage",
     "WriteOutcomeUnknownError",
     "WriteResult",
     "WrongRegionError",
@@ -108,4 +111,5 @@ __all__ = [
     "default_settings",
     "explore",
     "read_s3aads",
+    "usage",
 ]

@@ -31,6 +31,7 @@ from s3aads_pandas.errors import (
     WriteOutcomeUnknownError,
     failure_reason,
 )
+from s3aads_pandas.storage import usage
 from s3aads_pandas.storage.failures import BucketOwned, BucketTaken, ConditionRefused, NotFound, RangeNotSatisfiable
 from s3aads_pandas.storage.pages import PageSequence
 from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
@@ -96,6 +97,8 @@ class ObjectStore:
         self, transport: Transport, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, policy: RetryPolicy | None = None
     ) -> None:
         self.transport = transport
+        if usage.count not in transport.hooks:  # a transport handed to several stores counts once
+            transport.hooks.append(usage.count)
         self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
         self._versions: OrderedDict[tuple[str, str, str], _Version] = OrderedDict()
         self._versions_lock = threading.Lock()

@@ -24,6 +24,7 @@ from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
 from s3aads_pandas.storage.buckets import lists_in_key_order
 from s3aads_pandas.storage.pages import PageSequence
 from s3aads_pandas.storage.retry import interrupted
+from s3aads_pandas.storage.usage import submit
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -201,7 +202,7 @@ def in_order(produce: Callable[[T], Iterator[list[R]]], parts: Sequence[T], work
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(parts))), thread_name_prefix="s3aads-list")
     try:
         for index in range(len(parts)):
-            pool.submit(run, index)
+            submit(pool, run, index)  # in the caller's context: its usage blocks count the LISTs
         for channel in queues:
             while (item := channel.get()) is not _DONE:
                 if isinstance(item, _Failed):

@@ -166,7 +166,7 @@ class LocalTransport(abc.ABC, Generic[S]):
             attributes = {str(name): str(value) for name, value in dict(params.get("Metadata") or {}).items()}
             if "ContentType" in params:
                 attributes["Content-Type"] = str(params["ContentType"])
-        return self._call("PutObject", bucket, key, {**params, **condition},
+        return self._call("PutObject", bucket, key, {**params, **condition, "ContentLength": len(body)},
                           lambda store: self._write(store, key, body, attributes or None, condition))
 
     def delete(self, bucket: str, key: str) -> None:

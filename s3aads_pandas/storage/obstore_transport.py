@@ -378,7 +378,7 @@ class ObstoreTransport:
         elif "IfMatch" in condition:
             mode = {"e_tag": condition["IfMatch"]}
         written = self._call(
-            "PutObject", bucket, key, {**params, **condition},
+            "PutObject", bucket, key, {**params, **condition, "ContentLength": len(body)},
             lambda store: obstore.put(store, key, body, attributes=attributes or None, mode=mode, use_multipart=False),
         )
         return Written(str(written.get("e_tag") or ""), written.get("version") or None)

@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 from s3aads_pandas.errors import TransferInterrupted, failure_reason
 from s3aads_pandas.progress import progress_bar
 from s3aads_pandas.storage.retry import interrupted
+from s3aads_pandas.storage.usage import submit
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,7 +80,7 @@ def run_each(
     try:
         for index in range(len(items)):
             slots.acquire()
-            pool.submit(call, index)
+            submit(pool, call, index)  # in the caller's context: its usage blocks count the request
         pool.shutdown(wait=True)
     except BaseException as error:
         stop.set()

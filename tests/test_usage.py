@@ -62,3 +62,14 @@ def test_cost_follows_the_pricing() -> None:
     assert dict(used.requests) == {"PutObject": 1, "GetObject": 1, "DeleteObject": 1}
     assert used.cost == pytest.approx((10.0 + 1.0) / 1000)
     assert Pricing().cost({"GetObject": 1000, "PutObject": 1000, "DeleteObject": 1000}) == pytest.approx(0.0054)
+
+
+def test_a_write_and_a_read_say_what_they_cost() -> None:
+    db = Database("memory://per-call")
+    db.create()
+    table = Table("t", db, ["id"])
+    result = rows(5).s3aads.write(table, progress=False)
+    assert result.usage is not None and dict(result.usage.requests) == {"GetObject": 1, "PutObject": 6}
+    frame = pd.read_s3aads(table, progress=False)
+    assert dict(frame.attrs["s3aads_usage"].requests) == {"ListObjectsV2": 1, "GetObject": 5}
+    assert dict(frame.head(2).attrs["s3aads_usage"].requests) == {"ListObjectsV2": 1, "GetObject": 5}  # copied along

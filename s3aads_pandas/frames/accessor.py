@@ -26,6 +26,7 @@ from s3aads_pandas.frames.read import (
     resolve_table,
     split_table_name,
 )
+from s3aads_pandas.storage.usage import Usage, usage
 from s3aads_pandas.tables.datastore import Table
 from s3aads_pandas.tables.keys import KeyCodec
 from s3aads_pandas.tables.transfer import get_objects, put_objects
@@ -35,10 +36,12 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class WriteResult:
-    """What a bulk write stored: how many objects, and ``{key: reason}`` for those that failed."""
+    """What a bulk write stored: how many objects, ``{key: reason}`` for those that failed, and
+    the requests it sent (a :class:`Usage`; None for a Dask write, whose workers send them)."""
 
     written: int
     failures: dict[str, str]
+    usage: Usage | None = None
 
     @property
     def failed_keys(self) -> list[str]:
@@ -93,11 +96,12 @@ class S3aadsAccessor:
             target = resolve_table(table)
             items = self._row_items(target.codec, data, encoder(encode))
         _refuse_duplicate_keys([key for key, _ in items])
-        target.database.ensure_recorded(target.name, target.codec.columns, dataset)
-        result = put_objects(target.database, items, params=metadata, overwrite=overwrite,
-                             max_workers=max_workers, progress=progress)
+        with usage() as used:
+            target.database.ensure_recorded(target.name, target.codec.columns, dataset)
+            result = put_objects(target.database, items, params=metadata, overwrite=overwrite,
+                                 max_workers=max_workers, progress=progress)
         report_failures("write", result.failures, len(items), errors)
-        return WriteResult(len(items) - len(result.failures), result.failures)
+        return WriteResult(len(items) - len(result.failures), result.failures, used)
 
     def fetch(
         self,

@@ -20,6 +20,7 @@ from s3aads_pandas.frames.codecs import PayloadOption, decoder
 from s3aads_pandas.frames.formats import bytes_to_frame, check_format
 from s3aads_pandas.progress import counted
 from s3aads_pandas.storage.adapter import PAGE_SIZE
+from s3aads_pandas.storage.usage import usage
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
 from s3aads_pandas.tables.transfer import get_objects
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 Errors = Literal["raise", "skip"]
 #: Where a DataFrame made with ``errors="skip"`` keeps the rows that failed: ``{key: reason}``.
 FAILURES_ATTR = "s3aads_failures"
+#: Where a DataFrame read in one piece keeps what its read cost: a :class:`Usage`.
+USAGE_ATTR = "s3aads_usage"
 
 
 def split_table_name(table: str) -> tuple[str, Database]:
@@ -119,18 +122,26 @@ def read_s3aads(
     for name, value in (("chunksize", chunksize), ("nrows", nrows)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
+    if distinct and chunksize is not None:
+        raise InvalidArgumentError("distinct=True returns one DataFrame; leave chunksize unset")
     loader = _Loader(source, wanted, data and not distinct, decode, format, dtype, dtype_backend,
                      max_workers, progress, errors)
-    if distinct:
-        if chunksize is not None:
-            raise InvalidArgumentError("distinct=True returns one DataFrame; leave chunksize unset")
-        combos = source.distinct(wanted, **chosen_filters)
-        return loader.finish(pd.DataFrame(combos, columns=wanted, dtype="str"), {})
-    rows = counted(source.iter_rows(**chosen_filters), progress, "s3aads list")
-    if nrows is not None:
-        rows = itertools.islice(rows, nrows)
     if chunksize is not None:
-        return loader.chunks(rows, chunksize)  # as listed: a directory bucket's are in no order
+        rows = counted(source.iter_rows(**chosen_filters), progress, "s3aads list")
+        return loader.chunks(itertools.islice(rows, nrows), chunksize)  # as listed: a directory bucket's in no order
+    with usage() as used:
+        frame = _whole(loader, source, chosen_filters, distinct, nrows, progress)
+    frame.attrs[USAGE_ATTR] = used
+    return frame
+
+
+def _whole(loader: _Loader, source: Table, filters: dict[str, Any], distinct: bool, nrows: int | None,
+           progress: bool | None) -> pd.DataFrame:
+    """The one DataFrame of a read that is not chunked."""
+    if distinct:
+        combos = source.distinct(loader.columns, **filters)
+        return loader.finish(pd.DataFrame(combos, columns=loader.columns, dtype="str"), {})
+    rows: Iterator[Row] = itertools.islice(counted(source.iter_rows(**filters), progress, "s3aads list"), nrows)
     if not source.database.lists_in_key_order:
         rows = iter(source.database.in_key_order(rows))
     if not loader.data:

@@ -67,6 +67,15 @@ class Usage:
             self.requests[operation] += 1
             self.bytes_sent += sent
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copied and pickled without its lock: pandas deep-copies a frame's ``attrs``."""
+        with self._lock:
+            return {name: value for name, value in self.__dict__.items() if name != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"Usage({self.total:,} requests, {self.bytes_sent:,} bytes sent, ${self.cost:.6f})"
 

@@ -11,11 +11,12 @@ from typing import Any, NoReturn, TextIO
 
 from s3aads_pandas.cli import commands
 from s3aads_pandas.cli.files import BASE64_SUFFIX, FILE_FORMATS
-from s3aads_pandas.cli.messages import error_lines, warning_line
+from s3aads_pandas.cli.messages import error_lines, usage_line, warning_line
 from s3aads_pandas.config import configure
 from s3aads_pandas.errors import S3aadsError, TransferInterrupted
 from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.frames.formats import FORMATS
+from s3aads_pandas.storage.usage import usage
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,6 +63,8 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
                         help="where databases named without a URL live: memory:// or file:///path (default: S3)")
     parser.add_argument("-q", "--quiet", action="store_true", default=default if default is not None else False,
                         help="no progress bar and no summary (progress bars show only on a terminal)")
+    parser.add_argument("--usage", action="store_true", default=default if default is not None else False,
+                        help="at the end, say on stderr how many requests the command sent and what they cost on S3")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -149,9 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = {name: getattr(args, name) for name in ("endpoint_url", "region", "root")}
         if any(settings.values()):
             configure(**{("region_name" if k == "region" else k): v for k, v in settings.items() if v})
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), usage() as used:
             warnings.showwarning = _show_warning
-            return int(args.run(args))
+            try:
+                return int(args.run(args))
+            finally:
+                if args.usage:
+                    print(usage_line(used), file=sys.stderr)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -11,6 +11,7 @@ from s3aads_pandas.errors import (
     TransferInterrupted,
     WrongRegionError,
 )
+from s3aads_pandas.storage.usage import Usage
 from s3aads_pandas.tables.rows import BY_KEY_HINT
 
 PREFIX = "s3aads: error: "
@@ -49,6 +50,13 @@ def error_lines(error: BaseException, command: str) -> list[str]:
 def warning_line(message: Warning | str) -> str:
     """A warning on one line, without the advice that only Python code can follow."""
     return f"s3aads: warning: {str(message).replace(f'; {BY_KEY_HINT}', '')}"
+
+
+def usage_line(used: Usage) -> str:
+    """What the command sent: requests by operation, bytes, and their price on S3."""
+    operations = ", ".join(f"{count:,} {name}" for name, count in sorted(used.requests.items()))
+    return (f"s3aads: {used.total:,} requests ({operations or 'none'}), {used.bytes_sent:,} bytes sent, "
+            f"${used.cost:.6f} at S3 Standard prices")
 
 
 def bulk_failure(error: BulkOperationError, examples: int = 3) -> list[str]:

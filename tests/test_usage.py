@@ -64,12 +64,14 @@ def test_cost_follows_the_pricing() -> None:
     assert Pricing().cost({"GetObject": 1000, "PutObject": 1000, "DeleteObject": 1000}) == pytest.approx(0.0054)
 
 
-def test_a_write_and_a_read_say_what_they_cost() -> None:
+def test_a_write_and_a_read_say_what_they_cost(tmp_path) -> None:
     db = Database("memory://per-call")
     db.create()
     table = Table("t", db, ["id"])
     result = rows(5).s3aads.write(table, progress=False)
     assert result.usage is not None and dict(result.usage.requests) == {"GetObject": 1, "PutObject": 6}
     frame = pd.read_s3aads(table, progress=False)
-    assert dict(frame.attrs["s3aads_usage"].requests) == {"ListObjectsV2": 1, "GetObject": 5}
-    assert dict(frame.head(2).attrs["s3aads_usage"].requests) == {"ListObjectsV2": 1, "GetObject": 5}  # copied along
+    assert frame.attrs["s3aads_usage"]["requests"] == {"ListObjectsV2": 1, "GetObject": 5}
+    assert frame.head(2).attrs["s3aads_usage"] == frame.attrs["s3aads_usage"]  # copied along, as pandas does
+    assert repr(result) == "WriteResult(written=5, failures={})"  # what notebooks show is unchanged
+    frame.to_parquet(tmp_path / "read.parquet")  # pandas writes attrs into the file as JSON

@@ -41,7 +41,7 @@ class WriteResult:
 
     written: int
     failures: dict[str, str]
-    usage: Usage | None = None
+    usage: Usage | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def failed_keys(self) -> list[str]:

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 Errors = Literal["raise", "skip"]
 #: Where a DataFrame made with ``errors="skip"`` keeps the rows that failed: ``{key: reason}``.
 FAILURES_ATTR = "s3aads_failures"
-#: Where a DataFrame read in one piece keeps what its read cost: a :class:`Usage`.
+#: Where a DataFrame read in one piece keeps what its read cost: :meth:`Usage.as_dict`.
 USAGE_ATTR = "s3aads_usage"
 
 
@@ -131,7 +131,7 @@ def read_s3aads(
         return loader.chunks(itertools.islice(rows, nrows), chunksize)  # as listed: a directory bucket's in no order
     with usage() as used:
         frame = _whole(loader, source, chosen_filters, distinct, nrows, progress)
-    frame.attrs[USAGE_ATTR] = used
+    frame.attrs[USAGE_ATTR] = used.as_dict()
     return frame
 
 

@@ -67,14 +67,12 @@ class Usage:
             self.requests[operation] += 1
             self.bytes_sent += sent
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Copied and pickled without its lock: pandas deep-copies a frame's ``attrs``."""
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (``requests``, ``bytes_sent``, ``cost``), as a DataFrame's ``attrs`` may
+        hold them: pandas copies attrs and writes them into Parquet files as JSON."""
         with self._lock:
-            return {name: value for name, value in self.__dict__.items() if name != "_lock"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+            requests, sent = dict(self.requests), self.bytes_sent
+        return {"requests": requests, "bytes_sent": sent, "cost": self.pricing.cost(requests)}
 
     def __repr__(self) -> str:
         return f"Usage({self.total:,} requests, {self.bytes_sent:,} bytes sent, ${self.cost:.6f})"

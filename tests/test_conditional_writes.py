@@ -26,6 +26,9 @@ from s3aads_pandas.local import LocalS3
 from s3aads_pandas.local.faults import FaultPlan
 from s3aads_pandas.storage import memory
 
+#: Processes that race in the tests of processes: two race as surely as four, and each costs a spawn.
+PROCESSES = 2
+
 
 def run_together(count: int, work: Any) -> None:
     """``work(i)`` on ``count`` threads that start at the same moment."""
@@ -154,8 +157,9 @@ def test_processes_inserting_the_same_keys_win_each_key_once(shared_by_processes
     shared = shared_by_processes
     Table("shared", shared, ["id"]).insert(b"", id="recorded")
     ids = list(range(60))
-    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
-        wins = list(pool.map(_insert_all, [shared.settings] * 4, [shared.name] * 4, [ids] * 4))
+    with ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool:
+        wins = list(pool.map(_insert_all, [shared.settings] * PROCESSES, [shared.name] * PROCESSES,
+                             [ids] * PROCESSES))
     assert sorted(id_ for won in wins for id_ in won) == ids
 
 
@@ -178,19 +182,20 @@ def _update_once(settings: ConnectionSettings, database: str, etag: str, start: 
 
 
 def test_processes_lose_no_update_and_one_version_has_one_winner(shared_by_processes: Database) -> None:
-    """Four processes add one to a counter ten times each; then each, having read the same
-    version, updates it once: one of them wins, the three others conflict."""
+    """Processes add one to a counter twenty times each; then each, having read the same
+    version, updates it once: one of them wins, the others conflict."""
     shared = shared_by_processes
     table = Table("counters", shared, ["name"])
     table.insert(b"0", name="hits")
     context = get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
-        list(pool.map(_count_up, [shared.settings] * 4, [shared.name] * 4, [10] * 4, [manager.Barrier(4)] * 4))
-        assert table.select(name="hits") == b"40"
+    n = PROCESSES
+    with context.Manager() as manager, ProcessPoolExecutor(n, mp_context=context) as pool:
+        list(pool.map(_count_up, [shared.settings] * n, [shared.name] * n, [20] * n, [manager.Barrier(n)] * n))
+        assert table.select(name="hits") == str(20 * n).encode()
         etag = table.select_with_etag(name="hits").etag
-        outcomes = list(pool.map(_update_once, [shared.settings] * 4, [shared.name] * 4, [etag] * 4,
-                                 [manager.Barrier(4)] * 4, range(4)))
-    assert sorted(outcomes) == ["conflict"] * 3 + ["won"]
+        outcomes = list(pool.map(_update_once, [shared.settings] * n, [shared.name] * n, [etag] * n,
+                                 [manager.Barrier(n)] * n, range(n)))
+    assert sorted(outcomes) == ["conflict"] * (n - 1) + ["won"]
     assert table.select(name="hits") == f"process {outcomes.index('won')}".encode()
 
 
@@ -390,8 +395,8 @@ def test_increments_with_lost_answers_never_count_twice(transport: str) -> None:
         db.create()
         table = Table("counters", db, ["name"])
         table.insert(b"0", name="hits")
-        with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
-            outcomes = list(pool.map(_increment, [db.settings] * 4, [25] * 4))
+        with ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool:
+            outcomes = list(pool.map(_increment, [db.settings] * PROCESSES, [50] * PROCESSES))
         wins, unknown = (sum(column) for column in zip(*outcomes, strict=True))
         final = int(table.select(name="hits"))
         assert wins <= final <= wins + unknown

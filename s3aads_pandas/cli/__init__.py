@@ -55,15 +55,16 @@ def _positive(text: str) -> int:
 def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
     """The options that may come before the command or after it; after it, absent ones keep
     what was given before (``default`` is then argparse.SUPPRESS)."""
+    flag = False if default is None else default
     parser.add_argument("--endpoint-url", metavar="URL", default=default,
                         help="S3 endpoint (default: boto3's, such as AWS_ENDPOINT_URL or a profile's)")
     parser.add_argument("--region", metavar="NAME", default=default,
                         help="the AWS region of the buckets (default: boto3's, such as AWS_DEFAULT_REGION)")
     parser.add_argument("--root", metavar="URL", default=default,
                         help="where databases named without a URL live: memory:// or file:///path (default: S3)")
-    parser.add_argument("-q", "--quiet", action="store_true", default=default if default is not None else False,
+    parser.add_argument("-q", "--quiet", action="store_true", default=flag,
                         help="no progress bar and no summary (progress bars show only on a terminal)")
-    parser.add_argument("--usage", action="store_true", default=default if default is not None else False,
+    parser.add_argument("--usage", action="store_true", default=flag,
                         help="at the end, say on stderr how many requests the command sent and what they cost on S3")
 
 

@@ -141,12 +141,13 @@ def _read_options(args: argparse.Namespace, table: Table) -> dict[str, Any]:
     record names) or each one row's payload (``--decode``)."""
     record = table.database.table_record(table.name)
     dataset = args.dataset or (record.dataset if record else None)
+    data = not getattr(args, "keys_only", False)  # export has no --keys-only
     if dataset is None:
-        return {"decode": args.decode or DEFAULT_DECODE, "data": not getattr(args, "keys_only", False)}
+        return {"decode": args.decode or DEFAULT_DECODE, "data": data}
     if args.decode:
         raise S3aadsError(f"--decode reads one payload a row, and the objects of {args.table} are {dataset} "
                           "tables of rows: leave out --decode")
-    return {"format": dataset, "data": not getattr(args, "keys_only", False)}
+    return {"format": dataset, "data": data}
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -126,22 +126,24 @@ def read_s3aads(
         raise InvalidArgumentError("distinct=True returns one DataFrame; leave chunksize unset")
     loader = _Loader(source, wanted, data and not distinct, decode, format, dtype, dtype_backend,
                      max_workers, progress, errors)
+    # a generator: nothing is listed, and no bar made, until the rows are asked for
+    rows: Iterator[Row] = itertools.islice(counted(source.iter_rows(**chosen_filters), progress, "s3aads list"),
+                                           nrows)
     if chunksize is not None:
-        rows = counted(source.iter_rows(**chosen_filters), progress, "s3aads list")
-        return loader.chunks(itertools.islice(rows, nrows), chunksize)  # as listed: a directory bucket's in no order
+        return loader.chunks(rows, chunksize)  # as listed: a directory bucket's are in no order
     with usage() as used:
-        frame = _whole(loader, source, chosen_filters, distinct, nrows, progress)
+        frame = _whole(loader, source, chosen_filters, distinct, rows)
     frame.attrs[USAGE_ATTR] = used.as_dict()
     return frame
 
 
-def _whole(loader: _Loader, source: Table, filters: dict[str, Any], distinct: bool, nrows: int | None,
-           progress: bool | None) -> pd.DataFrame:
-    """The one DataFrame of a read that is not chunked."""
+def _whole(loader: _Loader, source: Table, filters: dict[str, Any], distinct: bool,
+           rows: Iterator[Row]) -> pd.DataFrame:
+    """The one DataFrame of a read that is not chunked, from the listed ``rows`` (unused for
+    ``distinct``, which lists by folders)."""
     if distinct:
         combos = source.distinct(loader.columns, **filters)
         return loader.finish(pd.DataFrame(combos, columns=loader.columns, dtype="str"), {})
-    rows: Iterator[Row] = itertools.islice(counted(source.iter_rows(**filters), progress, "s3aads list"), nrows)
     if not source.database.lists_in_key_order:
         rows = iter(source.database.in_key_order(rows))
     if not loader.data:

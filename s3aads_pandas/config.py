@@ -9,6 +9,7 @@ first use, never at import, and one client is shared by all threads of a databas
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import urllib.parse
 from typing import Any
@@ -18,6 +19,7 @@ from botocore.config import Config
 
 from s3aads_pandas.errors import InvalidArgumentError
 from s3aads_pandas.storage.adapter import DEFAULT_MAX_IN_FLIGHT
+from s3aads_pandas.storage.cache import DEFAULT_MAX_BYTES
 from s3aads_pandas.storage.connect import S3_SCHEME, check_root
 from s3aads_pandas.storage.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from s3aads_pandas.storage.transport import Transport
@@ -63,6 +65,11 @@ class ConnectionSettings:
     ``root`` says where the databases named without a URL live: ``None`` (S3), ``"memory://"``
     (this process's memory) or ``"file:///path"`` (the folders of ``/path``). A database URL
     (``Database("file:///data/shop")``) sets it for that database.
+
+    ``cache`` keeps the payloads read from S3 on this machine, each under the ETag S3 gave it:
+    ``True`` (the user cache folder), a folder's path, or ``False`` (the default). A read that
+    lists the table then fetches only what changed since; ``cache_max_bytes`` bounds the folder
+    (1 GiB), the least recently used payloads going first.
     """
 
     endpoint_url: str | None = None
@@ -82,6 +89,8 @@ class ConnectionSettings:
     max_attempts: int | None = None
     transport: str | Transport = "auto"
     root: str | None = None
+    cache: bool | str | os.PathLike[str] = False
+    cache_max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_workers, int) or self.max_workers < 1:
@@ -103,6 +112,12 @@ class ConnectionSettings:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise InvalidArgumentError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not isinstance(self.cache, (bool, str, os.PathLike)) or self.cache == "":
+            raise InvalidArgumentError(
+                f"cache must be True (the user cache folder), a folder's path or False, got {self.cache!r}")
+        bound = self.cache_max_bytes
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+            raise InvalidArgumentError(f"cache_max_bytes must be a positive number of bytes, got {bound!r}")
         if self.client is not None and self.session is not None:
             raise InvalidArgumentError("pass either a boto3 client or a boto3 session, not both")
         if self.root is not None:

@@ -389,4 +389,4 @@ def test_ctrl_c_while_the_command_starts_ends_it_without_a_traceback() -> None:
 def test_usage_says_what_the_command_sent(capsys) -> None:
     assert main(["--root", "memory://", "create", "billed", "-q", "--usage"]) == 0
     assert capsys.readouterr().err == ("s3aads: 2 requests (1 CreateBucket, 1 HeadBucket), 0 bytes sent, "
-                                       "$0.000005 at S3 Standard prices\n")
+                                       "0 received, $0.000005 at S3 Standard prices\n")

@@ -55,8 +55,9 @@ def warning_line(message: Warning | str) -> str:
 def usage_line(used: Usage) -> str:
     """What the command sent: requests by operation, bytes, and their price on S3."""
     operations = ", ".join(f"{count:,} {name}" for name, count in sorted(used.requests.items()))
+    cached = f", {used.cache_hits:,} payloads from the cache" if used.cache_hits else ""
     return (f"s3aads: {used.total:,} requests ({operations or 'none'}), {used.bytes_sent:,} bytes sent, "
-            f"${used.cost:.6f} at S3 Standard prices")
+            f"{used.bytes_received:,} received{cached}, ${used.cost:.6f} at S3 Standard prices")
 
 
 def bulk_failure(error: BulkOperationError, examples: int = 3) -> list[str]:

@@ -201,7 +201,7 @@ class _Loader:
         keys = [row.key for row in rows]
         transform = self._part if self.format else self.decode
         result = get_objects(self.table.database, keys, transform, missing_ok=False,
-                             max_workers=self.max_workers, progress=self.progress)
+                             etags=[row.etag for row in rows], max_workers=self.max_workers, progress=self.progress)
         report_failures("read", result.failures, len(keys), self.errors)
         ok = [i for i, key in enumerate(keys) if key not in result.failures]
         if self.format:

@@ -100,13 +100,14 @@ def _loopback(host: str) -> bool:
 
 
 class AnswerCounter:
-    """Counts what the endpoint answered, by method and status (``answered["HEAD 301"]``): what
-    a client sent, redirects and refusals included, as S3 would bill it. moto's control API is
-    not counted."""
+    """Counts what the endpoint answered, by method and status (``answered["HEAD 301"]``) and
+    by S3 operation (``operations["ListObjectsV2"]``): what a client sent, redirects and
+    refusals included, as S3 would bill it. moto's control API is not counted."""
 
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self.answered: Counter[str] = Counter()
+        self.operations: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -116,9 +117,28 @@ class AnswerCounter:
         def counted(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
             with self._lock:
                 self.answered[f"{environ.get('REQUEST_METHOD')} {status.split()[0]}"] += 1
+                self.operations[operation_of(environ)] += 1
             return start_response(status, headers, *rest)
 
         return self.app(environ, counted)
+
+
+def operation_of(environ: dict[str, Any]) -> str:
+    """The S3 operation of a path-style request, by the names S3 bills it under."""
+    method = environ.get("REQUEST_METHOD", "")
+    parts = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if not parts[0]:
+        return "ListBuckets" if method == "GET" else f"{method} /"
+    if len(parts) == 1 or not parts[1]:  # the bucket itself
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects" if not query else "GET bucket"
+        named = {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}
+        return "DeleteObjects" if method == "POST" and "delete" in query else named.get(method, f"{method} bucket")
+    if method == "PUT":
+        return "CopyObject" if "HTTP_X_AMZ_COPY_SOURCE" in environ else "PutObject"
+    named = {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject", "POST": "POST object"}
+    return named.get(method, f"{method} object")
 
 
 class LocalS3:
@@ -129,7 +149,8 @@ class LocalS3:
     ``wrong_region`` is the error a request signed for another region gets (``"PermanentRedirect"``
     or ``"AuthorizationHeaderMalformed"``, as AWS's endpoints answer). ``faults=FaultPlan(...)``
     injects S3's ordinary failures into a share of requests (see :mod:`s3aads_pandas.local.faults`);
-    ``self.faults`` then counts them. ``self.answered`` counts every answer by method and status.
+    ``self.faults`` then counts them. ``self.answered`` counts every answer by method and status,
+    ``self.operations`` by S3 operation.
     What a client can make it spend is bounded (see :mod:`s3aads_pandas.local.limits`): bodies of
     ``max_body`` bytes, ``max_connections`` connections at once, idle ones closed after 15 s.
     """
@@ -144,6 +165,7 @@ class LocalS3:
         self.max_connections = max_connections
         self.faults: FaultInjector | None = None
         self.answered: Counter[str] = Counter()
+        self.operations: Counter[str] = Counter()
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._control_token = secrets.token_urlsafe(24)
@@ -168,6 +190,7 @@ class LocalS3:
             app = self.faults = FaultInjector(app, self.plan)
         counter = AnswerCounter(NoBrowsers(BoundedBodies(app, self.max_body), self._control_token))
         self.answered = counter.answered
+        self.operations = counter.operations
         app = counter
         try:  # bound here, as werkzeug would print and exit on a port in use
             listener = socket.create_server(("127.0.0.1", self.port))

@@ -124,7 +124,7 @@ class Browsing:
         row = self.rows[position]
         values = table.codec.decode(row.segments)
         title = " · ".join(f"{column} = {value}" for column, value in values.items())
-        return title, table.database.store.get(table.database.name, row.key)
+        return title, table.database.store.get_listed(table.database.name, row.key, row.etag)
 
     # -- loading ----------------------------------------------------------------------------------
 

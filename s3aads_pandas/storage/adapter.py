@@ -32,12 +32,21 @@ from s3aads_pandas.errors import (
     failure_reason,
 )
 from s3aads_pandas.storage import usage
-from s3aads_pandas.storage.failures import BucketOwned, BucketTaken, ConditionRefused, NotFound, RangeNotSatisfiable
+from s3aads_pandas.storage.cache import PayloadCache
+from s3aads_pandas.storage.failures import (
+    BucketOwned,
+    BucketTaken,
+    ConditionRefused,
+    NotFound,
+    NotModified,
+    RangeNotSatisfiable,
+)
 from s3aads_pandas.storage.pages import PageSequence
 from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
     Boto3Client,
+    Fetched,
     Head,
     Listed,
     ListedPage,
@@ -90,13 +99,16 @@ class ObjectStore:
 
     Every request goes through one :class:`Retrier`, so retries and the SlowDown backoff are
     shared by all the threads that use this store. ``hooks`` are called with the S3 operation
-    and its parameters before every attempt, on either transport.
+    and its parameters before every attempt, on either transport. With a ``cache``, every
+    payload read or written is kept under its ETag, and reads ask for what it does not hold.
     """
 
     def __init__(
-        self, transport: Transport, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, policy: RetryPolicy | None = None
+        self, transport: Transport, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, policy: RetryPolicy | None = None,
+        cache: PayloadCache | None = None,
     ) -> None:
         self.transport = transport
+        self.cache = cache
         if usage.count not in transport.hooks:  # a transport handed to several stores counts once
             transport.hooks.append(usage.count)
         self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
@@ -223,7 +235,33 @@ class ObjectStore:
     # -- objects -------------------------------------------------------------------------------
 
     def get(self, bucket: str, key: str) -> bytes | None:
-        """The object's body, or None when there is no such key (one GET, no HEAD)."""
+        """The object's body, or None when there is no such key (one GET, no HEAD).
+
+        When the cache holds a version of the key, the GET asks for the body only if the object
+        is another version now (If-None-Match): S3 answers 304, with no body, when it is not.
+        """
+        held = self.cache.latest(self.endpoint, bucket, key) if self.cache is not None else None
+        if held is None:
+            found = self.get_with_etag(bucket, key)
+            return None if found is None else found[0]
+        deadline = self._deadline()
+        try:
+            fetched = self._request(lambda: self.transport.get(bucket, key, deadline, if_none_match=held.etag))
+        except NotModified:
+            usage.received(len(held.body), cached=True)
+            return held.body
+        except NotFound:
+            return None
+        return self._arrived(bucket, key, fetched).body
+
+    def get_listed(self, bucket: str, key: str, etag: str | None) -> bytes | None:
+        """The body of the version of the key that a listing named by its ``etag``: from the
+        cache when it holds that version, with no request; else one GET."""
+        if self.cache is not None and etag:
+            body = self.cache.get(self.endpoint, bucket, key, etag)
+            if body is not None:
+                usage.received(len(body), cached=True)
+                return body
         found = self.get_with_etag(bucket, key)
         return None if found is None else found[0]
 
@@ -234,8 +272,23 @@ class ObjectStore:
             fetched = self._request(lambda: self.transport.get(bucket, key, deadline))
         except NotFound:
             return None
-        self._know(bucket, key, fetched.etag, _version(fetched.metadata))
+        self._arrived(bucket, key, fetched)
         return fetched.body, fetched.etag
+
+    def _arrived(self, bucket: str, key: str, fetched: Fetched) -> Fetched:
+        """Note a GET's answer: who wrote that version, what arrived, and the payload in the cache."""
+        self._know(bucket, key, fetched.etag, _version(fetched.metadata))
+        usage.received(len(fetched.body))
+        if self.cache is not None:
+            self.cache.put(self.endpoint, bucket, key, fetched.etag, fetched.body)
+        return fetched
+
+    def _stored(self, bucket: str, key: str, body: bytes, written: Written) -> Written:
+        """A written payload goes into the cache under the ETag S3 gave it: a read after a
+        write sends only its listing."""
+        if self.cache is not None:
+            self.cache.put(self.endpoint, bucket, key, written.etag, body)
+        return written
 
     def get_range(self, bucket: str, key: str, byte_range: str) -> tuple[bytes, int]:
         """Part of an object (one ranged GET, ``bytes=0-99`` or ``bytes=-100``) and its full size."""
@@ -269,11 +322,12 @@ class ObjectStore:
         :class:`RowExistsError` when the key exists. Returns the new ETag (and version id)."""
         if overwrite:
             extra = dict(params or {})
-            return self._request(lambda: self.transport.put(bucket, key, body, extra, {}))
-        written = self._conditional_put(bucket, key, body, params, (NOTHING, ""), None, IfNoneMatch="*")
-        if written is None:
+            written = self._request(lambda: self.transport.put(bucket, key, body, extra, {}))
+            return self._stored(bucket, key, body, written)
+        inserted = self._conditional_put(bucket, key, body, params, (NOTHING, ""), None, IfNoneMatch="*")
+        if inserted is None:
             raise RowExistsError(f"{self.object_url(bucket, key)} exists and overwrite=False")
-        return written
+        return self._stored(bucket, key, body, inserted)
 
     def put_if_match(self, bucket: str, key: str, body: bytes, etag: str,
                      params: Mapping[str, Any] | None = None) -> Written:
@@ -286,7 +340,7 @@ class ObjectStore:
             raise RowChangedError(
                 f"{self.object_url(bucket, key)} {state} since ETag {etag} was read; read it again and retry"
             )
-        return written
+        return self._stored(bucket, key, body, written)
 
     def _conditional_put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None,
                          replaced: tuple[str, str] | None, base: _Version | None,

@@ -49,6 +49,7 @@ from s3aads_pandas.storage.transport import (
     ListedPage,
     RequestHook,
     Written,
+    get_parameters,
 )
 
 T = TypeVar("T")
@@ -237,10 +238,10 @@ class Boto3Transport:
 
     # -- objects -------------------------------------------------------------------------------
 
-    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched:
+    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None,
+            if_none_match: str | None = None) -> Fetched:
         about = where(bucket, key)
-        params = {"Range": byte_range} if byte_range else {}
-        response = self._call("GetObject", bucket, key, **params)
+        response = self._call("GetObject", bucket, key, **get_parameters(byte_range, if_none_match))
         body = self.guarded(lambda: _read_body(response, about, deadline), bucket, key)
         etag = str(response.get("ETag") or "")
         if not etag:

@@ -9,9 +9,11 @@ used as it is.
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.parse
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import boto3
@@ -22,6 +24,7 @@ from s3aads_pandas.storage import folder, memory
 from s3aads_pandas.storage.adapter import ObjectStore
 from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket
+from s3aads_pandas.storage.cache import PayloadCache, open_cache
 from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
 from s3aads_pandas.storage.retry import RetryPolicy
 from s3aads_pandas.storage.transport import Boto3Client, Transport
@@ -59,6 +62,10 @@ class ConnectionSettings(Protocol):
     def aws_session_token(self) -> str | None: ...
     @property
     def max_workers(self) -> int: ...
+    @property
+    def cache(self) -> bool | str | os.PathLike[str]: ...
+    @property
+    def cache_max_bytes(self) -> int: ...
     @property
     def deadline(self) -> float: ...
     def botocore_config(self) -> Config: ...
@@ -103,8 +110,21 @@ def check_root(root: str) -> str:
 
 
 def open_store(settings: ConnectionSettings) -> ObjectStore:
-    """The adapter for these settings: its transport, pool size and retry policy."""
-    return ObjectStore(make_transport(settings), settings.max_workers, settings.retry_policy())
+    """The adapter for these settings: its transport, pool size, retry policy and payload cache."""
+    transport = make_transport(settings)
+    return ObjectStore(transport, settings.max_workers, settings.retry_policy(), cache_for(settings, transport))
+
+
+def cache_for(settings: ConnectionSettings, transport: Transport) -> PayloadCache | None:
+    """The payload cache of S3 databases, if the settings ask for one. A database on this
+    machine is read where it is: a cache would only copy it."""
+    if settings.cache is False or transport.boto3_client is None:
+        return None
+    if settings.cache is True:
+        import platformdirs
+
+        return open_cache(Path(platformdirs.user_cache_dir("s3aads-pandas")) / "payloads", settings.cache_max_bytes)
+    return open_cache(Path(settings.cache), settings.cache_max_bytes)
 
 
 def make_transport(settings: ConnectionSettings) -> Transport:

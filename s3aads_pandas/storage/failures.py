@@ -42,12 +42,17 @@ class RangeNotSatisfiable(S3RequestError):
     """A ranged GET that asks for bytes the object does not have (any, for an empty object)."""
 
 
+class NotModified(S3RequestError):
+    """A conditional GET (If-None-Match) of the version the caller holds: a 304, no body."""
+
+
 #: The S3 error codes that have an exception of their own.
 ANSWERED: dict[str, type[S3RequestError]] = {
     "NoSuchKey": NotFound, "NotFound": NotFound, "404": NotFound,
     "PreconditionFailed": ConditionRefused, "412": ConditionRefused,
     "BucketAlreadyOwnedByYou": BucketOwned, "BucketAlreadyExists": BucketTaken,
     "InvalidRange": RangeNotSatisfiable, "416": RangeNotSatisfiable,
+    "NotModified": NotModified, "304": NotModified,
 }
 
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import obstore
-from obstore.exceptions import AlreadyExistsError, InvalidPathError, NotFoundError, PreconditionError
+from obstore.exceptions import AlreadyExistsError, InvalidPathError, NotFoundError, NotModifiedError, PreconditionError
 from obstore.store import ObjectStore as Store
 
 from s3aads_pandas.errors import DatabaseNotFoundError, InvalidArgumentError, S3RequestError
-from s3aads_pandas.storage.failures import BucketOwned, ConditionRefused, NotFound
-from s3aads_pandas.storage.obstore_transport import range_option
-from s3aads_pandas.storage.transport import Fetched, Head, Listed, ListedPage, RequestHook, Written
+from s3aads_pandas.storage.failures import BucketOwned, ConditionRefused, NotFound, NotModified
+from s3aads_pandas.storage.obstore_transport import get_options
+from s3aads_pandas.storage.transport import Fetched, Head, Listed, ListedPage, RequestHook, Written, get_parameters
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Store)  # the kind of obstore store a backend keeps its databases in
@@ -98,6 +98,8 @@ class LocalTransport(abc.ABC, Generic[S]):
         except (AlreadyExistsError, PreconditionError):
             failure: Exception = ConditionRefused(f"the conditional write of {about} was refused: PreconditionFailed",
                                                   code="PreconditionFailed")
+        except NotModifiedError:
+            failure = NotModified(f"{about} is the version asked about: NotModified", code="NotModified")
         except (NotFoundError, FileNotFoundError):
             failure = NotFound(f"{about} does not exist: NoSuchKey", code="NoSuchKey")
         except (InvalidPathError, ValueError) as error:
@@ -138,9 +140,10 @@ class LocalTransport(abc.ABC, Generic[S]):
         page = self.list_page(bucket, prefix, start_after, token, max_keys, None)
         return page._replace(objects=[obj._replace(storage_class="STANDARD") for obj in page.objects])
 
-    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched:
+    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None,
+            if_none_match: str | None = None) -> Fetched:
         try:
-            options = {"range": range_option(byte_range)} if byte_range else {}
+            options = get_options(byte_range, if_none_match)
         except Exception:
             raise InvalidArgumentError(f"a byte range such as 'bytes=0-99', 'bytes=-100' or 'bytes=10-', "
                                        f"not {byte_range!r}") from None
@@ -150,7 +153,7 @@ class LocalTransport(abc.ABC, Generic[S]):
             body, meta = bytes(result.bytes()), result.meta
             return Fetched(body, str(meta["e_tag"]), int(meta["size"]), dict(result.attributes))
 
-        return self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {}, fetch)
+        return self._call("GetObject", bucket, key, get_parameters(byte_range, if_none_match), fetch)
 
     def head(self, bucket: str, key: str) -> Head:
         def head_of(store: S) -> Head:

@@ -34,6 +34,7 @@ from obstore.exceptions import (
     AlreadyExistsError,
     InvalidPathError,
     NotFoundError,
+    NotModifiedError,
     PermissionDeniedError,
     PreconditionError,
     UnauthenticatedError,
@@ -43,10 +44,26 @@ from obstore.store import ObjectStore as Store
 from s3aads_pandas.errors import AccessDeniedError, S3RequestError
 from s3aads_pandas.storage.boto3_transport import Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket, lists_in_key_order, wrong_region
-from s3aads_pandas.storage.failures import ConditionRefused, NotFound, answered_error, unanswered_error, where
+from s3aads_pandas.storage.failures import (
+    ConditionRefused,
+    NotFound,
+    NotModified,
+    answered_error,
+    unanswered_error,
+    where,
+)
 from s3aads_pandas.storage.integrity import check_body
 from s3aads_pandas.storage.redaction import redact, remember
-from s3aads_pandas.storage.transport import PAGE_SIZE, Boto3Client, Fetched, Head, Listed, ListedPage, Written
+from s3aads_pandas.storage.transport import (
+    PAGE_SIZE,
+    Boto3Client,
+    Fetched,
+    Head,
+    Listed,
+    ListedPage,
+    Written,
+    get_parameters,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -209,6 +226,8 @@ class ObstoreTransport:
             refused = NotFound if _status(error) == 404 else ConditionRefused  # If-Match of a deleted key: 404
             code = "NoSuchKey" if refused is NotFound else "PreconditionFailed"
             return refused(f"S3 refused the conditional write of {where(bucket, key)}: {code}", code=code)
+        if isinstance(error, NotModifiedError):
+            return NotModified(f"{where(bucket, key)} is the version asked about: NotModified", code="NotModified")
         if isinstance(error, (PermissionDeniedError, UnauthenticatedError)):
             return AccessDeniedError(f"S3 denied access to {where(bucket, key)}: {_code(error) or redact(str(error))}")
         if isinstance(error, NotFoundError):
@@ -306,14 +325,16 @@ class ObstoreTransport:
         self._fell_back("a request", reason)
         return fallback()
 
-    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched:
-        return self._native(bucket, key, lambda: self._get(bucket, key, deadline, byte_range),
-                            lambda: self.fallback.get(bucket, key, deadline, byte_range))
+    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None,
+            if_none_match: str | None = None) -> Fetched:
+        return self._native(bucket, key, lambda: self._get(bucket, key, deadline, byte_range, if_none_match),
+                            lambda: self.fallback.get(bucket, key, deadline, byte_range, if_none_match))
 
-    def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None) -> Fetched:
-        options = {"range": range_option(byte_range)} if byte_range else {}
+    def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None,
+             if_none_match: str | None) -> Fetched:
+        options = get_options(byte_range, if_none_match)
         try:
-            body, meta, attributes = self._call("GetObject", bucket, key, {"Range": byte_range} if byte_range else {},
+            body, meta, attributes = self._call("GetObject", bucket, key, get_parameters(byte_range, if_none_match),
                                                 lambda store: _fetch(store, key, options))
         except S3RequestError as error:
             if error.answer_lost and time.monotonic() >= deadline - _DEADLINE_SLACK:  # obstore's own timeout
@@ -422,6 +443,14 @@ def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:
     """The user metadata among obstore's attributes (the others are content headers)."""
     return {name: value for name, value in attributes.items() if name not in _ATTRIBUTES.values()
             and name != "Storage-Class"}
+
+
+def get_options(byte_range: str | None, if_none_match: str | None) -> dict[str, Any]:
+    """obstore's options for a GET of part of an object, or one that only a new version answers."""
+    options: dict[str, Any] = {"range": range_option(byte_range)} if byte_range else {}
+    if if_none_match:
+        options["if_none_match"] = if_none_match
+    return options
 
 
 def range_option(byte_range: str) -> Any:

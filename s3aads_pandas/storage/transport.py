@@ -19,6 +19,12 @@ PAGE_SIZE = 1000
 RequestHook = Callable[[str, Mapping[str, Any]], None]
 
 
+def get_parameters(byte_range: str | None, if_none_match: str | None) -> dict[str, str]:
+    """A GetObject's optional parameters, as S3 names them (and the hooks see them)."""
+    given = {"Range": byte_range, "IfNoneMatch": if_none_match}
+    return {name: value for name, value in given.items() if value}
+
+
 class Listed(NamedTuple):
     """A listed object, as little of it as listings need (the botocore dict is ten times larger);
     the ETag names the version listed. The storage class is known to detailed listings only."""
@@ -102,7 +108,11 @@ class Transport(Protocol):
         """A page of objects with every field S3 lists, the storage class included."""
         ...
 
-    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None) -> Fetched: ...
+    def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None,
+            if_none_match: str | None = None) -> Fetched:
+        """The object, or :class:`~s3aads_pandas.storage.failures.NotModified` when its ETag is
+        ``if_none_match`` (S3 answers 304 and sends no body)."""
+        ...
 
     def head(self, bucket: str, key: str) -> Head: ...
 

@@ -44,12 +44,16 @@ class Pricing:
 
 class Usage:
     """The requests sent while a :func:`usage` block was open: ``requests`` by S3 operation,
-    ``bytes_sent`` (the bodies of PUTs), and their ``cost`` at ``pricing``."""
+    ``bytes_sent`` (the bodies of PUTs), ``bytes_received`` (the bodies of GETs),
+    ``cache_hits`` (payloads the cache served: no transfer, and no request when a listing named
+    the version) and their ``cost`` at ``pricing``."""
 
     def __init__(self, pricing: Pricing) -> None:
         self.pricing = pricing
         self.requests: Counter[str] = Counter()
         self.bytes_sent = 0
+        self.bytes_received = 0
+        self.cache_hits = 0
         self._lock = threading.Lock()
 
     @property
@@ -67,15 +71,38 @@ class Usage:
             self.requests[operation] += 1
             self.bytes_sent += sent
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values (``requests``, ``bytes_sent``, ``cost``), as a DataFrame's ``attrs`` may
-        hold them: pandas copies attrs and writes them into Parquet files as JSON."""
+    def _receive(self, size: int, *, cached: bool) -> None:
         with self._lock:
-            requests, sent = dict(self.requests), self.bytes_sent
-        return {"requests": requests, "bytes_sent": sent, "cost": self.pricing.cost(requests)}
+            if cached:
+                self.cache_hits += 1
+            else:
+                self.bytes_received += size
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (``requests``, ``bytes_sent``, ``bytes_received``, ``cache_hits``,
+        ``cost``), as a DataFrame's ``attrs`` may hold them: pandas copies attrs and writes them
+        into Parquet files as JSON."""
+        with self._lock:
+            requests = dict(self.requests)
+            values = {"bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
+                      "cache_hits": self.cache_hits}
+        return {"requests": requests, **values, "cost": self.pricing.cost(requests)}
+
+    def summary(self) -> str:
+        """One line for people: ``1,002 requests · 1.0 MB · $0.0004 · 998 from cache``."""
+        parts = [f"{self.total:,} request{'' if self.total == 1 else 's'}",
+                 _megabytes(self.bytes_sent + self.bytes_received), f"${self.cost:.4f}"]
+        if self.cache_hits:
+            parts.append(f"{self.cache_hits:,} from cache")
+        return " · ".join(parts)
 
     def __repr__(self) -> str:
-        return f"Usage({self.total:,} requests, {self.bytes_sent:,} bytes sent, ${self.cost:.6f})"
+        return (f"Usage({self.total:,} requests, {self.bytes_sent:,} bytes sent, {self.bytes_received:,} received, "
+                f"{self.cache_hits:,} from cache, ${self.cost:.6f})")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 or not size else f"{size / 1e3:.1f} kB"
 
 
 _open: contextvars.ContextVar[tuple[Usage, ...]] = contextvars.ContextVar("s3aads_usage", default=())
@@ -102,6 +129,12 @@ def count(operation: str, params: Mapping[str, Any]) -> None:
     sent = len(body) if isinstance(body, (bytes, bytearray, memoryview)) else int(params.get("ContentLength") or 0)
     for block in blocks:
         block._add(operation, sent)
+
+
+def received(size: int, *, cached: bool = False) -> None:
+    """Count a payload that arrived: ``size`` bytes over the wire, or one served by the cache."""
+    for block in _open.get():
+        block._receive(size, cached=cached)
 
 
 def submit(pool: Executor, call: Callable[..., T], *args: Any) -> Future[T]:

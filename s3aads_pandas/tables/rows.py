@@ -19,12 +19,14 @@ logger = logging.getLogger(__name__)
 
 
 class Row(NamedTuple):
-    """One listed row: its raw (still escaped) key segments, its S3 key, size and last change."""
+    """One listed row: its raw (still escaped) key segments, its S3 key, size, last change and
+    the ETag of the version listed."""
 
     segments: list[str]
     key: str
     size: int
     last_modified: datetime | None
+    etag: str | None = None
 
 
 def objects_under(lister: Lister, prefixes: Sequence[str]) -> Iterator[Listed]:
@@ -56,7 +58,7 @@ def matching_rows(
         elif not all(map(is_canonical, segments)):
             skipped.foreign(obj.key)
         elif KeyCodec.matches(segments, positions):
-            yield Row(segments, obj.key, obj.size, obj.last_modified)
+            yield Row(segments, obj.key, obj.size, obj.last_modified, obj.etag)
     skipped.warn()
 
 

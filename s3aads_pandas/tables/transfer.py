@@ -22,25 +22,30 @@ def get_objects(
     transform: Callable[[bytes], V],
     *,
     missing_ok: bool,
+    etags: Sequence[str | None] | None = None,
     max_workers: int | None = None,
     progress: bool | None = None,
 ) -> BatchResult[V | None]:
     """GET every key and ``transform`` its body, in parallel; a key that fails is reported.
 
+    ``etags`` are the versions a listing named, which the cache may hold (then no GET is sent).
     A missing key gives None with ``missing_ok``, else it is a failure (it was listed, so it
     was deleted meanwhile).
     """
     store, workers = _workers(database, max_workers)
 
-    def fetch(key: str) -> V | None:
-        body = store.get(database.name, key)
+    def fetch(item: tuple[str, str | None]) -> V | None:
+        key, etag = item
+        body = store.get(database.name, key) if etag is None else store.get_listed(database.name, key, etag)
         if body is None:
             if missing_ok:
                 return None
             raise S3RequestError("NoSuchKey: the object was deleted after it was listed", code="NoSuchKey")
         return transform(body)
 
-    return run_each(fetch, keys, label=str, max_workers=workers, progress=progress, desc="s3aads read")
+    items = list(zip(keys, etags or [None] * len(keys), strict=True))
+    return run_each(fetch, items, label=lambda item: item[0], max_workers=workers, progress=progress,
+                    desc="s3aads read")
 
 
 def put_objects(

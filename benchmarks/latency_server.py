@@ -53,7 +53,7 @@ def with_latency(app: Callable[..., Iterable[bytes]], seconds: float) -> Callabl
     return delayed
 
 
-def seed(bucket: str, keys_file: str) -> None:
+def seed(bucket: str, keys_file: str, body_size: int = 1) -> None:
     """Store keys straight into moto's backend: 100,000 PUTs over the latency would take minutes."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
@@ -62,7 +62,7 @@ def seed(bucket: str, keys_file: str) -> None:
     backend.create_bucket(bucket, "us-east-1")
     for key in Path(keys_file).read_text().split("\n"):
         if key:
-            backend.put_object(bucket, key, b"x")
+            backend.put_object(bucket, key, b"x" * body_size)
 
 
 def main() -> None:
@@ -71,10 +71,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1, help="seconds added per request")
     parser.add_argument("--threads", type=int, default=128, help="requests served at once")
     parser.add_argument("--seed", nargs=2, metavar=("BUCKET", "KEYS_FILE"),
-                        help="create BUCKET holding the keys listed in KEYS_FILE (one a line, 1-byte bodies)")
+                        help="create BUCKET holding the keys listed in KEYS_FILE (one a line)")
+    parser.add_argument("--body-size", type=int, default=1, help="bytes of each seeded object")
     args = parser.parse_args()
     if args.seed:
-        seed(*args.seed)
+        seed(*args.seed, body_size=args.body_size)
     logging.getLogger("waitress").setLevel(logging.ERROR)
     app = with_latency(DomainDispatcherApplication(create_backend_app), args.latency)
     waitress.serve(app, host="127.0.0.1", port=args.port, threads=args.threads, connection_limit=1000,

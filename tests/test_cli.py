@@ -386,6 +386,16 @@ def test_ctrl_c_while_the_command_starts_ends_it_without_a_traceback() -> None:
     assert (typed.returncode, typed.stderr) == (130, "s3aads: interrupted\n")
 
 
+def test_export_with_a_cache_fetches_only_what_changed(endpoint: str, capsys, tmp_path: Path) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "events.csv"
+    assert run(endpoint, "export", "cli-db/events", str(out), "--cache-dir", str(cache), "-q") == 0
+    assert run(endpoint, "export", "cli-db/events", str(out), "--cache-dir", str(cache), "-q", "--usage") == 0
+    said = capsys.readouterr().err
+    assert "(1 GetObject, " in said  # the record's, answered 304: its row payloads came from the cache
+    assert "0 bytes sent, 0 received, 4 payloads from the cache" in said
+    assert pd.read_csv(out)["data"].tolist() == ["click-1", "click-2", "view-3"]
+
+
 def test_usage_says_what_the_command_sent(capsys) -> None:
     assert main(["--root", "memory://", "create", "billed", "-q", "--usage"]) == 0
     assert capsys.readouterr().err == ("s3aads: 2 requests (1 CreateBucket, 1 HeadBucket), 0 bytes sent, "

@@ -61,6 +61,19 @@ def test_a_table_explorer_names_its_table(table: Table) -> None:
     assert explorer.table_picker.label == "events (kind, year, id)"
 
 
+def test_the_status_line_says_what_the_session_has_spent(table: Table) -> None:
+    explorer = explore(table)
+    explorer.wait()
+    listed = explorer.spent.requests["ListObjectsV2"]
+    assert listed >= 1 and "this session: " in explorer.spent_label.value
+    select(explorer, "view / 2020 / 1")
+    assert explorer.spent.requests["GetObject"] >= 1  # the preview's
+    explorer.refresh()
+    explorer.wait()
+    assert explorer.spent.requests["ListObjectsV2"] > listed  # the total goes on growing
+    assert f"{explorer.spent.total:,} requests" in explorer.spent_label.value
+
+
 def test_without_a_database_the_buckets_are_offered(table: Table) -> None:
     Database("s3aads-second").create()
     Table("t", Database("s3aads-second"), ["x"]).insert(b"1", x="only")

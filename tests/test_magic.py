@@ -328,6 +328,21 @@ def test_explain_shows_the_plan_and_runs_nothing(shell, table, orders, count_req
     assert table.count() == 5
 
 
+def test_a_statement_says_what_it_sent_and_cost(shell: InteractiveShell, capsys) -> None:
+    shell.run_cell("%%s3aads\nSELECT id, data FROM daily WHERE id = 2", store_history=False)
+    shown = capsys.readouterr().out
+    assert "2 requests · 6 B · $0.000005" in shown.splitlines()  # one LIST, one GET of a 6-byte payload
+    shell.run_cell("%%s3aads --quiet\nSELECT id, data FROM daily WHERE id = 2", store_history=False)
+    assert "requests" not in capsys.readouterr().out
+
+
+def test_explain_estimates_the_cost(shell: InteractiveShell) -> None:
+    text = str(run(shell, "%%s3aads --explain\nSELECT data FROM daily WHERE id IN (1, 2, 3)"))
+    assert "LIST: at least 3 requests ($0.000015), one more per further 1,000 keys listed" in text
+    assert "GET: one per row fetched, $0.0004 per 1,000 rows" in text
+    assert "GET: none" in str(run(shell, "%%s3aads --explain\nSELECT id FROM daily"))
+
+
 def test_explain_is_shown_as_text(shell: InteractiveShell, capsys) -> None:
     shell.run_cell("%%s3aads --explain\nSELECT id FROM daily WHERE id = 3", store_history=False)
     shown = capsys.readouterr().out

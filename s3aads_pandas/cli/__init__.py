@@ -62,6 +62,10 @@ def _connection_options(parser: argparse.ArgumentParser, default: Any) -> None:
                         help="the AWS region of the buckets (default: boto3's, such as AWS_DEFAULT_REGION)")
     parser.add_argument("--root", metavar="URL", default=default,
                         help="where databases named without a URL live: memory:// or file:///path (default: S3)")
+    parser.add_argument("--cache", action="store_true", default=flag,
+                        help="keep payloads read from S3 in the user cache folder, and read unchanged ones from it")
+    parser.add_argument("--cache-dir", metavar="DIR", default=default,
+                        help="keep payloads read from S3 in DIR (implies --cache)")
     parser.add_argument("-q", "--quiet", action="store_true", default=flag,
                         help="no progress bar and no summary (progress bars show only on a terminal)")
     parser.add_argument("--usage", action="store_true", default=flag,
@@ -151,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = {name: getattr(args, name) for name in ("endpoint_url", "region", "root")}
+        settings["cache"] = args.cache_dir or args.cache
         if any(settings.values()):
             configure(**{("region_name" if k == "region" else k): v for k, v in settings.items() if v})
         with warnings.catch_warnings(), usage() as used:

@@ -20,6 +20,7 @@ from s3aads_pandas.errors import S3aadsError, extra_required
 from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.notebook.browsing import MODIFIED, SIZE, Browsing, Cancelled, describe_choice, table_label
 from s3aads_pandas.notebook.preview import render
+from s3aads_pandas.storage.usage import Pricing, Usage, counting
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
 
@@ -74,6 +75,9 @@ class Explorer(widgets.VBox):
         self.summary = widgets.HTML()
         self.summary.add_class("s3aads-summary")
         self.status = widgets.HTML()
+        self.spent = Usage(Pricing())  # what this explorer has sent, in all
+        self.spent_label = widgets.HTML(layout=widgets.Layout(margin="0 0 0 12px"))
+        self.spent_label.add_class("s3aads-spent")
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh",
                                              tooltip="list the table again, for rows written since")
@@ -98,7 +102,7 @@ class Explorer(widgets.VBox):
             widgets.HTML(_STYLE + "<h3>s3aads explorer</h3>"),
             *([self.database_picker] if source is None else []),
             self.table_picker, self.filter_box, self.summary,
-            widgets.HBox([self.status, self.refresh_button, self.cancel_button]),
+            widgets.HBox([self.status, self.refresh_button, self.cancel_button, self.spent_label]),
             self.grid, self.preview,
             widgets.HBox([self.decode, self.load_button, self.load_progress]),
             self.loaded, self.code, self.error,
@@ -110,7 +114,8 @@ class Explorer(widgets.VBox):
         self.grid.observe(self._guard(self._on_select), names="selected_rows")
         self.decode.observe(self._guard(lambda _: self._show_code()), names="value")
         self.load_button.on_click(self._guard(lambda _: self.load()))
-        self._guard(lambda _: self._start())(None)
+        with counting(self.spent):
+            self._guard(lambda _: self._start())(None)
 
     @property
     def table(self) -> Table | None:
@@ -264,7 +269,12 @@ class Explorer(widgets.VBox):
         if not change["new"] or self.table is None:
             self.preview.value = ""
             return
-        self.preview.value = render(*self.browsing.payload(change["new"][0]))
+        with counting(self.spent):
+            self.preview.value = render(*self.browsing.payload(change["new"][0]))
+        self._show_spent()
+
+    def _show_spent(self) -> None:
+        self.spent_label.value = f"<small>this session: {html.escape(self.spent.summary())}</small>"
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -312,7 +322,8 @@ class Explorer(widgets.VBox):
 
         def body() -> None:
             try:
-                task()
+                with counting(self.spent):
+                    task()
             except Cancelled:
                 self.status.value = "cancelled"
             except Exception as error:  # shown in the widget: callbacks have nowhere else to go
@@ -320,6 +331,7 @@ class Explorer(widgets.VBox):
             finally:
                 self.cancel_button.disabled = True
                 self.load_progress.layout.visibility = "hidden"
+                self._show_spent()
 
         self._task = threading.Thread(target=body, name="s3aads-explorer", daemon=True)
         self._task.start()

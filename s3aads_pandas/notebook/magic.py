@@ -10,12 +10,14 @@ import pandas as pd
 from s3aads_pandas.config import default_settings
 from s3aads_pandas.errors import MagicError, S3aadsError, extra_required
 from s3aads_pandas.frames.codecs import CODECS
-from s3aads_pandas.notebook.sql import Context, Explanation, execute
+from s3aads_pandas.notebook.sql import Context, Explanation, Text, execute
+from s3aads_pandas.storage.usage import usage
 
 with extra_required("notebook", "the %%s3aads magic"):
     from IPython.core.error import UsageError
     from IPython.core.magic import Magics, line_cell_magic, magics_class
     from IPython.core.magic_arguments import argument, magic_arguments
+    from IPython.display import display
 
 def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str]:
     """The leading options of the magic line, parsed, and the rest of it untouched (the SQL,
@@ -64,6 +66,7 @@ class S3aadsMagics(Magics):
               help=f"how the payload column reads: {', '.join(CODECS)} (default: bytes)")
     @argument("--explain", action="store_true", help="show the plan and send no request")
     @argument("--no-progress", action="store_true", help="no progress bar")
+    @argument("--quiet", action="store_true", help="no line saying what the statement sent and what it cost")
     @argument("--endpoint-url", metavar="URL", help="the S3 endpoint, for this statement")
     @argument("--force", action="store_true", help="let a DELETE without WHERE delete every row")
     def s3aads(self, line: str, cell: str | None = None) -> pd.DataFrame | Explanation:
@@ -75,6 +78,7 @@ class S3aadsMagics(Magics):
         name, or ``db.table`` (``"my-db"."my-table"`` for names with hyphens). Key columns are text;
         ``data`` is the payload, decoded as ``--decode`` says (JSON fields: ``data->>'field'``).
         ``:name`` binds a notebook variable as a value. ``--explain`` shows the plan without running it.
+        After a statement, one line says what it sent and cost (``--quiet`` hides it).
         """
         try:
             options, rest = split_options(line, self.s3aads.parser)
@@ -94,13 +98,16 @@ class S3aadsMagics(Magics):
                 decode=options.decode,
                 explain=options.explain,
             )
-            result = execute(sql, context)
+            with usage() as used:
+                result = execute(sql, context)
         except MagicError:
             raise
         except S3aadsError as error:
             raise MagicError(str(error)) from None
         if options.out and self.shell is not None:
             self.shell.user_ns[options.out] = result
+        if not (options.quiet or options.explain):
+            display(Text(used.summary()))
         return result
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from s3aads_pandas.errors import SqlError, extra_required
 from s3aads_pandas.frames.codecs import CODECS
+from s3aads_pandas.storage.usage import Pricing
 from s3aads_pandas.tables.datastore import Table
 
 with extra_required("notebook", "s3aads SQL"):
@@ -351,5 +352,24 @@ def explain(query: Plan) -> str:
         lines.append(f"  GET: {_FETCHES[source.fetch]}{decoding}")
     for name, frame in query.frames.values():
         lines.append(f"DataFrame: {name} ({len(frame):,} rows, from the notebook)")
-    lines += ["", "DuckDB runs:", f"  {query.sql}"]
+    lines += ["", "DuckDB runs:", f"  {query.sql}", "", *_estimate(query)]
     return "\n".join(lines)
+
+
+def _estimate(query: Plan, pricing: Pricing | None = None) -> list[str]:
+    """What the plan will cost, as far as it can be known before the listing: the LISTs it
+    sends at least, and the price of each row it fetches."""
+    prices = pricing or Pricing()
+    lists = sum(len(source.prefixes) for source in query.sources)
+    per_list, per_get = prices.cost({"ListObjectsV2": 1}), prices.cost({"GetObject": 1})
+    lines = ["Estimated cost (S3 Standard, us-east-1 list prices):",
+             f"  LIST: at least {lists:,} request{'s' if lists != 1 else ''} (${lists * per_list:.6f}), "
+             f"one more per further 1,000 keys listed"]
+    fetching = [source for source in query.sources if source.fetch != "none"]
+    if fetching:
+        cached = any(source.table.database.store.cache is not None for source in fetching)
+        lines.append(f"  GET: one per row fetched, ${per_get * 1000:.4f} per 1,000 rows"
+                     + ("; payloads the cache holds send none" if cached else ""))
+    else:
+        lines.append("  GET: none")
+    return lines

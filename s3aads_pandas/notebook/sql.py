@@ -122,11 +122,15 @@ def _describe_parse_error(error: sqlglot.errors.ParseError) -> str:
     return f"{description}{where}" + (f", near {near!r}" if near else "")
 
 
-class Explanation(str):
-    """A plan in words; shown as text (not as a quoted string) in IPython."""
+class Text(str):
+    """Shown as text in IPython, not as a quoted string."""
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(str(self))
+
+
+class Explanation(Text):
+    """A plan in words."""
 
 
 def execute(sql: str, context: Context) -> pd.DataFrame | Explanation:

@@ -91,7 +91,7 @@ class Usage:
     def summary(self) -> str:
         """One line for people: ``1,002 requests · 1.0 MB · $0.0004 · 998 from cache``."""
         parts = [f"{self.total:,} request{'' if self.total == 1 else 's'}",
-                 _megabytes(self.bytes_sent + self.bytes_received), f"${self.cost:.4f}"]
+                 _readable(self.bytes_sent + self.bytes_received), _dollars(self.cost)]
         if self.cache_hits:
             parts.append(f"{self.cache_hits:,} from cache")
         return " · ".join(parts)
@@ -101,21 +101,34 @@ class Usage:
                 f"{self.cache_hits:,} from cache, ${self.cost:.6f})")
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 100_000 or not size else f"{size / 1e3:.1f} kB"
+def _dollars(cost: float) -> str:
+    """Four decimals, or six for less than a hundredth of a cent: a few requests are not $0.0000."""
+    return f"${cost:.4f}" if cost >= 0.0001 or not cost else f"${cost:.6f}"
+
+
+def _readable(size: int) -> str:
+    """Bytes as people read them: ``512 B``, ``3.4 kB``, ``1.0 MB``."""
+    if size < 1000:
+        return f"{size} B"
+    return f"{size / 1e3:.1f} kB" if size < 100_000 else f"{size / 1e6:.1f} MB"
 
 
 _open: contextvars.ContextVar[tuple[Usage, ...]] = contextvars.ContextVar("s3aads_usage", default=())
 
 
-@contextlib.contextmanager
-def usage(pricing: Pricing | None = None) -> Iterator[Usage]:
+def usage(pricing: Pricing | None = None) -> contextlib.AbstractContextManager[Usage]:
     """Count the requests sent inside the block, from this thread and the threads the package
     starts for it; blocks nest, and each counts what is sent inside it."""
-    counted = Usage(pricing or Pricing())
-    token = _open.set((*_open.get(), counted))
+    return counting(Usage(pricing or Pricing()))
+
+
+@contextlib.contextmanager
+def counting(into: Usage) -> Iterator[Usage]:
+    """Add what is sent inside the block to ``into``, which may go on counting over several
+    blocks (the explorer's total for its session)."""
+    token = _open.set((*_open.get(), into))
     try:
-        yield counted
+        yield into
     finally:
         _open.reset(token)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +79,19 @@ def test_workers_in_other_processes_share_a_file_database(client: Client, tmp_pa
     back = read_s3aads(f"{folder.url}/events").compute().sort_values("id", key=lambda s: s.astype(int),
                                                                       ignore_index=True)
     pd.testing.assert_frame_equal(back, events(), check_dtype=False)
+
+
+def test_workers_read_through_one_cache_folder(client: Client, db: Database, local_s3: LocalS3,
+                                               tmp_path: Path) -> None:
+    table = Table("events", db, ["kind", "id"])
+    events(30).s3aads.write(table, progress=False)
+    cached = Table("events", Database("dask-db", db.settings.replace(cache=str(tmp_path))), ["kind", "id"])
+    first = read_s3aads(cached).compute()
+    before = Counter(local_s3.operations)
+    again = read_s3aads(cached).compute()
+    seen = local_s3.operations - before
+    assert seen["ListObjectsV2"] >= 1 and seen["GetObject"] == 0  # the workers found every payload in the folder
+    assert sorted(again["data"]) == sorted(first["data"]) == sorted(events(30)["data"])
 
 
 def test_a_memory_database_is_refused_on_workers_in_other_processes(client: Client) -> None:

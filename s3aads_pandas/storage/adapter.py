@@ -257,13 +257,18 @@ class ObjectStore:
     def get_listed(self, bucket: str, key: str, etag: str | None) -> bytes | None:
         """The body of the version of the key that a listing named by its ``etag``: from the
         cache when it holds that version, with no request; else one GET."""
-        if self.cache is not None and etag:
-            body = self.cache.get(self.endpoint, bucket, key, etag)
-            if body is not None:
-                usage.received(len(body), cached=True)
-                return body
+        body = self.cached(bucket, key, etag)
+        if body is not None:
+            return body
         found = self.get_with_etag(bucket, key)
         return None if found is None else found[0]
+
+    def cached(self, bucket: str, key: str, etag: str | None) -> bytes | None:
+        """The body of that version of the key, if the cache holds it (no request is sent)."""
+        body = self.cache.get(self.endpoint, bucket, key, etag) if self.cache is not None and etag else None
+        if body is not None:
+            usage.received(len(body), cached=True)
+        return body
 
     def get_with_etag(self, bucket: str, key: str) -> tuple[bytes, str] | None:
         """The body and ETag of an object (one GET), or None when missing."""

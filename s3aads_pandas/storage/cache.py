@@ -4,10 +4,10 @@ A listing names each object's current ETag, so a payload filed under that ETag i
 current body: a changed object has a new ETag, and so is a miss by construction. Nothing is
 stale and nothing needs expiring; the folder is only bounded, least recently used first.
 
-Entries are written to a temporary file and renamed into place, so a reader sees a whole entry
-or none, and several processes (Dask workers, two kernels) can share one folder. Each entry
-carries a SHA-256 of its payload, checked on every read: a damaged or truncated entry is
-dropped and the payload fetched again, never served.
+A key's entry is one file: its ETag, a SHA-256 of the two, and the payload. It is written to a
+temporary file and renamed into place, so a reader sees a whole entry or none, and several
+processes (Dask workers, two kernels) can share one folder. The checksum is checked on every
+read: a damaged or truncated entry is dropped and the payload fetched again, never served.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import contextlib
 import hashlib
 import logging
 import os
-import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 #: What a cache folder holds at most, by default: 1 GiB.
 DEFAULT_MAX_BYTES = 1 << 30
 #: The first bytes of every entry; a folder of another layout is never read as this one.
-_MAGIC = b"s3aads-cache-1\n"
+_MAGIC = b"s3aads-cache-2\n"
 _DIGEST = hashlib.sha256().digest_size
 #: The share of the bound a process may add before it counts the folder again: other processes
 #: add too, so the folder can exceed its bound by this share for each process that writes to it.
@@ -45,9 +45,10 @@ class Cached(NamedTuple):
 class PayloadCache:
     """Payloads by (where, bucket, key, ETag) in ``folder``, at most ``max_bytes`` of them.
 
-    ``where`` names the S3 endpoint, so that two endpoints' buckets of one name never meet. For
-    each key, the ETag stored last is also kept: :meth:`latest` is what a conditional GET
-    (If-None-Match) asks S3 about when no listing says which version is current.
+    ``where`` names the S3 endpoint, so that two endpoints' buckets of one name never meet. One
+    file holds the version of a key stored last, with its ETag: another version is a miss, and
+    :meth:`latest` is what a conditional GET (If-None-Match) asks S3 about when no listing says
+    which version is current.
     """
 
     def __init__(self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -56,6 +57,7 @@ class PayloadCache:
         self._lock = threading.Lock()
         self._added = 0  # bytes this process added since it last counted the folder
         self._counted: int | None = None  # the folder's size when it was last counted
+        self._made: set[str] = set()  # the subfolders this process knows exist
 
     def __repr__(self) -> str:
         return f"PayloadCache({str(self.folder)!r}, max_bytes={self.max_bytes:,})"
@@ -64,54 +66,54 @@ class PayloadCache:
 
     def get(self, where: str, bucket: str, key: str, etag: str) -> bytes | None:
         """The payload of that version of the key, or None (never a damaged one)."""
-        path = self._entry(where, bucket, key, etag)
+        held = self.latest(where, bucket, key)
+        return held.body if held is not None and held.etag.strip('"') == etag.strip('"') else None
+
+    def latest(self, where: str, bucket: str, key: str) -> Cached | None:
+        """The version of the key stored last, with its ETag, if it is whole."""
+        path = self._file(where, bucket, key)
         try:
-            content = path.read_bytes()
+            with open(path, "rb") as file:
+                content = file.read()
         except OSError:
             return None
-        body = _payload(content)
-        if body is None:
+        held = _entry(content)
+        if held is None:
             logger.warning("a damaged cache entry was dropped and its payload will be fetched again: %s", path)
             _remove(path)
             return None
         _touch(path)  # recently used: trimmed last
-        return body
-
-    def latest(self, where: str, bucket: str, key: str) -> Cached | None:
-        """The version of the key stored last, if its payload is still held."""
-        try:
-            etag = self._pointer(where, bucket, key).read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
-        body = self.get(where, bucket, key, etag)
-        return None if body is None else Cached(body, etag)
+        return held
 
     # -- writing -------------------------------------------------------------------------------
 
     def put(self, where: str, bucket: str, key: str, etag: str, body: bytes) -> None:
-        """File ``body`` under its ETag, and note that ETag as the key's latest. A cache that
-        cannot be written (a full disk, no permission) is logged, never the caller's failure."""
+        """Keep ``body`` as the key's version ``etag``. A cache that cannot be written (a full
+        disk, no permission) is logged, never the caller's failure."""
         if not etag:
             return
-        content = _MAGIC + hashlib.sha256(body).digest() + body
+        tag = etag.encode("utf-8")
+        content = b"".join((_MAGIC, len(tag).to_bytes(2, "big"), tag, _digest(tag, body), body))
         try:
-            self._write(self._entry(where, bucket, key, etag), content)
-            self._write(self._pointer(where, bucket, key), etag.encode("utf-8"))
+            self._write(self._file(where, bucket, key), content)
         except OSError as error:
             logger.warning("the payload cache in %s could not be written: %s", self.folder, error)
             return
-        self._grew(len(content) + len(etag))
+        self._grew(len(content))
 
-    def _write(self, path: Path, content: bytes) -> None:
+    def _write(self, path: str, content: bytes) -> None:
         """Write atomically: a temporary file in the entry's folder, renamed over the entry."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        parent = os.path.dirname(path)
+        if parent not in self._made:
+            os.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
+        temporary = f"{parent}/.partial-{uuid.uuid4().hex}"
         try:
-            with os.fdopen(handle, "wb") as file:
+            with open(temporary, "xb") as file:
                 file.write(content)
             os.replace(temporary, path)
         except BaseException:
-            _remove(Path(temporary))
+            _remove(temporary)
             raise
 
     # -- bounding ------------------------------------------------------------------------------
@@ -132,12 +134,12 @@ class PayloadCache:
         """Count the folder; when it holds more than the bound, remove the least recently used
         files until it holds :data:`_TRIM_TO` of it (under the lock)."""
         files = []
-        for path in self.folder.glob("*/*"):
+        for found in self.folder.glob("*/*"):
             try:
-                status = path.stat()
+                status = found.stat()
             except OSError:  # removed meanwhile, by another process
                 continue
-            files.append((status.st_mtime, status.st_size, path))
+            files.append((status.st_mtime, status.st_size, str(found)))
         total = sum(size for _, size, _ in files)
         if total > self.max_bytes:
             files.sort()
@@ -150,36 +152,37 @@ class PayloadCache:
             logger.debug("the payload cache in %s was trimmed to %d bytes", self.folder, total)
         self._counted, self._added = total, 0
 
-    # -- where entries are ---------------------------------------------------------------------
-
-    def _entry(self, where: str, bucket: str, key: str, etag: str) -> Path:
-        return self._path("entry", where, bucket, key, etag.strip('"'))
-
-    def _pointer(self, where: str, bucket: str, key: str) -> Path:
-        return self._path("latest", where, bucket, key)
-
-    def _path(self, *parts: str) -> Path:
-        """A file named by the hash of ``parts``: any key is a valid, short file name."""
-        name = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-        return self.folder / name[:2] / name[2:]
+    def _file(self, where: str, bucket: str, key: str) -> str:
+        """The entry's file, named by a hash: any key is a valid, short file name."""
+        name = hashlib.sha256(f"{where}\0{bucket}\0{key}".encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.folder}/{name[:2]}/{name[2:]}"
 
 
-def _payload(content: bytes) -> bytes | None:
-    """The payload of an entry's content, if its checksum holds."""
-    if not content.startswith(_MAGIC) or len(content) < len(_MAGIC) + _DIGEST:
+def _digest(tag: bytes, body: bytes) -> bytes:
+    return hashlib.sha256(len(tag).to_bytes(2, "big") + tag + body).digest()
+
+
+def _entry(content: bytes) -> Cached | None:
+    """The payload and ETag an entry holds, if its checksum holds."""
+    start = len(_MAGIC) + 2
+    if not content.startswith(_MAGIC) or len(content) < start:
         return None
-    digest, body = content[len(_MAGIC):len(_MAGIC) + _DIGEST], content[len(_MAGIC) + _DIGEST:]
-    return body if hashlib.sha256(body).digest() == digest else None
+    length = int.from_bytes(content[start - 2:start], "big")
+    tag, digest = content[start:start + length], content[start + length:start + length + _DIGEST]
+    body = content[start + length + _DIGEST:]
+    if len(digest) < _DIGEST or _digest(tag, body) != digest:
+        return None
+    return Cached(body, tag.decode("utf-8", "replace"))
 
 
-def _touch(path: Path) -> None:
+def _touch(path: str) -> None:
     with contextlib.suppress(OSError):  # trimmed meanwhile, by another process
         os.utime(path)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: str) -> None:
     with contextlib.suppress(OSError):  # removed meanwhile, by another process
-        path.unlink()
+        os.unlink(path)
 
 
 _opened: dict[tuple[Path, int], PayloadCache] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from s3aads_pandas.errors import S3RequestError
+from s3aads_pandas.errors import S3RequestError, failure_reason
 from s3aads_pandas.tables.datastore import Database
 from s3aads_pandas.tables.executor import BatchResult, run_each
 
@@ -28,24 +28,38 @@ def get_objects(
 ) -> BatchResult[V | None]:
     """GET every key and ``transform`` its body, in parallel; a key that fails is reported.
 
-    ``etags`` are the versions a listing named, which the cache may hold (then no GET is sent).
-    A missing key gives None with ``missing_ok``, else it is a failure (it was listed, so it
-    was deleted meanwhile).
+    ``etags`` are the versions a listing named: those the cache holds are read from it in this
+    thread, with no request (handing them to the pool would cost more than reading them), and
+    only the others are fetched. A missing key gives None with ``missing_ok``, else it is a
+    failure (it was listed, so it was deleted meanwhile).
     """
     store, workers = _workers(database, max_workers)
+    results: list[V | None] = [None] * len(keys)
+    failures: dict[str, str] = {}
+    missing = []
+    for index, (key, etag) in enumerate(zip(keys, etags or [None] * len(keys), strict=True)):
+        body = store.cached(database.name, key, etag)
+        if body is None:
+            missing.append(index)
+            continue
+        try:
+            results[index] = transform(body)
+        except Exception as error:  # one row's failure is reported, not raised
+            failures[key] = failure_reason(error)
 
-    def fetch(item: tuple[str, str | None]) -> V | None:
-        key, etag = item
-        body = store.get(database.name, key) if etag is None else store.get_listed(database.name, key, etag)
+    def fetch(index: int) -> V | None:
+        body = store.get(database.name, keys[index])
         if body is None:
             if missing_ok:
                 return None
             raise S3RequestError("NoSuchKey: the object was deleted after it was listed", code="NoSuchKey")
         return transform(body)
 
-    items = list(zip(keys, etags or [None] * len(keys), strict=True))
-    return run_each(fetch, items, label=lambda item: item[0], max_workers=workers, progress=progress,
-                    desc="s3aads read")
+    fetched = run_each(fetch, missing, label=lambda index: keys[index], max_workers=workers, progress=progress,
+                       desc="s3aads read")
+    for index, result in zip(missing, fetched.results, strict=True):
+        results[index] = result
+    return BatchResult(results, failures | fetched.failures)
 
 
 def put_objects(

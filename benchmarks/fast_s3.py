@@ -1,0 +1,162 @@
+"""An in-memory S3 endpoint that costs microseconds a request, with a fixed latency added.
+
+moto spends milliseconds of CPU a request, and rescans a bucket for every LIST, so against it a
+benchmark measures moto. This endpoint answers the requests a read and a write send (HeadBucket,
+CreateBucket, ListObjectsV2, GetObject with If-None-Match, HeadObject, PutObject with
+If-None-Match and If-Match, DeleteObject) from a sorted list of keys, so that what is measured
+is the client, and the latency it pays. It checks no signature and is for benchmarks only.
+
+Run as ``python benchmarks/fast_s3.py --port 5555 --latency 0.05 --seed BUCKET PREFIX ROWS SIZE``;
+``GET /_requests`` answers the number of S3 requests served so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import hashlib
+import logging
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable
+from email.utils import formatdate
+from typing import Any
+from xml.sax.saxutils import escape
+
+import waitress
+
+COUNT_PATH = "/_requests"
+
+
+class Bucket:
+    def __init__(self) -> None:
+        self.keys: list[str] = []  # sorted
+        self.objects: dict[str, tuple[bytes, str, float]] = {}  # key -> (body, ETag, modified)
+
+    def put(self, key: str, body: bytes) -> str:
+        etag = f'"{hashlib.md5(body).hexdigest()}"'
+        if key not in self.objects:
+            bisect.insort(self.keys, key)
+        self.objects[key] = (body, etag, time.time())
+        return etag
+
+    def delete(self, key: str) -> None:
+        if self.objects.pop(key, None) is not None:
+            self.keys.pop(bisect.bisect_left(self.keys, key))
+
+
+class FastS3:
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.buckets: dict[str, Bucket] = {}
+        self.served = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == COUNT_PATH:
+            return _answer(start_response, "200 OK", str(self.served).encode())
+        with self.lock:
+            self.served += 1
+        time.sleep(self.latency)
+        method = environ["REQUEST_METHOD"]
+        name, _, key = path.encode("latin-1").decode("utf-8").lstrip("/").partition("/")
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        with self.lock:
+            bucket = self.buckets.get(name)
+            if method == "PUT" and not key:
+                self.buckets.setdefault(name, Bucket())
+                return _answer(start_response, "200 OK")
+            if bucket is None:
+                return _error(start_response, "404 Not Found", "NoSuchBucket", method)
+            if not key:
+                if method == "HEAD":
+                    return _answer(start_response, "200 OK", headers=[("x-amz-bucket-region", "us-east-1")])
+                return _list(start_response, name, bucket, query)
+            return self._object(environ, start_response, method, bucket, key)
+
+    def _object(self, environ: dict[str, Any], start_response: Callable[..., Any], method: str, bucket: Bucket,
+                key: str) -> Iterable[bytes]:
+        stored = bucket.objects.get(key)
+        if method == "PUT":
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            if_none, if_match = environ.get("HTTP_IF_NONE_MATCH"), environ.get("HTTP_IF_MATCH")
+            if (if_none == "*" and stored) or (if_match and (not stored or stored[1] != if_match)):
+                status = "404 Not Found" if if_match and not stored else "412 Precondition Failed"
+                return _error(start_response, status, "PreconditionFailed", method)
+            etag = bucket.put(key, body)
+            return _answer(start_response, "200 OK", headers=[("ETag", etag)])
+        if method == "DELETE":
+            bucket.delete(key)
+            return _answer(start_response, "204 No Content")
+        if stored is None:
+            return _error(start_response, "404 Not Found", "NoSuchKey", method)
+        body, etag, modified = stored
+        headers = [("ETag", etag), ("Last-Modified", formatdate(modified, usegmt=True)),
+                   ("Content-Type", "application/octet-stream")]
+        if environ.get("HTTP_IF_NONE_MATCH") == etag:
+            return _answer(start_response, "304 Not Modified", headers=headers)
+        if method == "HEAD":
+            return _answer(start_response, "200 OK", headers=[*headers, ("Content-Length", str(len(body)))],
+                           length=False)
+        return _answer(start_response, "200 OK", body, headers)
+
+
+def _list(start_response: Callable[..., Any], name: str, bucket: Bucket,
+          query: dict[str, list[str]]) -> Iterable[bytes]:
+    prefix = query.get("prefix", [""])[0]
+    after = query.get("continuation-token", query.get("start-after", [""]))[0]
+    limit = min(int(query.get("max-keys", ["1000"])[0]), 1000)
+    start = bisect.bisect_right(bucket.keys, after) if after else bisect.bisect_left(bucket.keys, prefix)
+    chosen = []
+    for key in bucket.keys[start:]:
+        if not key.startswith(prefix) or len(chosen) > limit:
+            break
+        chosen.append(key)
+    truncated = len(chosen) > limit
+    chosen = chosen[:limit]
+    contents = "".join(
+        f"<Contents><Key>{escape(key)}</Key><LastModified>"
+        f"{time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime(bucket.objects[key][2]))}</LastModified>"
+        f"<ETag>{escape(bucket.objects[key][1])}</ETag><Size>{len(bucket.objects[key][0])}</Size>"
+        f"<StorageClass>STANDARD</StorageClass></Contents>" for key in chosen)
+    token = f"<NextContinuationToken>{escape(chosen[-1])}</NextContinuationToken>" if truncated else ""
+    body = (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>{escape(name)}</Name>'
+            f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(chosen)}</KeyCount><MaxKeys>{limit}</MaxKeys>"
+            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{contents}{token}</ListBucketResult>")
+    return _answer(start_response, "200 OK", body.encode(), [("Content-Type", "application/xml")])
+
+
+def _answer(start_response: Callable[..., Any], status: str, body: bytes = b"",
+            headers: list[tuple[str, str]] | None = None, *, length: bool = True) -> list[bytes]:
+    start_response(status, [*(headers or []), *([("Content-Length", str(len(body)))] if length else [])])
+    return [body]
+
+
+def _error(start_response: Callable[..., Any], status: str, code: str, method: str) -> list[bytes]:
+    body = b"" if method == "HEAD" else f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+    return _answer(start_response, status, body, [("Content-Type", "application/xml")])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds added per request")
+    parser.add_argument("--threads", type=int, default=128, help="requests served at once")
+    parser.add_argument("--seed", nargs=4, metavar=("BUCKET", "PREFIX", "ROWS", "SIZE"),
+                        help="create BUCKET holding PREFIX0..PREFIX<ROWS-1>, each SIZE bytes")
+    args = parser.parse_args()
+    app = FastS3(args.latency)
+    if args.seed:
+        name, prefix, rows, size = args.seed
+        bucket = app.buckets.setdefault(name, Bucket())
+        for row in range(int(rows)):
+            bucket.put(f"{prefix}{row}", ((b"%d " % row) * int(size))[: int(size)])
+    logging.getLogger("waitress").setLevel(logging.ERROR)
+    waitress.serve(app, host="127.0.0.1", port=args.port, threads=args.threads, connection_limit=1000,
+                   channel_timeout=120, _quiet=True)
+
+
+if __name__ == "__main__":
+    main()

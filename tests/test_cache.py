@@ -59,8 +59,11 @@ def test_a_repeated_read_sends_only_its_listing(server: LocalS3, request: pytest
     transport = request.node.transport
     seeded(server, transport)
     table = reader(server, transport, tmp_path)
-    first = pd.read_s3aads(table, progress=False)
-    assert first.attrs["s3aads_usage"]["requests"]["GetObject"] == ROWS
+    before = Counter(server.operations)
+    with usage() as used:
+        first = pd.read_s3aads(table, progress=False)
+    assert used.requests["GetObject"] == ROWS and used.bytes_received == sum(map(len, first["data"]))
+    assert dict(used.requests) == sent(server, before)  # operation by operation, the region's HeadBucket too
 
     before = Counter(server.operations)
     with usage() as used:
@@ -151,6 +154,25 @@ def test_what_a_database_writes_it_reads_back_from_the_cache(server: LocalS3, re
     back = pd.read_s3aads(table, progress=False, dtype={"id": int}).sort_values("id")
     assert sent(server, before) == {"ListObjectsV2": 1}
     assert back["data"].tolist() == [b"x" * (i + 1) for i in range(20)] + [b"one more"]
+
+
+def test_dataset_reads_and_fetch_use_the_cache(local_s3: LocalS3, tmp_path: Path) -> None:
+    local_s3.reset()
+    database = Database("cached", settings(local_s3, cache=str(tmp_path)))
+    database.create()
+    sales = pd.DataFrame({"region": ["eu", "eu", "us"], "amount": [1.0, 2.0, 3.0]})
+    sales.s3aads.write(Table("sales", database, ["region"]), partition_by=["region"], format="parquet")
+    before = Counter(local_s3.operations)
+    back = pd.read_s3aads(Table("sales", database, ["region"]), format="parquet", progress=False)
+    assert sent(local_s3, before) == {"ListObjectsV2": 1}  # the two objects it wrote, from the cache
+    assert sorted(back["amount"]) == [1.0, 2.0, 3.0]
+
+    keys = pd.DataFrame({"region": ["eu", "us"]})
+    before = Counter(local_s3.answered)
+    fetched = keys.s3aads.fetch(Table("sales", database, ["region"]))
+    assert dict(local_s3.answered - before) == {"GET 304": 2}  # no listing: each row asks S3 if it changed
+    uncached = keys.s3aads.fetch(Table("sales", Database("cached", settings(local_s3)), ["region"]))
+    assert fetched["data"].tolist() == uncached["data"].tolist()
 
 
 def _read_in_a_process(endpoint_settings: ConnectionSettings, folder: str) -> int:

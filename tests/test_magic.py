@@ -336,6 +336,22 @@ def test_a_statement_says_what_it_sent_and_cost(shell: InteractiveShell, capsys)
     assert "requests" not in capsys.readouterr().out
 
 
+@pytest.mark.s3_only
+def test_a_statement_run_again_reads_unchanged_payloads_from_the_cache(shell: InteractiveShell, table: Table,
+                                                                       count_requests, tmp_path) -> None:
+    cached = Database(table.database.name, table.database.settings.replace(cache=str(tmp_path)))
+    shell.user_ns["cached"] = Table(table.name, cached, table.columns)
+    statements = ["%%s3aads --quiet\nSELECT id, data FROM cached",  # payloads of the result's rows, then of every row:
+                  "%%s3aads --quiet --decode str\nSELECT count(*) AS n FROM cached WHERE data LIKE '%2020%'"]
+    first = [run(shell, statement) for statement in statements]
+    counter = count_requests(cached)
+    again = [run(shell, statement) for statement in statements]
+    assert dict(counter.operations) == {"ListObjectsV2": 2}  # each statement's listing, and no GET
+    for before, after in zip(first, again, strict=True):
+        pd.testing.assert_frame_equal(before, after)
+    assert again[1]["n"].tolist() == [2]
+
+
 def test_explain_estimates_the_cost(shell: InteractiveShell) -> None:
     text = str(run(shell, "%%s3aads --explain\nSELECT data FROM daily WHERE id IN (1, 2, 3)"))
     assert "LIST: at least 3 requests ($0.000015), one more per further 1,000 keys listed" in text

@@ -112,12 +112,19 @@ class S3aadsAccessor:
         max_workers: int | None = None,
         progress: bool | None = None,
         errors: Errors = "raise",
+        etags: Sequence[str | None] | None = None,
     ) -> pd.DataFrame:
-        """A copy of the DataFrame with each row's payload in column ``data`` (None if missing)."""
+        """A copy of the DataFrame with each row's payload in column ``data`` (None if missing).
+
+        ``etags``, one per row, are the versions a listing named (``Row.etag``): those the
+        payload cache holds are read from it with no request; the others are fetched.
+        """
         check_errors(errors)
         source = resolve_table(table)
         keys = self._keys(source.codec)
-        result = get_objects(source.database, keys, decoder(decode), missing_ok=True,
+        if etags is not None and len(etags) != len(keys):
+            raise InvalidArgumentError(f"etags gives {len(etags)} ETags for {len(keys)} rows: give one per row")
+        result = get_objects(source.database, keys, decoder(decode), missing_ok=True, etags=etags,
                              max_workers=max_workers, progress=progress)
         report_failures("fetch", result.failures, len(keys), errors)
         frame = self._frame.copy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -10,9 +11,11 @@ import pandas as pd
 
 from s3aads_pandas.errors import SqlError, extra_required
 from s3aads_pandas.frames.codecs import CODECS
-from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.frames.read import read_rows
 from s3aads_pandas.notebook.query import Plan, Source
+from s3aads_pandas.progress import counted
 from s3aads_pandas.storage.adapter import PAGE_SIZE
+from s3aads_pandas.tables.rows import Row
 
 with extra_required("notebook", "s3aads SQL"):
     import duckdb
@@ -25,9 +28,10 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
     registered: dict[str, pd.DataFrame] = {}
     with duckdb.connect() as connection:
         connection.execute("SET python_enable_replacements = false")  # only what is registered, no local variable
+        listed: dict[str, list[Row]] = {}
         for source in query.sources:
-            keys = _list(source, connection, progress)
-            registered[source.view] = _with_payloads(source, keys, query.decode, progress)
+            keys, listed[source.view] = _list(source, connection, progress)
+            registered[source.view] = _with_payloads(source, keys, listed[source.view], query.decode, progress)
             _register(connection, source, registered[source.view], query.decode)
         for view, (_, frame) in query.frames.items():
             connection.register(view, frame)
@@ -41,7 +45,8 @@ def run(query: Plan, *, progress: bool | None = None) -> pd.DataFrame:
     result = _python_values(result, types)
     if query.payload_columns:
         (source,) = query.sources
-        result = _fill_payloads(result, query.payload_columns, source, registered[source.view], query.decode, progress)
+        result = _fill_payloads(result, query.payload_columns, source, registered[source.view], listed[source.view],
+                                query.decode, progress)
     return result
 
 
@@ -71,17 +76,22 @@ def _placeholder(source: Source, decode: str) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def _list(source: Source, connection: Any, progress: bool | None) -> pd.DataFrame:
-    """The key frame of a source's listing; with ``stop_after``, only as many pages as needed."""
-    table, filters = source.table, source.filters
-    if source.stop_after is None:
-        return read_s3aads(table, data=False, filters=filters, progress=progress)
-    if source.where is None:
-        return read_s3aads(table, data=False, filters=filters, nrows=max(source.stop_after, 1), progress=progress)
+def _list(source: Source, connection: Any, progress: bool | None) -> tuple[pd.DataFrame, list[Row]]:
+    """The key frame of a source's listing, and the rows listed (their ETags say which version
+    each payload fetch is of); with ``stop_after``, only as many pages as needed."""
+    table = source.table
+    listing = counted(table.iter_rows(**source.filters), progress, "s3aads list")
+    if source.stop_after is None or source.where is None:
+        rows = list(itertools.islice(listing, None if source.stop_after is None else max(source.stop_after, 1)))
+        if not table.database.lists_in_key_order:
+            rows = table.database.in_key_order(rows)
+        return read_rows(table, rows, data=False), rows
     counting = exp.select("count(*)").from_(_aliased("page", source.name)).where(source.where)
-    pages, found = [], 0
-    for page in read_s3aads(table, data=False, filters=filters, chunksize=PAGE_SIZE, progress=progress):
+    pages, rows, found = [], [], 0
+    while batch := list(itertools.islice(listing, PAGE_SIZE)):
+        page = read_rows(table, batch, data=False)
         pages.append(page)
+        rows += batch
         connection.register("page", page)
         try:
             found += connection.sql(counting.sql(dialect="duckdb")).fetchall()[0][0]
@@ -89,7 +99,7 @@ def _list(source: Source, connection: Any, progress: bool | None) -> pd.DataFram
             raise _sql_error(error, [source]) from None
         if found >= source.stop_after:
             break
-    return pd.concat(pages, ignore_index=True)  # chunks give at least one frame
+    return (pd.concat(pages, ignore_index=True) if pages else read_rows(table, [], data=False)), rows
 
 
 _UNKNOWN_COLUMN = re.compile(r'Referenced column "(.+?)" not found')
@@ -138,10 +148,11 @@ def _aliased(view: str, name: str) -> exp.Table:
     return exp.Table(this=exp.to_identifier(view), alias=exp.TableAlias(this=exp.to_identifier(name, quoted=True)))
 
 
-def _with_payloads(source: Source, keys: pd.DataFrame, decode: str, progress: bool | None) -> pd.DataFrame:
+def _with_payloads(source: Source, keys: pd.DataFrame, rows: list[Row], decode: str,
+                   progress: bool | None) -> pd.DataFrame:
     if source.fetch == "listed":  # a codec with an SQL type is parsed by DuckDB, from text
         handed = "str" if CODECS[decode].sql_type else decode
-        return keys.s3aads.fetch(source.table, decode=handed, progress=progress)
+        return keys.s3aads.fetch(source.table, decode=handed, progress=progress, etags=[row.etag for row in rows])
     if source.fetch == "result":  # row numbers stand in for payloads until the result is known
         return keys.assign(data=pd.Series(range(len(keys)), dtype="int64"))
     return keys
@@ -174,11 +185,12 @@ def _python_values(result: pd.DataFrame, types: list[str]) -> pd.DataFrame:
 
 
 def _fill_payloads(result: pd.DataFrame, positions: list[int], source: Source, keys: pd.DataFrame,
-                   decode: str, progress: bool | None) -> pd.DataFrame:
+                   listed: list[Row], decode: str, progress: bool | None) -> pd.DataFrame:
     """Row numbers in the payload columns replaced by the payloads of those rows, fetched once
     (the fetch replaces the row numbers ``keys`` holds in its ``data`` column)."""
     rows = sorted({int(n) for p in positions for n in result.iloc[:, p]})
-    fetched = keys.iloc[rows].s3aads.fetch(source.table, decode=decode, progress=progress)
+    fetched = keys.iloc[rows].s3aads.fetch(source.table, decode=decode, progress=progress,
+                                           etags=[listed[n].etag for n in rows])
     payloads = dict(zip(rows, fetched["data"], strict=True))
     for position in positions:
         column = result.iloc[:, position]

@@ -69,6 +69,32 @@ def test_a_cancelled_listing_stops_at_the_next_row(events: Table) -> None:
     assert seen == [1, 2, 3]
 
 
+def test_load_reads_the_rows_in_hand_and_lists_nothing_again(events: Table, count_requests) -> None:
+    browsing = Browsing(events)
+    chosen = {"year": ["2021"]}
+    listed(browsing, chosen)
+    assert browsing.complete and browsing.listed_for == chosen
+    counter = count_requests(events.database)
+    frame = browsing.load(chosen, "bytes", cancelled=lambda: False, on_chunk=lambda size: None)
+    assert dict(counter.operations) == {"GetObject": 6}  # the six rows' payloads, and no LIST
+    assert sorted(frame["id"]) == ["0", "0", "1", "1", "2", "2"] and set(frame["year"]) == {"2021"}
+    counter.reset()
+    other = browsing.load({"kind": ["buy"]}, "bytes", cancelled=lambda: False, on_chunk=lambda size: None)
+    assert counter.operations["ListObjectsV2"] >= 1 and len(other) == 6  # another choice is listed
+
+
+def test_a_cancelled_listing_leaves_its_part_in_hand_and_offers_its_values(events: Table) -> None:
+    browsing = Browsing(events)
+    choices: dict[str, list[str]] = {}
+    with pytest.raises(Cancelled):
+        browsing.list_rows({}, cancelled=lambda: len(browsing.rows) >= 4, on_choices=choices.__setitem__,
+                           on_progress=lambda rows: None)
+    assert not browsing.complete and len(browsing.rows) == 4
+    assert choices["year"] == ["2020", "2021"] and choices["id"] == ["0", "1", "2"]  # what the part holds
+    frame = browsing.load({}, "str", cancelled=lambda: False, on_chunk=lambda size: None)
+    assert frame["data"].tolist() == ["('buy', 2020, 0)", "('buy', 2020, 1)", "('buy', 2020, 2)", "('buy', 2021, 0)"]
+
+
 def test_nothing_chosen_is_said_before_any_request(events: Table) -> None:
     empty = Browsing()
     with pytest.raises(S3aadsError, match="choose a table first"):

@@ -256,8 +256,16 @@ def test_cancel_stops_a_long_listing(table: Table, monkeypatch: pytest.MonkeyPat
     explorer.cancel_button.click()
     explorer.wait(timeout=60)
     assert stopped.wait(60)  # the listing was closed, not left running
-    assert explorer.status.value == "cancelled" and explorer.cancel_button.disabled
-    assert len(explorer.rows) >= 49
+    assert explorer.cancel_button.disabled
+    count = len(explorer.rows)
+    assert count >= 49 and len(explorer.grid.df) == count  # the grid holds what was listed, all of it
+    assert explorer.status.value == (f"listing stopped after {count:,} matching rows: the grid holds them, "
+                                     "and Load reads these only; Refresh lists them all")
+    assert not explorer.load_button.disabled
+    explorer.load()  # reads the rows in hand, with no new listing (which would never end)
+    explorer.wait(timeout=60)
+    assert explorer.df is not None and len(explorer.df) == count
+    assert explorer.status.value == f"loaded {count:,} rows into <code>explorer.df</code>"
 
 
 def test_copy_as_code_uses_filters_for_columns_named_like_parameters(db: Database) -> None:

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import html
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 
 from s3aads_pandas.config import default_settings
 from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError
-from s3aads_pandas.frames.read import read_s3aads
+from s3aads_pandas.frames.read import read_rows, read_s3aads
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
 
 SIZE, MODIFIED = "size (bytes)", "last modified (UTC)"
+#: Rows a load reads at a time: the progress bar moves, and Cancel stops it, between chunks.
+LOAD_CHUNK = 200
 #: Chosen values per column; a column with none chosen takes any value.
 Chosen = dict[str, list[str]]
 
@@ -29,7 +31,13 @@ class Cancelled(Exception):
 
 class Browsing:
     """The database, the table and the listed rows; every method that lists or loads takes
-    ``cancelled`` (checked at each row or chunk) and callbacks that say how far it got."""
+    ``cancelled`` (checked at each row or chunk) and callbacks that say how far it got.
+
+    The rows in hand are one selection that the grid, the status line and Load all read:
+    ``listed_for`` is the choice they were listed for, and ``complete`` says whether the listing
+    ended (False after a cancel or a failure: the rows are then the part listed so far). Load
+    of that choice reads those rows, and lists nothing again.
+    """
 
     def __init__(self, source: Table | Database | str | None = None, *, root: str | None = None) -> None:
         self.table: Table | None = source if isinstance(source, Table) else None
@@ -38,6 +46,8 @@ class Browsing:
         #: How databases picked by name are reached: the settings now, in ``root`` when given.
         self.settings = default_settings() if root is None else default_settings().replace(root=root)
         self.rows: list[Row] = []
+        self.listed_for: Chosen | None = None
+        self.complete = False
 
     # -- databases and tables ---------------------------------------------------------------------
 
@@ -46,13 +56,18 @@ class Browsing:
         return sorted(Database.list_databases(self.settings))
 
     def open_database(self, name: str) -> None:
-        self.database, self.table, self.rows = Database(name, self.settings), None, []
+        self.database, self.table = Database(name, self.settings), None
+        self._forget_rows()
+
+    def _forget_rows(self) -> None:
+        self.rows, self.listed_for, self.complete = [], None, False
 
     def table_choices(self) -> list[tuple[str, str]]:
         """``(label, name)`` of the database's tables; the label names the columns."""
         if self.database is None:
             return []
-        self.table, self.rows = None, []
+        self.table = None
+        self._forget_rows()
         return [(table_label(name, self.database.recorded_columns(name)), name) for name in self.database.tables]
 
     def open_table(self, table: Table | str) -> Table:
@@ -65,7 +80,8 @@ class Browsing:
             table = found
         if not table.columns:
             raise ColumnsNotSetError(f"table {table.name!r} has no columns to explore")
-        self.table, self.rows = table, []
+        self.table = table
+        self._forget_rows()
         return table
 
     def _open(self) -> Table:
@@ -82,7 +98,8 @@ class Browsing:
 
         Leading chosen columns narrow the listing (and offer all their values, through Delimiter
         listings); the other choices are applied to it, and those columns offer the values it
-        holds. ``on_progress`` gets the rows so far after each matching row.
+        holds (so far, when the listing is cancelled or fails). ``on_progress`` gets the rows so
+        far after each matching row.
         """
         table = self._open()
         columns = table.columns
@@ -94,18 +111,21 @@ class Browsing:
             on_choices(columns[position], [v[0] for v in table.distinct([columns[position]], **before)])
         seen: list[set[str]] = [set() for _ in columns]
         rows: list[Row] = []
-        self.rows = rows
-        for row in table.iter_rows(**narrowing):
-            if cancelled():
-                raise Cancelled
-            values = list(table.codec.decode(row.segments).values())
+        self.rows, self.listed_for, self.complete = rows, dict(chosen), False
+        try:
+            for row in table.iter_rows(**narrowing):
+                if cancelled():
+                    raise Cancelled
+                values = list(table.codec.decode(row.segments).values())
+                for position in range(leading, len(columns)):
+                    seen[position].add(values[position])
+                if all(values[p] in wanted for p, wanted in applied.items()):
+                    rows.append(row)
+                    on_progress(rows)
+            self.complete = True
+        finally:
             for position in range(leading, len(columns)):
-                seen[position].add(values[position])
-            if all(values[p] in wanted for p, wanted in applied.items()):
-                rows.append(row)
-                on_progress(rows)
-        for position in range(leading, len(columns)):
-            on_choices(columns[position], sorted(seen[position]))
+                on_choices(columns[position], sorted(seen[position]))
         return rows
 
     def grid_frame(self, rows: list[Row]) -> pd.DataFrame:
@@ -130,9 +150,19 @@ class Browsing:
 
     def load(self, chosen: Chosen, decode: str, *, cancelled: Callable[[], bool],
              on_chunk: Callable[[int], None]) -> pd.DataFrame:
-        """The chosen rows with their payloads, read in chunks of 200 (``on_chunk`` gets each size)."""
+        """The chosen rows with their payloads, read in chunks of 200 (``on_chunk`` gets each
+        size): the rows in hand when they were listed for this choice (all of them, or the part
+        a cancelled listing got), else a listing of the choice."""
+        table = self._open()
+        if chosen == self.listed_for:
+            rows = self.rows
+            chunks: Iterator[pd.DataFrame] = (read_rows(table, rows[start:start + LOAD_CHUNK], decode=decode,
+                                                        progress=False)
+                                              for start in range(0, max(len(rows), 1), LOAD_CHUNK))
+        else:
+            chunks = read_s3aads(table, filters=chosen, decode=decode, chunksize=LOAD_CHUNK, progress=False)
         parts = []
-        for chunk in read_s3aads(self._open(), filters=chosen, decode=decode, chunksize=200, progress=False):
+        for chunk in chunks:
             if cancelled():
                 raise Cancelled
             parts.append(chunk)

@@ -237,9 +237,11 @@ class Explorer(widgets.VBox):
                 self.status.value = f"listing… {len(rows):,} rows so far"
 
         def task() -> None:
-            self.browsing.list_rows(chosen, cancelled=self._cancel.is_set, on_choices=self._set_choices,
-                                    on_progress=progress)
-            self._show_rows()
+            try:
+                self.browsing.list_rows(chosen, cancelled=self._cancel.is_set, on_choices=self._set_choices,
+                                        on_progress=progress)
+            finally:  # cancelled or failed too: the rows so far, said to be a part
+                self._show_rows()
 
         self._run("listing…", task)
 
@@ -249,11 +251,20 @@ class Explorer(widgets.VBox):
         count = len(self.rows)
         if listing:
             self.status.value = f"listing… {count:,} rows so far"
+        elif not self.browsing.complete:
+            self.status.value = self._partial()
         elif count > GRID_ROWS:
             self.status.value = f"{count:,} matching rows; the grid holds the first {GRID_ROWS:,}: filter to narrow"
         else:
             self.status.value = f"{count:,} matching row{'s' if count != 1 else ''}" if count else "no matching rows"
         self.load_button.disabled = count == 0
+
+    def _partial(self) -> str:
+        """What the status line says of the rows a stopped listing left in hand."""
+        count = len(self.rows)
+        held = f"the grid holds the first {GRID_ROWS:,}" if count > GRID_ROWS else "the grid holds them"
+        return (f"listing stopped after {count:,} matching row{'s' if count != 1 else ''}: {held}, and Load "
+                f"reads these only; Refresh lists them all")
 
     def _fill_grid(self, rows: list[Any]) -> None:
         """Give the grid these rows, all of them: itables applies only the options passed to each
@@ -325,7 +336,8 @@ class Explorer(widgets.VBox):
                 with counting(self.spent):
                     task()
             except Cancelled:
-                self.status.value = "cancelled"
+                if self.browsing.complete:  # a load was cancelled; a listing's rows say so themselves
+                    self.status.value = "cancelled"
             except Exception as error:  # shown in the widget: callbacks have nowhere else to go
                 self._show_error(error)
             finally:
@@ -362,4 +374,5 @@ class Explorer(widgets.VBox):
             f"<div style='color:#b00020;border:1px solid #b00020;padding:4px'><b>{kind}:</b> "
             f"{html.escape(str(error))}</div>"
         )
-        self.status.value = "failed"
+        stopped = self.browsing.listed_for is not None and not self.browsing.complete
+        self.status.value = f"failed: {self._partial()}" if stopped else "failed"

@@ -21,7 +21,7 @@ def test_a_saved_notebook_keeps_no_progress_bar(local_s3: LocalS3) -> None:
             "db = Database('progress-db'); db.create(); table = Table('t', db, ['n'])\n"
             f"pd.DataFrame({{'n': range({rows}), 'data': [b'x'] * {rows}}}).s3aads.write(table)\n"
             "%load_ext s3aads_pandas"),
-        nbformat.v4.new_code_cell("%%s3aads\nSELECT n, data FROM table"),
+        nbformat.v4.new_code_cell("%%s3aads --quiet\nSELECT n, data FROM table"),  # no usage line: bars only
     ]
     client = nbclient.NotebookClient(notebook, timeout=120)
     shown: list[str] = []

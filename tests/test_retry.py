@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from s3aads_pandas import S3RequestError
-from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
+from s3aads_pandas.storage.retry import AdaptiveLimiter, LatencyPace, Retrier, RetryPolicy
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
 
@@ -133,3 +133,22 @@ def test_the_deadline_ends_retries_early_and_history_keeps_each_attempt() -> Non
     with pytest.raises(S3RequestError, match=r"at its deadline of 0.3 s"):
         retrier(request, history)
     assert 2 <= len(calls) < 50 and len(history) == len(calls)
+
+
+def test_lists_that_slow_down_halve_the_pace_once_a_round_and_fast_ones_regrow_it() -> None:
+    pace = LatencyPace(16)
+    for _ in range(3):
+        pace.observe(0.1, epoch=0)
+    assert pace.limit == 16
+    pace.observe(0.5, epoch=0)  # five times the fastest: the server is loaded
+    assert pace.limit == 8
+    pace.observe(0.6, epoch=0)  # sent in the same round: the same signal
+    assert pace.limit == 8
+    pace.observe(0.6, epoch=1)
+    assert pace.limit == 4
+    for _ in range(4):
+        pace.observe(0.12, epoch=2)  # fast again: one more a round
+    assert pace.limit == 5
+    with pace.timed(observed=False):
+        assert pace._active == 1
+    assert pace._active == 0 and pace.limit == 5

@@ -42,7 +42,7 @@ from s3aads_pandas.storage.failures import (
     RangeNotSatisfiable,
 )
 from s3aads_pandas.storage.pages import PageSequence
-from s3aads_pandas.storage.retry import AdaptiveLimiter, Retrier, RetryPolicy
+from s3aads_pandas.storage.retry import AdaptiveLimiter, LatencyPace, Retrier, RetryPolicy
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
     Boto3Client,
@@ -112,6 +112,7 @@ class ObjectStore:
         if usage.count not in transport.hooks:  # a transport handed to several stores counts once
             transport.hooks.append(usage.count)
         self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
+        self.list_pace = LatencyPace(max_in_flight)
         self._versions: OrderedDict[tuple[str, str, str], _Version] = OrderedDict()
         self._versions_lock = threading.Lock()
 
@@ -197,9 +198,14 @@ class ObjectStore:
 
     def list_page(self, bucket: str, prefix: str, *, start_after: str | None = None, token: str | None = None,
                   max_keys: int = PAGE_SIZE, delimiter: str | None = None) -> ListedPage:
-        """One LIST request: its objects (key and size only), common prefixes and next token."""
-        return self._request(lambda: self.transport.list_page(bucket, prefix, start_after, token,
-                                                              min(max_keys, PAGE_SIZE), delimiter))
+        """One LIST request: its objects (key and size only), common prefixes and next token.
+
+        LISTs are paced by their latency (:class:`LatencyPace`), which full pages of keys say:
+        a server that slows down under many LISTs at once gets fewer.
+        """
+        with self.list_pace.timed(observed=max_keys >= PAGE_SIZE and delimiter is None):
+            return self._request(lambda: self.transport.list_page(bucket, prefix, start_after, token,
+                                                                  min(max_keys, PAGE_SIZE), delimiter))
 
     def iter_objects(self, bucket: str, prefix: str, start_after: str | None = None,
                      first_page: int = PAGE_SIZE) -> Iterator[Listed]:

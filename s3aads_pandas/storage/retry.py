@@ -10,6 +10,7 @@ attempt (see ``ObjectStore.put``). Backoff sleeps hold no slot of the limiter.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import dataclasses
@@ -74,7 +75,7 @@ class AdaptiveLimiter:
                 self._active -= 1
                 self._condition.notify()
 
-    def throttled(self, epoch: int | None = None) -> None:
+    def throttled(self, epoch: int | None = None, reason: str = "S3 asked to slow down") -> None:
         """Halve the limit, once for all the requests that were in flight together.
 
         A burst of SlowDown answers to requests sent at the same limit is one signal, not many:
@@ -86,7 +87,7 @@ class AdaptiveLimiter:
                 return
             if self.limit > 1:
                 self.limit = max(1, self.limit // 2)
-                logger.info("S3 asked to slow down: at most %d requests in flight", self.limit)
+                logger.info("%s: at most %d requests in flight", reason, self.limit)
             self._epoch += 1
             self._successes = 0
 
@@ -99,6 +100,41 @@ class AdaptiveLimiter:
                 self.limit += 1
                 self._successes = 0
                 self._condition.notify()
+
+
+class LatencyPace(AdaptiveLimiter):
+    """An :class:`AdaptiveLimiter` that also halves when a call takes :attr:`SLOW` times as
+    long as the fastest of the last :attr:`WINDOW` calls: a server that slows down as more
+    requests arrive at once (moto rescans a bucket for each LIST) gets fewer, before its answers
+    come too late; while calls stay fast, the limit grows back by one a round."""
+
+    SLOW = 3.0
+    WINDOW = 32
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self._recent: collections.deque[float] = collections.deque(maxlen=self.WINDOW)
+
+    @contextlib.contextmanager
+    def timed(self, *, observed: bool = True) -> Iterator[None]:
+        """Hold a slot for one call; an ``observed`` call that returns counts its time (a call
+        of another size, or one that failed, says nothing of the server's pace)."""
+        with self.slot() as epoch:
+            started = time.monotonic()
+            yield
+            seconds = time.monotonic() - started
+        if observed:
+            self.observe(seconds, epoch)
+
+    def observe(self, seconds: float, epoch: int | None = None) -> None:
+        """One call took ``seconds``, started in ``epoch`` (as :meth:`slot` yields it)."""
+        with self._condition:
+            fastest = min(self._recent, default=seconds)
+            self._recent.append(seconds)
+        if seconds > self.SLOW * fastest:
+            self.throttled(epoch, f"LISTs take {seconds / fastest:.0f}x as long as the fastest")
+        else:
+            self.succeeded()
 
 
 class Retrier:

@@ -10,12 +10,14 @@ import pandas as pd
 import pytest
 
 from s3aads_pandas import Database, Table, explore
-from s3aads_pandas.errors import S3aadsError
+from s3aads_pandas.errors import BulkOperationError, S3aadsError
 from s3aads_pandas.notebook import explorer as explorer_module
 from s3aads_pandas.notebook.explorer import MODIFIED, SIZE, Explorer
 from s3aads_pandas.notebook.preview import MAX_TEXT_CHARS, render
 
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
+#: A whole 1x1 PNG: its header, its pixel, and its end.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000b49444154789c"
+                    "6360000200000500017a5eab3f0000000049454e44ae426082")
 
 WIRE = False  # behaviour, not the S3 wire: in process and on this machine's databases (see conftest)
 
@@ -160,6 +162,8 @@ def test_preview_only_what_is_selected(table: Table, count_requests) -> None:
 def test_preview_renderer_binary_and_truncation() -> None:
     binary = render("t/1", bytes(range(256)) * 4)
     assert "binary, 1,024 bytes" in binary and "00000000  00 01 02" in binary
+    cut = render("t/4", PNG[:-20])  # an image cut short: a browser would draw a broken-image icon
+    assert "<img" not in cut and "PNG that is cut short or damaged, binary, 48 bytes" in cut
     long = render("t/2", b"a" * (MAX_TEXT_CHARS + 5))
     assert f"showing the first {MAX_TEXT_CHARS:,}" in long
     assert "no such object" in render("t/3", None)
@@ -289,3 +293,12 @@ def test_the_grid_sends_every_row_it_holds_however_large() -> None:
     explorer.wait()
     sent = explorer.grid._dt_args  # what the browser gets
     assert len(json.loads(sent["data_json"])) == 3500 and "downsampling_warning" not in sent
+
+
+def test_a_bulk_failure_shows_as_a_list_of_its_rows() -> None:
+    failures = {f"events/<{row}>": "NoSuchKey: deleted since it was listed" for row in range(25)}
+    shown = explorer_module._error_html(BulkOperationError("read", failures, 100))
+    assert shown.startswith("read failed for 25 of 100 rows (the others succeeded):<ul>"
+                            "<li><code>events/&lt;0&gt;</code>")
+    assert shown.count("<li>") == explorer_module.SHOWN_FAILURES + 1 and "… and 5 more" in shown
+    assert "<" + "0>" not in shown  # every key escaped

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from s3aads_pandas.errors import S3aadsError, extra_required
+from s3aads_pandas.errors import BulkOperationError, S3aadsError, extra_required
 from s3aads_pandas.frames.codecs import CODECS
 from s3aads_pandas.notebook.browsing import MODIFIED, SIZE, Browsing, Cancelled, describe_choice, table_label
 from s3aads_pandas.notebook.preview import render
@@ -40,12 +40,32 @@ __all__ = ["MODIFIED", "SIZE", "Explorer"]
 #: Voila's page sets a 28px line-height, and widths of 100% plus a border overflow their box.
 _STYLE = """<style>
 .s3aads-explorer { line-height: 1.4; }
-.s3aads-explorer .s3aads-preview pre { line-height: 1.35; margin: 4px 0; white-space: pre-wrap; }
+.s3aads-explorer .s3aads-preview pre { line-height: 1.35; margin: 4px 0; white-space: pre-wrap;
+  max-height: 30em; overflow: auto; }
+.s3aads-explorer .s3aads-error > div { color: var(--jp-error-color1, #b00020);
+  border: 1px solid var(--jp-error-color1, #b00020); padding: 4px 8px; white-space: pre-wrap; }
+.s3aads-explorer .s3aads-error ul { margin: 4px 0; padding-left: 20px; }
 .s3aads-explorer .widget-textarea, .s3aads-explorer textarea, .s3aads-explorer .s3aads-grid,
 .s3aads-explorer .s3aads-loaded { box-sizing: border-box; max-width: 100%; }
 .s3aads-explorer .s3aads-loaded { overflow-x: auto; }
 .s3aads-explorer .s3aads-summary { font-family: var(--jp-code-font-family, monospace); }
 </style>"""
+
+
+#: Failed rows an error names one by one; the rest are counted.
+SHOWN_FAILURES = 20
+
+
+def _error_html(error: Exception) -> str:
+    """An error as escaped HTML: a bulk failure as its summary and a list of the failed rows."""
+    if not isinstance(error, BulkOperationError):
+        return html.escape(str(error))
+    failed = sorted(error.failures.items())
+    items = "".join(f"<li><code>{html.escape(key)}</code>: {html.escape(reason)}</li>"
+                    for key, reason in failed[:SHOWN_FAILURES])
+    more = f"<li>… and {len(failed) - SHOWN_FAILURES:,} more</li>" if len(failed) > SHOWN_FAILURES else ""
+    return (f"{html.escape(error.action)} failed for {len(failed):,} of {error.total:,} rows "
+            f"(the others succeeded):<ul>{items}{more}</ul>")
 
 
 class Explorer(widgets.VBox):
@@ -370,9 +390,6 @@ class Explorer(widgets.VBox):
     def _show_error(self, error: Exception) -> None:
         logger.warning("explorer: %s", error)
         kind = "error" if isinstance(error, S3aadsError) else f"unexpected {type(error).__name__}"
-        self.error.value = (
-            f"<div style='color:#b00020;border:1px solid #b00020;padding:4px'><b>{kind}:</b> "
-            f"{html.escape(str(error))}</div>"
-        )
+        self.error.value = f"<div><b>{kind}:</b> {_error_html(error)}</div>"
         stopped = self.browsing.listed_for is not None and not self.browsing.complete
         self.status.value = f"failed: {self._partial()}" if stopped else "failed"

@@ -21,8 +21,20 @@ _IMAGE_SIGNATURES = {
 }
 
 
+#: How each kind of image ends: a payload cut short, or damaged at its end, is shown as bytes
+#: (a browser would draw a broken-image icon).
+_IMAGE_ENDINGS = {"image/png": b"IEND\xaeB`\x82", "image/jpeg": b"\xff\xd9", "image/gif": b";"}
+#: Bytes after an image's ending that still count as the image's (padding some writers add).
+_TRAILING_BYTES = 32
+
+
 def image_type(payload: bytes) -> str | None:
     return next((kind for magic, kind in _IMAGE_SIGNATURES.items() if payload.startswith(magic)), None)
+
+
+def whole_image(payload: bytes, kind: str) -> bool:
+    """Whether the image ends as one of its kind ends."""
+    return _IMAGE_ENDINGS[kind] in payload[-_TRAILING_BYTES:]
 
 
 def _size(count: int) -> str:
@@ -45,7 +57,7 @@ def render(title: str, payload: bytes | None) -> str:
     if payload is None:
         return f"{head}: <i>no such object (deleted since it was listed?)</i></div>"
     kind = image_type(payload)
-    if kind and len(payload) <= MAX_IMAGE_BYTES:
+    if kind and len(payload) <= MAX_IMAGE_BYTES and whole_image(payload, kind):
         data = base64.b64encode(payload).decode("ascii")
         return (f"{head} ({kind}, {_size(len(payload))})</div>"
                 f"<img class='s3aads-preview-image' src='data:{kind};base64,{data}' style='max-width:100%'/>")
@@ -54,7 +66,9 @@ def render(title: str, payload: bytes | None) -> str:
     except UnicodeDecodeError:
         text = None
     if text is None or kind:
-        note = f"binary, {_size(len(payload))}; the first {min(len(payload), HEX_BYTES)} bytes"
+        damaged = f"{kind.partition('/')[2].upper()} that is cut short or damaged, " if kind and not \
+            whole_image(payload, kind) else ""
+        note = f"{damaged}binary, {_size(len(payload))}; the first {min(len(payload), HEX_BYTES)} bytes"
         return f"{head} ({note})</div><pre class='s3aads-preview-hex'>{html.escape(hex_dump(payload))}</pre>"
     label = "text"
     try:

@@ -45,14 +45,14 @@ def test_bulk_write_and_read_back_under_faults_lose_nothing(flaky: LocalS3, tran
     db = Database("faults", endpoint_url=flaky.endpoint_url, transport=transport)
     db.create()
     table = Table("rows", db, ["id"])
-    frame = pd.DataFrame({"id": range(500), "data": [payload(i) for i in range(500)]})
+    frame = pd.DataFrame({"id": range(300), "data": [payload(i) for i in range(300)]})
     result = frame.s3aads.write(table, progress=False)
-    assert result.written == 500 and result.failures == {}
+    assert result.written == 300 and result.failures == {}
     back = pd.read_s3aads(table, progress=False)
-    assert len(back) == 500
+    assert len(back) == 300
     assert all(data == payload(int(i)) for i, data in zip(back["id"], back["data"], strict=True))
     assert set(flaky.faults.injected) == set(KINDS)  # every kind happened
-    assert sum(flaky.faults.injected.values()) > 75  # of about 1,000 requests
+    assert sum(flaky.faults.injected.values()) > 40  # of about 600 requests
     assert db.store.retrier.retries > 0
 
 

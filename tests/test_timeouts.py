@@ -113,7 +113,7 @@ def select_from(server: StallingServer, transport: str, **settings: float) -> S3
 
 
 def test_a_silent_server_fails_after_the_attempts_naming_the_key(silent: StallingServer, transport: str) -> None:
-    error = select_from(silent, transport, read_timeout=0.5)
+    error = select_from(silent, transport, read_timeout=0.25)
     assert silent.connections == 10  # one retry layer: botocore's attempts do not multiply ours
     assert "s3://stalled/t/1" in str(error) and "gave up after 10 attempts" in str(error)
     # obstore first learns the bucket's region (a HeadBucket): that is what stalls, and the GET never left

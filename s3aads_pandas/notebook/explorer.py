@@ -124,7 +124,8 @@ class Explorer(widgets.VBox):
             self.table_picker, self.filter_box, self.summary,
             widgets.HBox([self.status, self.refresh_button, self.cancel_button, self.spent_label]),
             self.grid, self.preview,
-            widgets.HBox([self.decode, self.load_button, self.load_progress]),
+            widgets.HBox([self.decode, self.load_button, self.load_progress],
+                         layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
             self.loaded, self.code, self.error,
         ]
         self.database_picker.observe(self._guard(self._on_database), names="value")
@@ -195,6 +196,7 @@ class Explorer(widgets.VBox):
         self.filters = {}
         for column in opened.columns:
             selector = widgets.SelectMultiple(description=column, options=[], rows=6,
+                                              style={"description_width": "initial"},  # the whole name
                                               tooltip="no choice: any value")
             selector.observe(self._guard(self._on_filter), names="value")
             self.filters[column] = selector
@@ -293,7 +295,7 @@ class Explorer(widgets.VBox):
 
     def _grid_options(self) -> dict[str, Any]:
         return {"select": {"style": "single"}, "pageLength": self.page_size, "lengthMenu": list(PAGE_SIZES),
-                "maxBytes": 0, "classes": "display compact cell-border", "showIndex": False}
+                "maxBytes": 0, "classes": "display nowrap compact cell-border", "showIndex": False}
 
     def _on_select(self, change: dict[str, Any]) -> None:
         """Preview the row the user selected, and only that one."""

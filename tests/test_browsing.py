@@ -83,6 +83,22 @@ def test_load_reads_the_rows_in_hand_and_lists_nothing_again(events: Table, coun
     assert counter.operations["ListObjectsV2"] >= 1 and len(other) == 6  # another choice is listed
 
 
+def test_a_choice_of_later_columns_is_applied_to_the_listing_in_hand(events: Table, count_requests) -> None:
+    browsing = Browsing(events)
+    listed(browsing, {})
+    counter = count_requests(events.database)
+    rows, choices = listed(browsing, {"year": ["2021"], "id": ["2"]})
+    assert dict(counter.operations) == {}  # no request
+    assert [(r["kind"], r["year"], r["id"]) for r in rows] == [("buy", "2021", "2"), ("view", "2021", "2")]
+    assert choices == {"kind": ["buy", "view"], "year": ["2020", "2021"], "id": ["0", "1", "2"]}
+    browsing.list_rows({"year": ["2021"]}, cancelled=lambda: False, on_choices=lambda *_: None,
+                       on_progress=lambda rows: None, again=True)
+    assert counter.operations["ListObjectsV2"] == 1 and len(browsing.rows) == 6  # listed again, when asked
+    listed(browsing, {"kind": ["buy"]})  # a leading choice narrows another listing
+    assert [p["Prefix"] for p in counter.params("ListObjectsV2") if not p.get("Delimiter")] == ["events/",
+                                                                                               "events/buy/"]
+
+
 def test_a_cancelled_listing_leaves_its_part_in_hand_and_offers_its_values(events: Table) -> None:
     browsing = Browsing(events)
     choices: dict[str, list[str]] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import inspect
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -27,6 +27,19 @@ Chosen = dict[str, list[str]]
 
 class Cancelled(Exception):
     """Raised inside a listing or a load when the user cancelled it."""
+
+
+class _InHand(NamedTuple):
+    """A whole listing of one narrowing (the leading chosen columns): every row under it with
+    its column values, and the values each column offers."""
+
+    narrowing: Chosen
+    rows: list[tuple[Row, list[str]]]
+    offered: dict[str, list[str]]
+
+
+def _matches(values: list[str], applied: dict[int, set[str]]) -> bool:
+    return all(values[position] in wanted for position, wanted in applied.items())
 
 
 class Browsing:
@@ -48,6 +61,7 @@ class Browsing:
         self.rows: list[Row] = []
         self.listed_for: Chosen | None = None
         self.complete = False
+        self._in_hand: _InHand | None = None
 
     # -- databases and tables ---------------------------------------------------------------------
 
@@ -60,7 +74,7 @@ class Browsing:
         self._forget_rows()
 
     def _forget_rows(self) -> None:
-        self.rows, self.listed_for, self.complete = [], None, False
+        self.rows, self.listed_for, self.complete, self._in_hand = [], None, False, None
 
     def table_choices(self) -> list[tuple[str, str]]:
         """``(label, name)`` of the database's tables; the label names the columns."""
@@ -93,40 +107,59 @@ class Browsing:
 
     def list_rows(self, chosen: Chosen, *, cancelled: Callable[[], bool],
                   on_choices: Callable[[str, list[str]], None],
-                  on_progress: Callable[[list[Row]], None]) -> list[Row]:
+                  on_progress: Callable[[list[Row]], None], again: bool = False) -> list[Row]:
         """The rows the chosen values select, into ``self.rows`` as they are listed.
 
         Leading chosen columns narrow the listing (and offer all their values, through Delimiter
         listings); the other choices are applied to it, and those columns offer the values it
         holds (so far, when the listing is cancelled or fails). ``on_progress`` gets the rows so
-        far after each matching row.
+        far after each matching row. A choice that narrows as the last whole listing did is
+        applied to that listing, with no request, unless ``again`` asks for a new one.
         """
         table = self._open()
         columns = table.columns
         leading = len(table.codec.narrowed_columns(table.codec.encode_filters(chosen)))
         narrowing = {c: chosen[c] for c in columns[:leading] if c in chosen}
         applied = {columns.index(c): set(v) for c, v in chosen.items() if c not in narrowing}
+        if not again and self._in_hand is not None and self._in_hand.narrowing == narrowing:
+            return self._choose_in_hand(self._in_hand, chosen, applied, on_choices)
+        self._in_hand = None
+        offered = {}
         for position in range(leading):
             before = {c: chosen[c] for c in columns[:position]}
-            on_choices(columns[position], [v[0] for v in table.distinct([columns[position]], **before)])
+            offered[columns[position]] = [v[0] for v in table.distinct([columns[position]], **before)]
+            on_choices(columns[position], offered[columns[position]])
         seen: list[set[str]] = [set() for _ in columns]
         rows: list[Row] = []
+        every: list[tuple[Row, list[str]]] = []
         self.rows, self.listed_for, self.complete = rows, dict(chosen), False
         try:
             for row in table.iter_rows(**narrowing):
                 if cancelled():
                     raise Cancelled
                 values = list(table.codec.decode(row.segments).values())
+                every.append((row, values))
                 for position in range(leading, len(columns)):
                     seen[position].add(values[position])
-                if all(values[p] in wanted for p, wanted in applied.items()):
+                if _matches(values, applied):
                     rows.append(row)
                     on_progress(rows)
             self.complete = True
         finally:
             for position in range(leading, len(columns)):
-                on_choices(columns[position], sorted(seen[position]))
+                offered[columns[position]] = sorted(seen[position])
+                on_choices(columns[position], offered[columns[position]])
+        self._in_hand = _InHand(narrowing, every, offered)
         return rows
+
+    def _choose_in_hand(self, in_hand: _InHand, chosen: Chosen, applied: dict[int, set[str]],
+                        on_choices: Callable[[str, list[str]], None]) -> list[Row]:
+        """The chosen rows of the whole listing in hand."""
+        self.rows = [row for row, values in in_hand.rows if _matches(values, applied)]
+        self.listed_for, self.complete = dict(chosen), True
+        for column, values in in_hand.offered.items():
+            on_choices(column, values)
+        return self.rows
 
     def grid_frame(self, rows: list[Row]) -> pd.DataFrame:
         """Key columns, size and last-modified time of the rows, as the grid shows them."""

@@ -240,13 +240,14 @@ class Explorer(widgets.VBox):
     def _refresh_all(self) -> None:
         """The Refresh button: the tables, or the choices and rows, listed again."""
         if self.table is not None:
-            self.refresh()
+            self.refresh(again=True)
         elif self.database is not None:
             self._list_tables()
 
-    def refresh(self) -> None:
+    def refresh(self, *, again: bool = False) -> None:
         """List the matching rows in the background. Leading chosen columns narrow the listing;
-        the other choices are applied to it, and every column's choices come from it."""
+        the other choices are applied to it, and every column's choices come from it. A choice
+        of the other columns only is applied to the listing in hand, unless ``again``."""
         chosen = self.selection()
         self.summary.value = describe_choice(chosen)
         self._show_code()
@@ -261,7 +262,7 @@ class Explorer(widgets.VBox):
         def task() -> None:
             try:
                 self.browsing.list_rows(chosen, cancelled=self._cancel.is_set, on_choices=self._set_choices,
-                                        on_progress=progress)
+                                        on_progress=progress, again=again)
             finally:  # cancelled or failed too: the rows so far, said to be a part
                 self._show_rows()
 

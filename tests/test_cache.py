@@ -9,6 +9,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -248,3 +249,12 @@ def test_databases_on_this_machine_are_read_where_they_are(tmp_path: Path) -> No
     assert database.store.cache is None
     assert pd.read_s3aads("memory://uncached/t", progress=False)["data"].tolist() == [b"x"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cache_folder_removed_meanwhile_is_made_again(tmp_path: Path) -> None:
+    cache = PayloadCache(tmp_path / "cache")
+    cache.put("endpoint", "bucket", "k", '"e1"', b"one")
+    shutil.rmtree(tmp_path / "cache")
+    cache.put("endpoint", "bucket", "k", '"e2"', b"two")  # logged, not raised
+    cache.put("endpoint", "bucket", "k", '"e2"', b"two")
+    assert cache.get("endpoint", "bucket", "k", '"e2"') == b"two"

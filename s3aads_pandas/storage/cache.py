@@ -98,6 +98,7 @@ class PayloadCache:
             self._write(self._file(where, bucket, key), content)
         except OSError as error:
             logger.warning("the payload cache in %s could not be written: %s", self.folder, error)
+            self._made.clear()  # the folder may have been removed: make it again next time
             return
         self._grew(len(content))
 

@@ -306,3 +306,17 @@ def test_a_bulk_failure_shows_as_a_list_of_its_rows() -> None:
                             "<li><code>events/&lt;0&gt;</code>")
     assert shown.count("<li>") == explorer_module.SHOWN_FAILURES + 1 and "… and 5 more" in shown
     assert "<" + "0>" not in shown  # every key escaped
+
+
+def test_a_cancelled_load_says_so_after_a_stopped_listing_too(table: Table, monkeypatch: pytest.MonkeyPatch) -> None:
+    explorer = explore(table)
+    explorer.wait()
+    explorer.browsing.complete = False  # as a cancelled listing leaves it
+
+    def cancelled_load(*arguments, **keywords):
+        raise explorer_module.Cancelled
+
+    monkeypatch.setattr(explorer.browsing, "load", cancelled_load)
+    explorer.load()
+    explorer.wait(timeout=60)
+    assert explorer.status.value == "cancelled" and explorer.df is None

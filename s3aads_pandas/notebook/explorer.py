@@ -263,7 +263,9 @@ class Explorer(widgets.VBox):
             try:
                 self.browsing.list_rows(chosen, cancelled=self._cancel.is_set, on_choices=self._set_choices,
                                         on_progress=progress, again=again)
-            finally:  # cancelled or failed too: the rows so far, said to be a part
+            except Cancelled:
+                pass  # the rows so far stay in hand, and the status line says they are a part
+            finally:  # failed too
                 self._show_rows()
 
         self._run("listing…", task)
@@ -358,9 +360,8 @@ class Explorer(widgets.VBox):
             try:
                 with counting(self.spent):
                     task()
-            except Cancelled:
-                if self.browsing.complete:  # a load was cancelled; a listing's rows say so themselves
-                    self.status.value = "cancelled"
+            except Cancelled:  # a load: a cancelled listing ends in its task
+                self.status.value = "cancelled"
             except Exception as error:  # shown in the widget: callbacks have nowhere else to go
                 self._show_error(error)
             finally:

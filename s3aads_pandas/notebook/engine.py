@@ -82,9 +82,8 @@ def _list(source: Source, connection: Any, progress: bool | None) -> tuple[pd.Da
     table = source.table
     listing = counted(table.iter_rows(**source.filters), progress, "s3aads list")
     if source.stop_after is None or source.where is None:
-        rows = list(itertools.islice(listing, None if source.stop_after is None else max(source.stop_after, 1)))
-        if not table.database.lists_in_key_order:
-            rows = table.database.in_key_order(rows)
+        limit = None if source.stop_after is None else max(source.stop_after, 1)
+        rows = table.database.in_key_order(itertools.islice(listing, limit))  # sorted where listed in no order
         return read_rows(table, rows, data=False), rows
     counting = exp.select("count(*)").from_(_aliased("page", source.name)).where(source.where)
     pages, rows, found = [], [], 0

@@ -57,7 +57,8 @@ def render(title: str, payload: bytes | None) -> str:
     if payload is None:
         return f"{head}: <i>no such object (deleted since it was listed?)</i></div>"
     kind = image_type(payload)
-    if kind and len(payload) <= MAX_IMAGE_BYTES and whole_image(payload, kind):
+    damaged = kind is not None and not whole_image(payload, kind)
+    if kind and len(payload) <= MAX_IMAGE_BYTES and not damaged:
         data = base64.b64encode(payload).decode("ascii")
         return (f"{head} ({kind}, {_size(len(payload))})</div>"
                 f"<img class='s3aads-preview-image' src='data:{kind};base64,{data}' style='max-width:100%'/>")
@@ -66,9 +67,8 @@ def render(title: str, payload: bytes | None) -> str:
     except UnicodeDecodeError:
         text = None
     if text is None or kind:
-        damaged = f"{kind.partition('/')[2].upper()} that is cut short or damaged, " if kind and not \
-            whole_image(payload, kind) else ""
-        note = f"{damaged}binary, {_size(len(payload))}; the first {min(len(payload), HEX_BYTES)} bytes"
+        cut = f"{str(kind).partition('/')[2].upper()} that is cut short or damaged, " if damaged else ""
+        note = f"{cut}binary, {_size(len(payload))}; the first {min(len(payload), HEX_BYTES)} bytes"
         return f"{head} ({note})</div><pre class='s3aads-preview-hex'>{html.escape(hex_dump(payload))}</pre>"
     label = "text"
     try:

@@ -247,18 +247,14 @@ class ObjectStore:
         is another version now (If-None-Match): S3 answers 304, with no body, when it is not.
         """
         held = self.cache.latest(self.endpoint, bucket, key) if self.cache is not None else None
-        if held is None:
-            found = self.get_with_etag(bucket, key)
-            return None if found is None else found[0]
-        deadline = self._deadline()
         try:
-            fetched = self._request(lambda: self.transport.get(bucket, key, deadline, if_none_match=held.etag))
+            fetched = self._fetch(bucket, key, held.etag if held is not None else None)
         except NotModified:
+            if held is None:  # only a conditional GET is answered 304
+                raise
             usage.received(len(held.body), cached=True)
             return held.body
-        except NotFound:
-            return None
-        return self._arrived(bucket, key, fetched).body
+        return None if fetched is None else fetched.body
 
     def get_listed(self, bucket: str, key: str, etag: str | None) -> bytes | None:
         """The body of the version of the key that a listing named by its ``etag``: from the
@@ -278,16 +274,18 @@ class ObjectStore:
 
     def get_with_etag(self, bucket: str, key: str) -> tuple[bytes, str] | None:
         """The body and ETag of an object (one GET), or None when missing."""
+        fetched = self._fetch(bucket, key)
+        return None if fetched is None else (fetched.body, fetched.etag)
+
+    def _fetch(self, bucket: str, key: str, if_none_match: str | None = None) -> Fetched | None:
+        """One GET (conditional with ``if_none_match``: :class:`NotModified` when S3 answers 304),
+        None when missing. What arrives is noted: who wrote that version, its size for usage,
+        and its payload in the cache."""
         deadline = self._deadline()
         try:
-            fetched = self._request(lambda: self.transport.get(bucket, key, deadline))
+            fetched = self._request(lambda: self.transport.get(bucket, key, deadline, if_none_match=if_none_match))
         except NotFound:
             return None
-        self._arrived(bucket, key, fetched)
-        return fetched.body, fetched.etag
-
-    def _arrived(self, bucket: str, key: str, fetched: Fetched) -> Fetched:
-        """Note a GET's answer: who wrote that version, what arrived, and the payload in the cache."""
         self._know(bucket, key, fetched.etag, _version(fetched.metadata))
         usage.received(len(fetched.body))
         if self.cache is not None:

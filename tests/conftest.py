@@ -62,7 +62,7 @@ def local_s3() -> Iterator[LocalS3]:
 #: where only boto3 reaches moto, is :data:`BEHAVIOUR_RUNS`'s). Modules that set
 #: ``DIRECTORY_BUCKETS = True`` also run over HTTP against a directory bucket (S3 Express One
 #: Zone, as the local endpoint answers it) on the default transport, which sends a directory
-#: bucket's requests behind an endpoint URL through boto3 (see ``storage.obstore_transport``):
+#: bucket's requests behind an endpoint URL through boto3 (see ``storage.s3_transport``):
 #: one run covers both.
 S3_RUNS = ("boto3", "obstore")
 DIRECTORY_RUNS = ("obstore-directory",)

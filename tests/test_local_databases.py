@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from obstore.store import MemoryStore
 
 from s3aads_pandas import (
     ConnectionSettings,
@@ -14,6 +15,8 @@ from s3aads_pandas import (
     DatabaseNotFoundError,
     InvalidArgumentError,
     InvalidNameError,
+    RowChangedError,
+    RowExistsError,
     S3RequestError,
     Table,
     configure,
@@ -22,6 +25,7 @@ from s3aads_pandas import cli as cli_module
 from s3aads_pandas.frames.read import split_table_name
 from s3aads_pandas.notebook.browsing import Browsing
 from s3aads_pandas.storage import folder, memory
+from s3aads_pandas.storage.obstore_transport import ObstoreTransport
 
 
 @pytest.fixture(autouse=True)
@@ -200,6 +204,54 @@ def test_a_transport_handed_over_is_used_as_it_is() -> None:
     assert db.store.transport is transport
     with pytest.raises(InvalidArgumentError, match="Transport protocol"):
         ConnectionSettings(transport=object())  # type: ignore[arg-type]
+
+
+class ScratchTransport(ObstoreTransport[MemoryStore]):
+    """A backend as a user would add one: where its databases are, and nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__("scratch://")
+        self.databases: dict[str, MemoryStore] = {}
+
+    def _store(self, bucket: str) -> MemoryStore:
+        if bucket not in self.databases:
+            raise self._missing(bucket)
+        return self.databases[bucket]
+
+    def list_buckets(self) -> list[str]:
+        return sorted(self.databases)
+
+    def create_bucket(self, bucket: str) -> None:
+        self._create(bucket, lambda: self._made(bucket))
+
+    def _made(self, bucket: str) -> bool:
+        made = bucket not in self.databases
+        self.databases.setdefault(bucket, MemoryStore())
+        return made
+
+
+def test_a_new_backend_is_one_subclass_of_the_obstore_transport() -> None:
+    transport = ScratchTransport()
+    db = Database("shop", root="memory://", transport=transport)
+    with pytest.raises(DatabaseNotFoundError, match="scratch://shop"):
+        db.tables  # noqa: B018
+    assert db.create() and not db.create() and transport.list_buckets() == ["shop"]
+    table = Table("events", db, columns=["year", "id"])
+    frame = pd.DataFrame({"year": ["2020", "2020", "2021"], "id": ["1", "10", "1"], "data": [b"a", b"b", b"c"]})
+    frame.s3aads.write(table)
+    assert table.query(year="2020", id="1") == [{"year": "2020", "id": "1"}]
+    assert pd.read_s3aads(table, year="2021")["data"].tolist() == [b"c"]
+    assert table.distinct("year") == [("2020",), ("2021",)]
+    first = table.select_with_etag(year="2020", id="1")
+    assert first is not None
+    table.update(b"new", first.etag, year="2020", id="1")
+    with pytest.raises(RowChangedError):
+        table.update(b"stale", first.etag, year="2020", id="1")
+    with pytest.raises(RowExistsError):
+        table.insert(b"again", overwrite=False, year="2021", id="1")
+    assert table.select(year="2020", id="1") == b"new"
+    table.delete(year="2020", id="10")
+    assert table.count() == 2
 
 
 def test_a_local_database_has_no_boto3_client() -> None:

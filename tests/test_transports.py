@@ -21,7 +21,7 @@ from s3aads_pandas import ConnectionSettings, Database, InvalidArgumentError, Ta
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.storage.boto3_transport import Boto3Transport
 from s3aads_pandas.storage.connect import make_transport, transport_name
-from s3aads_pandas.storage.obstore_transport import ObstoreTransport, expressible
+from s3aads_pandas.storage.s3_transport import S3Transport, expressible
 
 COLUMNS = ["id", "n"]
 
@@ -34,7 +34,7 @@ def test_auto_is_obstore_but_boto3_for_a_client_handed_over_and_inside_mock_aws(
     with mock_aws():
         assert transport_name(ConnectionSettings()) == "boto3"
         assert isinstance(make_transport(ConnectionSettings()), Boto3Transport)
-    assert isinstance(make_transport(ConnectionSettings(endpoint_url="http://127.0.0.1:9")), ObstoreTransport)
+    assert isinstance(make_transport(ConnectionSettings(endpoint_url="http://127.0.0.1:9")), S3Transport)
 
 
 def test_impossible_transport_choices_are_refused() -> None:
@@ -81,7 +81,7 @@ def observe(database: Database) -> dict[str, Any]:
 
 
 def test_foreign_keys_read_the_same_on_both_transports(foreign: str, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "s3aads_pandas.storage.obstore_transport")
+    caplog.set_level(logging.INFO, "s3aads_pandas.storage.s3_transport")
     through_boto3 = observe(Database("foreign", endpoint_url=foreign, transport="boto3"))
     through_obstore = observe(Database("foreign", endpoint_url=foreign, transport="obstore"))
     assert through_obstore == through_boto3

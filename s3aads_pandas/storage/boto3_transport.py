@@ -2,7 +2,7 @@
 
 It serves every S3-compatible store that boto3 does, the in-process ``moto.mock_aws``, a client
 handed over by the caller, and what obstore cannot express (see
-:mod:`s3aads_pandas.storage.obstore_transport`). Thread-safe, as boto3 clients are.
+:mod:`s3aads_pandas.storage.s3_transport`). Thread-safe, as boto3 clients are.
 """
 
 from __future__ import annotations

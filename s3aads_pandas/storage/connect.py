@@ -25,8 +25,8 @@ from s3aads_pandas.storage.adapter import ObjectStore
 from s3aads_pandas.storage.boto3_transport import CHECKSUM_ALGORITHM, NO_CREDENTIALS, Boto3Transport
 from s3aads_pandas.storage.buckets import is_directory_bucket
 from s3aads_pandas.storage.cache import PayloadCache, open_cache
-from s3aads_pandas.storage.obstore_transport import ObstoreTransport, RememberedCredentials
 from s3aads_pandas.storage.retry import RetryPolicy
+from s3aads_pandas.storage.s3_transport import RememberedCredentials, S3Transport
 from s3aads_pandas.storage.transport import Boto3Client, Transport
 
 if TYPE_CHECKING:
@@ -159,9 +159,9 @@ def _s3_transport(settings: ConnectionSettings) -> Transport:
     boto3_transport = Boto3Transport(client)
     if transport_name(settings) == "boto3":
         return boto3_transport
-    return ObstoreTransport(boto3_transport,
-                            lambda bucket, region: _obstore_store(settings, session, client, bucket, region),
-                            serves_directory_buckets=_is_aws(str(client.meta.endpoint_url)))
+    return S3Transport(boto3_transport,
+                       lambda bucket, region: _obstore_store(settings, session, client, bucket, region),
+                       serves_directory_buckets=_is_aws(str(client.meta.endpoint_url)))
 
 
 def _obstore_store(settings: ConnectionSettings, session: boto3.session.Session, client: Boto3Client, bucket: str,

@@ -34,7 +34,7 @@ from obstore.exceptions import PreconditionError
 from obstore.store import LocalStore
 
 from s3aads_pandas.errors import InvalidArgumentError, S3RequestError
-from s3aads_pandas.storage.local_transport import LocalTransport
+from s3aads_pandas.storage.obstore_transport import ObstoreTransport
 from s3aads_pandas.storage.transport import Listed, Written
 
 try:
@@ -59,7 +59,7 @@ def folder_path(url: str) -> Path:
     return Path("~" + path).expanduser() if parsed.netloc == "~" else Path(path)
 
 
-class FolderTransport(LocalTransport[LocalStore]):
+class FolderTransport(ObstoreTransport[LocalStore]):
     """The databases that are folders of ``root``."""
 
     keeps_metadata = False
@@ -168,12 +168,16 @@ class FolderTransport(LocalTransport[LocalStore]):
         except FileNotFoundError:
             return []
 
-    def _create(self, bucket: str) -> bool:
-        folder = self.root / bucket
-        if folder.is_dir():
-            return False
-        folder.mkdir(parents=True)
-        return True
+    def create_bucket(self, bucket: str) -> None:
+        self._create(bucket, lambda: _made(self.root / bucket))
+
+
+def _made(folder: Path) -> bool:
+    """Make the database's folder; False when it exists."""
+    if folder.is_dir():
+        return False
+    folder.mkdir(parents=True)
+    return True
 
 
 def _etag(stat: os.stat_result) -> str:

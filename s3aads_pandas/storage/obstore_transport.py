@@ -1,36 +1,27 @@
-"""The obstore transport: LIST, GET, HEAD, PUT and DELETE through obstore (Rust's object_store).
+"""The obstore transport: object requests through obstore (Rust's object_store), on any of its stores.
 
-obstore releases the GIL and spends a fraction of botocore's CPU per request. What it cannot
-express goes through the boto3 transport it holds, so every key and parameter keeps working:
+This module makes the requests (LIST, GET, HEAD, PUT, DELETE), announces each to the hooks
+under the S3 operation it stands for (so that request counts read alike everywhere) and
+raises the project's exceptions. A backend is a subclass that says where its databases are,
+gives each one's store, and overrides the steps its store cannot take as they are written here:
 
-- keys that obstore's paths refuse or rewrite: an empty segment (``t//1``), a ``.`` or ``..``
-  segment, a control character, a leading or trailing ``/``;
-- a listing page that holds such a key (obstore fails the whole page): that page is listed
-  again with boto3, and the listing goes on there;
-- listings obstore has no words for: a Delimiter, fewer than 1,000 keys a page, a prefix that
-  ends inside a segment, and the full S3 fields of :meth:`list_details`;
-- PutObject parameters other than the content headers and user metadata (SSE, storage class,
-  tagging, ACL...), DeleteObjects (which names each key not deleted), CopyObject and buckets;
-- the DELETE of one key (obstore sends a DeleteObjects, a POST, for it);
-- the listings of directory buckets (obstore resumes a listing with StartAfter, which they
-  refuse), and every request of a directory bucket behind an endpoint URL (obstore's S3 Express
-  sessions reach AWS's own zonal endpoints only).
-
-Each bucket's store is made for the bucket's region, learned with one HeadBucket on first use;
-a redirect or a refusal of the signing region met later learns it again once and resends.
+- :mod:`~s3aads_pandas.storage.memory`, ``MemoryStore``: none; it keeps keys in key order and
+  makes both conditional writes itself;
+- :mod:`~s3aads_pandas.storage.folder`, ``LocalStore``: key order, If-Match and empty folders;
+- :mod:`~s3aads_pandas.storage.s3_transport`, ``S3Store``: each bucket's region, and through
+  boto3 what is S3's alone (buckets, DeleteObjects, CopyObject, Delimiter listings, the keys
+  and parameters obstore cannot express).
 """
 
 from __future__ import annotations
 
-import logging
+import abc
 import re
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 import obstore
-from obstore.auth.boto3 import Boto3CredentialProvider
 from obstore.exceptions import (
     AlreadyExistsError,
     InvalidPathError,
@@ -42,175 +33,121 @@ from obstore.exceptions import (
 )
 from obstore.store import ObjectStore as Store
 
-from s3aads_pandas.errors import AccessDeniedError, S3RequestError
-from s3aads_pandas.storage.boto3_transport import Boto3Transport
-from s3aads_pandas.storage.buckets import is_directory_bucket, lists_in_key_order, wrong_region
-from s3aads_pandas.storage.failures import (
-    ConditionRefused,
-    NotFound,
-    NotModified,
-    answered_error,
-    unanswered_error,
-    where,
-)
-from s3aads_pandas.storage.integrity import check_body
-from s3aads_pandas.storage.redaction import redact, remember
+from s3aads_pandas.errors import AccessDeniedError, DatabaseNotFoundError, InvalidArgumentError, S3RequestError
+from s3aads_pandas.storage.failures import BucketOwned, ConditionRefused, NotFound, NotModified
+from s3aads_pandas.storage.redaction import redact
 from s3aads_pandas.storage.transport import (
-    PAGE_SIZE,
     Boto3Client,
     Fetched,
     Head,
     Listed,
     ListedPage,
+    RequestHook,
     Written,
     get_parameters,
 )
 
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
+S = TypeVar("S", bound=Store)  # the kind of obstore store a backend keeps its databases in
 
 #: PutObject parameters that obstore sends, as the attribute names it takes.
-_ATTRIBUTES = {
+ATTRIBUTES = {
     "ContentType": "Content-Type",
     "CacheControl": "Cache-Control",
     "ContentDisposition": "Content-Disposition",
     "ContentEncoding": "Content-Encoding",
     "ContentLanguage": "Content-Language",
 }
-#: Continuation tokens of obstore pages carry the last key listed; boto3's are S3's own.
-_TOKEN = "obstore:"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Continuation tokens of obstore pages carry the last key or folder of the page before.
+TOKEN = "obstore:"
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _STATUS = re.compile(r"status code: (\d{3})")
 _CODE = re.compile(r"<Code>([^<]+)</Code>")
-_MESSAGE = re.compile(r"<Message>([^<]*)</Message>")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-_REGION = re.compile(r"<Region>([^<]+)</Region>")
-#: Bodies larger than this are PUT through boto3. obstore's timeout (the request's deadline)
-#: bounds the whole request, so a large body moving slowly would fail at the deadline, each
-#: attempt sending it again; boto3's read timeout bounds each wait, a stall, not a body that moves.
-LARGE_BODY = 8 * 1024 * 1024
-#: How early before the deadline a lost answer counts as obstore's timeout at the deadline.
-_DEADLINE_SLACK = 0.1
 
 
-class RememberedCredentials(Boto3CredentialProvider):
-    """boto3's credential chain for obstore, each credential it hands out registered for
-    redaction: a refreshed session token (SSO, an assumed role, credential_process) is new."""
-
-    def __call__(self) -> Any:
-        credential = super().__call__()
-        remember(credential["access_key_id"], credential["secret_access_key"], credential.get("token"))
-        return credential
+class Inexpressible(Exception):
+    """obstore cannot make this request as asked (a key its paths refuse, a Range it has no words for)."""
 
 
-class _Inexpressible(Exception):
-    """obstore cannot make this request as asked: the boto3 transport makes it."""
+class ObstoreTransport(abc.ABC, Generic[S]):
+    """One obstore store per database; ``url`` names where the databases are (``memory://``)."""
 
+    #: Whether the store keeps user metadata and content headers with each object.
+    keeps_metadata: bool = True
 
-class _WrongRegion(Exception):
-    """S3 answered that the store signs for another region than the bucket's (``region``, when
-    it said). ``error`` is the project's error for the answer, raised as it is when the region
-    proves right and the answer was not ``certain`` to be about it (a HEAD's 400 has no body)."""
-
-    def __init__(self, error: Exception, region: str | None, *, certain: bool = True) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.region = region
-        self.certain = certain
-
-
-def expressible(key: str) -> bool:
-    """Whether obstore addresses exactly ``key``: its paths refuse or rewrite the others."""
-    if not key or key.startswith("/") or key.endswith("/") or _CONTROL.search(key):
-        return False
-    return all(segment not in {"", ".", ".."} for segment in key.split("/"))
-
-
-class ObstoreTransport:
-    """Calls through one obstore ``S3Store`` per bucket, made on first use for its region.
-
-    ``make_store(bucket, region)`` makes the store; ``serves_directory_buckets`` says whether
-    obstore can reach this endpoint's directory buckets (it cannot behind an endpoint URL).
-    """
-
-    def __init__(self, fallback: Boto3Transport, make_store: Callable[[str, str | None], Store], *,
-                 serves_directory_buckets: bool = True) -> None:
-        self.fallback = fallback
-        self.hooks = fallback.hooks
-        self._make_store = make_store
-        self._serves_directory_buckets = serves_directory_buckets
-        self._stores: dict[str, tuple[Store, str | None]] = {}  # bucket -> (store, the region it signs for)
-        self._opaque_etags: set[str] = set()  # buckets whose ETags are not MD5s (SSE-KMS, SSE-C)
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.hooks: list[RequestHook] = []
         self._lock = threading.Lock()
-        self._warned = False
-
-    @staticmethod
-    def database_url(bucket: str) -> str:
-        return where(bucket)
 
     @property
-    def boto3_client(self) -> Boto3Client:
-        """The fallback's client: buckets, DeleteObjects, CopyObject and the keys obstore cannot express."""
-        return self.fallback.boto3_client
+    def boto3_client(self) -> Boto3Client | None:
+        """None: only S3 has requests that boto3 sends."""
+        return None
 
     @property
     def endpoint(self) -> str:
-        return self.fallback.endpoint
+        return self.url
 
-    def _serves(self, bucket: str) -> bool:
-        """Whether obstore sends this bucket's object requests."""
-        return self._serves_directory_buckets or not is_directory_bucket(bucket)
+    def database_url(self, bucket: str) -> str:
+        return f"{self.url}{bucket}"
 
-    def _store(self, bucket: str, key: str | None) -> Store:
-        """The bucket's store; the first use asks S3 for the bucket's region (one HeadBucket)."""
-        with self._lock:
-            if bucket not in self._stores:
-                try:
-                    region = self.fallback.bucket_region(bucket) or self.fallback.region
-                except S3RequestError as error:  # the request itself was not sent
-                    raise S3RequestError(f"{error}, learning the region of the bucket of {where(bucket, key)}",
-                                         error.code, retryable=error.retryable, throttled=error.throttled) from None
-                self._remember(bucket, region)
-            return self._stores[bucket][0]
+    def _about(self, bucket: str, key: str | None) -> str:
+        return f"{self.database_url(bucket)}/{key or ''}"
 
-    def _remember(self, bucket: str, region: str | None) -> None:
-        """Make the bucket's store for ``region`` (under the lock)."""
-        self._stores[bucket] = (self._make_store(bucket, region), region)
+    # -- what a backend provides ---------------------------------------------------------------
 
-    def _relearned(self, bucket: str, wrong: _WrongRegion) -> Store:
-        """A store for the region S3 now gives the bucket; raise when it is the one in use."""
-        region = self.fallback.bucket_region(bucket) or wrong.region
-        with self._lock:
-            used = self._stores[bucket][1]
-            if region is None or region == used:
-                raise wrong_region(bucket, region, used) if wrong.certain else wrong.error
-            logger.info("s3://%s is in region %s, not %s: its requests are now signed for it", bucket, region, used)
-            self._remember(bucket, region)
-            return self._stores[bucket][0]
+    @abc.abstractmethod
+    def _store(self, bucket: str) -> S:
+        """The database's store; :class:`DatabaseNotFoundError` when it does not exist."""
 
-    def _call(self, operation: str, bucket: str, key: str | None, params: dict[str, Any],
-              call: Callable[[Store], Any]) -> Any:
-        """One obstore call, announced to the hooks as the S3 request it sends, errors made ours.
+    def _keys(self, store: S, prefix: str, after: str | None) -> Iterator[Listed]:
+        """The objects under ``prefix`` after the key ``after``, in key order (as the store lists them)."""
+        folder = prefix[: max(prefix.rfind("/"), 0)] or None  # obstore lists whole path segments
+        for chunk in obstore.list(store, folder, offset=after):
+            for obj in chunk:
+                key = obj["path"]
+                if key.startswith(prefix):
+                    yield Listed(key, obj["size"], obj["last_modified"], obj.get("e_tag"))
+                elif key > prefix:
+                    return
 
-        An answer that the bucket is in another region learns the region again and resends once.
-        """
-        params = {"Bucket": bucket, **({"Key": key} if key is not None else {}), **params}
-        store = self._store(bucket, key)
-        try:
-            return self._send(operation, params, call, store, bucket, key)
-        except _WrongRegion as wrong:
-            store = self._relearned(bucket, wrong)
-        try:
-            return self._send(operation, params, call, store, bucket, key)
-        except _WrongRegion as wrong:
-            if not wrong.certain:
-                raise wrong.error from None
-            raise wrong_region(bucket, wrong.region, self._stores[bucket][1]) from None
+    def _folders(self, store: S, prefix: str) -> list[str]:
+        """The next "folders" under ``prefix`` that hold an object, each ending in ``/``, sorted."""
+        folder = prefix[: max(prefix.rfind("/"), 0)] or None
+        listed = obstore.list_with_delimiter(store, folder)
+        return sorted(f"{name}/" for name in listed["common_prefixes"] if f"{name}/".startswith(prefix))
 
-    def _send(self, operation: str, params: dict[str, Any], call: Callable[[Store], Any], store: Store,
-              bucket: str, key: str | None) -> Any:
+    @abc.abstractmethod
+    def list_buckets(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def create_bucket(self, bucket: str) -> None:
+        """Create the database (see :meth:`_create`)."""
+
+    def _write(self, store: S, key: str, body: bytes, attributes: dict[str, str] | None,
+               condition: Mapping[str, str]) -> Written:
+        """PUT ``body`` under ``condition``, with the store's own conditional modes: obstore's
+        AlreadyExistsError or PreconditionError when it does not hold."""
+        written = obstore.put(store, key, body, attributes=attributes, mode=write_mode(condition), use_multipart=False)
+        return Written(str(written.get("e_tag") or ""), written.get("version") or None)
+
+    def _remove(self, store: S, key: str) -> None:
+        """Delete the key, if it exists."""
+        obstore.delete(store, key)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _call(self, operation: str, bucket: str, key: str | None, params: Mapping[str, Any],
+              call: Callable[[S], T]) -> T:
+        """One request on the database's store, announced to the hooks, errors made ours."""
+        return self._send(operation, bucket, key, params, call, self._store(bucket))
+
+    def _send(self, operation: str, bucket: str, key: str | None, params: Mapping[str, Any],
+              call: Callable[[S], T], store: S) -> T:
+        announced = {"Bucket": bucket, **({"Key": key} if key is not None else {}), **params}
         for hook in self.hooks:
-            hook(operation, params)
+            hook(operation, announced)
         try:
             return call(store)
         except Exception as error:
@@ -220,230 +157,160 @@ class ObstoreTransport:
         raise failure
 
     def _translated(self, error: Exception, bucket: str, key: str | None) -> Exception:
-        """The project's exception for what obstore raised."""
-        if isinstance(error, (InvalidPathError, ValueError)):  # a path obstore refused before sending
-            return _Inexpressible(str(error))
+        """The project's exception for what the store raised."""
+        about = self._about(bucket, key)
         if isinstance(error, (AlreadyExistsError, PreconditionError)):
-            refused = NotFound if _status(error) == 404 else ConditionRefused  # If-Match of a deleted key: 404
-            code = "NoSuchKey" if refused is NotFound else "PreconditionFailed"
-            return refused(f"S3 refused the conditional write of {where(bucket, key)}: {code}", code=code)
+            if http_status(error) == 404:  # S3 answers an If-Match of a deleted key with 404
+                return NotFound(f"{about} does not exist: NoSuchKey", code="NoSuchKey")
+            return ConditionRefused(f"the conditional write of {about} was refused: PreconditionFailed",
+                                    code="PreconditionFailed")
         if isinstance(error, NotModifiedError):
-            return NotModified(f"{where(bucket, key)} is the version asked about: NotModified", code="NotModified")
+            return NotModified(f"{about} is the version asked about: NotModified", code="NotModified")
         if isinstance(error, (PermissionDeniedError, UnauthenticatedError)):
-            return AccessDeniedError(f"S3 denied access to {where(bucket, key)}: {_code(error) or redact(str(error))}")
-        if isinstance(error, NotFoundError):
-            code = _code(error) or "NoSuchKey"
-            return answered_error(code, 404, _message(error), bucket, where(bucket, key), self.endpoint)
-        return self._failure(error, bucket, key)  # obstore's GenericError and the like: S3's answer, or none
+            return AccessDeniedError(f"access to {about} was denied: {s3_code(error) or redact(first_line(error))}")
+        if isinstance(error, (InvalidPathError, ValueError)):  # a path obstore refused before sending
+            return self._unaddressable(key, error)
+        if isinstance(error, (NotFoundError, FileNotFoundError)):
+            return self._not_found(error, bucket, key)
+        return self._failed(error, bucket, key)
 
-    def _failure(self, error: Exception, bucket: str, key: str | None) -> Exception:
-        about = where(bucket, key)
-        status = _status(error)
-        text = str(error)
-        lowered = text.lower()
-        if "received redirect" in lowered or status in {301, 307}:
-            return _WrongRegion(S3RequestError(f"S3 redirected the request for {about}", code="301"), None)
-        if status:
-            code = _code(error) or str(status)
-            answered = answered_error(code, status, _message(error), bucket, about, self.endpoint)
-            region = _REGION.search(text)
-            if code == "AuthorizationHeaderMalformed" or (status == 400 and code == "400"):  # a HEAD has no body
-                return _WrongRegion(answered, region.group(1) if region else None,
-                                    certain=code == "AuthorizationHeaderMalformed")
-            return answered
-        if "non-partial response" in lowered:  # the store ignored the Range (moto does, for an empty object)
-            return _Inexpressible("a ranged GET answered in full")
-        if "credential" in lowered and ("missing" in lowered or "not found" in lowered or "none" in lowered):
-            return AccessDeniedError(f"no usable AWS credentials for {about}: {text.splitlines()[0]}")
-        connected = not any(word in lowered for word in ("connect", "dns error", "refused"))
-        return unanswered_error(about, text.splitlines()[0], connected=connected, sent=connected,
-                                endpoint=self.endpoint)
+    def _unaddressable(self, key: str | None, error: Exception) -> Exception:
+        return InvalidArgumentError(f"{self.url} databases cannot hold the key {key!r}: {first_line(error)}")
 
-    def _fell_back(self, what: str, reason: str) -> None:
-        """Say once, at INFO, that a request went through boto3 because obstore could not make it."""
-        with self._lock:
-            level = logging.DEBUG if self._warned else logging.INFO
-            self._warned = True
-        logger.log(level, "%s went through boto3: obstore cannot express it (%s)", what, reason.splitlines()[0])
+    def _not_found(self, error: Exception, bucket: str, key: str | None) -> Exception:
+        return NotFound(f"{self._about(bucket, key)} does not exist: NoSuchKey", code="NoSuchKey")
+
+    def _failed(self, error: Exception, bucket: str, key: str | None) -> Exception:
+        if not isinstance(error, (OSError, obstore.exceptions.BaseError)):
+            return error
+        reason = first_line(error)
+        if "directory" in reason.lower():
+            reason += ("; a folder cannot hold both a key and keys under it (t/1 and t/1/2020): "
+                       "give the rows of a table one number of columns")
+        return S3RequestError(f"the request for {self._about(bucket, key)} failed: {reason}")
+
+    def _missing(self, bucket: str) -> DatabaseNotFoundError:
+        url = self.database_url(bucket)
+        return DatabaseNotFoundError(
+            f"database {bucket!r} does not exist in {self.url}; create it with Database({url!r}).create()", url)
 
     # -- listing -------------------------------------------------------------------------------
 
     def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                   max_keys: int, delimiter: str | None) -> ListedPage:
-        native = (delimiter is None and max_keys >= PAGE_SIZE and (not prefix or prefix.endswith("/"))
-                  and (token is None or token.startswith(_TOKEN)) and lists_in_key_order(bucket))
-        if not native:
-            return self.fallback.list_page(bucket, prefix, start_after, token, max_keys, delimiter)
-        offset = token[len(_TOKEN):] if token else start_after
-        if offset is not None and not offset.startswith(prefix):  # before every key of the prefix, or after
-            if offset > prefix:
-                return ListedPage([], [], None)
-            offset = None
-        try:
-            return self._list_page(bucket, prefix, offset)
-        except _Inexpressible as error:
-            self._fell_back(f"a listing page of s3://{bucket}/{prefix}", str(error))
-        page = self.fallback.list_page(bucket, prefix, offset, None, max_keys, None)
-        if page.token is None or not page.objects:
-            return page
-        return ListedPage(page.objects, page.prefixes, _TOKEN + page.objects[-1].key)  # the next page on obstore
+        after = token[len(TOKEN):] if token and token.startswith(TOKEN) else start_after
+        params = {"Prefix": prefix, "MaxKeys": max_keys, **({"Delimiter": delimiter} if delimiter else {})}
+        if delimiter not in (None, "/"):
+            raise InvalidArgumentError(f"{self.url} databases list with the delimiter '/' only, not {delimiter!r}")
+        if delimiter:
+            folders = self._call("ListObjectsV2", bucket, None, params, lambda store: self._folders(store, prefix))
+            chosen = [folder for folder in folders if after is None or folder > after][:max_keys]
+            more = bool(chosen) and chosen[-1] != folders[-1]
+            return ListedPage([], chosen, TOKEN + chosen[-1] if more else None)
 
-    def _list_page(self, bucket: str, prefix: str, offset: str | None) -> ListedPage:
-        if offset is not None and not expressible(offset):
-            raise _Inexpressible(f"the key {offset!r}")
-        params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": PAGE_SIZE, **({"StartAfter": offset} if offset else {})}
-
-        def first_page(store: Store) -> list[dict[str, Any]]:
-            stream = obstore.list(store, prefix or None, offset=offset, chunk_size=PAGE_SIZE)
-            return next(iter(stream), [])
-
-        objects = self._call("ListObjectsV2", bucket, None, params, first_page)
-        listed = [Listed(obj["path"], obj["size"], obj["last_modified"], obj.get("e_tag")) for obj in objects]
-        if listed and not (listed[0].key.startswith(prefix) and listed[-1].key.startswith(prefix)):
-            raise _Inexpressible("a key that ends with '/' lists without it")
-        if any(obj.size == 0 for obj in listed):  # a folder marker `t/a/` lists as an empty `t/a`
-            raise _Inexpressible("an empty object, which lists alike with a folder marker (a key ending in '/')")
-        token = _TOKEN + listed[-1].key if len(listed) >= PAGE_SIZE else None
-        return ListedPage(listed, [], token)
+        objects = self._call("ListObjectsV2", bucket, None, params,
+                             lambda store: _limited(self._keys(store, prefix, after), max_keys + 1))
+        more = len(objects) > max_keys
+        objects = objects[:max_keys]
+        return ListedPage(objects, [], TOKEN + objects[-1].key if more else None)
 
     def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                      max_keys: int) -> ListedPage:
-        return self.fallback.list_details(bucket, prefix, start_after, token, max_keys)
+        page = self.list_page(bucket, prefix, start_after, token, max_keys, None)
+        return page._replace(objects=[obj._replace(storage_class="STANDARD") for obj in page.objects])
 
     # -- objects -------------------------------------------------------------------------------
 
-    def _native(self, bucket: str, key: str, native: Callable[[], T], fallback: Callable[[], T]) -> T:
-        """``native()`` through obstore, or ``fallback()`` through boto3 for a key obstore cannot express."""
-        if not self._serves(bucket):
-            return fallback()
-        if expressible(key):
-            try:
-                return native()
-            except _Inexpressible as error:
-                reason = str(error)
-        else:
-            reason = f"the key {key!r}"
-        self._fell_back("a request", reason)
-        return fallback()
-
     def get(self, bucket: str, key: str, deadline: float, byte_range: str | None = None,
             if_none_match: str | None = None) -> Fetched:
-        return self._native(bucket, key, lambda: self._get(bucket, key, deadline, byte_range, if_none_match),
-                            lambda: self.fallback.get(bucket, key, deadline, byte_range, if_none_match))
-
-    def _get(self, bucket: str, key: str, deadline: float, byte_range: str | None,
-             if_none_match: str | None) -> Fetched:
-        options = get_options(byte_range, if_none_match)
         try:
-            body, meta, attributes = self._call("GetObject", bucket, key, get_parameters(byte_range, if_none_match),
-                                                lambda store: _fetch(store, key, options))
-        except S3RequestError as error:
-            if error.answer_lost and time.monotonic() >= deadline - _DEADLINE_SLACK:  # obstore's own timeout
-                raise S3RequestError(
-                    f"the body of {where(bucket, key)} was still arriving at the request's deadline; "
-                    "raise the deadline setting for slow links", retryable=True
-                ) from None
-            raise
-        etag = str(meta.get("e_tag") or "")
-        if not etag:
-            raise S3RequestError(f"S3 answered the GET of {where(bucket, key)} without an ETag header", retryable=True)
-        metadata = _user_metadata(attributes)
-        if byte_range:
-            return Fetched(body, etag, int(meta["size"]), metadata)
-        if bucket in self._opaque_etags or is_directory_bucket(bucket):
-            return Fetched(body, etag, len(body), metadata)
-        try:
-            check_body(body, etag, where(bucket, key))
-        except S3RequestError:
-            return self._checked_again(bucket, key, body, deadline)
-        return Fetched(body, etag, len(body), metadata)
+            options = get_options(byte_range, if_none_match)
+        except Inexpressible:
+            raise InvalidArgumentError(f"a byte range such as 'bytes=0-99', 'bytes=-100' or 'bytes=10-', "
+                                       f"not {byte_range!r}") from None
+        return self._get(bucket, key, byte_range, if_none_match, options)
 
-    def _checked_again(self, bucket: str, key: str, body: bytes, deadline: float) -> Fetched:
-        """The object through boto3, whose answer's headers obstore does not show: they say
-        whether the object is encrypted (its ETag then no MD5) and carry its checksums, by which
-        that body is checked. The same body again means an opaque ETag, not a corrupted body."""
-        fetched = self.fallback.get(bucket, key, deadline)
-        if fetched.body == body:
-            logger.debug("s3://%s holds objects whose ETags are not MD5s (encrypted)", bucket)
-            with self._lock:
-                self._opaque_etags.add(bucket)
-        return fetched
+    def _get(self, bucket: str, key: str, byte_range: str | None, if_none_match: str | None,
+             options: Mapping[str, Any]) -> Fetched:
+        """The GET, as it came: the size is the whole object's, a range's body part of it."""
+
+        def fetch(store: S) -> Fetched:
+            result = obstore.get(store, key, options=cast(Any, options) or None)
+            meta = result.meta
+            return Fetched(bytes(result.bytes()), str(meta.get("e_tag") or ""), int(meta["size"]),
+                           user_metadata(result.attributes))
+
+        return self._call("GetObject", bucket, key, get_parameters(byte_range, if_none_match), fetch)
 
     def head(self, bucket: str, key: str) -> Head:
-        return self._native(bucket, key, lambda: self._head(bucket, key), lambda: self.fallback.head(bucket, key))
+        def head_of(store: S) -> Head:
+            result = obstore.get(store, key, options={"head": True})
+            return Head(str(result.meta.get("e_tag") or ""), int(result.meta["size"]),
+                        user_metadata(result.attributes))
 
-    def _head(self, bucket: str, key: str) -> Head:
-        result = self._call("HeadObject", bucket, key, {},
-                            lambda store: obstore.get(store, key, options={"head": True}))
-        meta = result.meta
-        return Head(str(meta.get("e_tag") or ""), int(meta["size"]), _user_metadata(result.attributes))
+        return self._call("HeadObject", bucket, key, {}, head_of)
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
             condition: Mapping[str, str]) -> Written:
-        unmapped = sorted(set(params) - set(_ATTRIBUTES) - {"Metadata"})
-        if unmapped:
-            logger.debug("PutObject with %s goes through boto3", ", ".join(unmapped))
-            return self.fallback.put(bucket, key, body, params, condition)
-        if len(body) > LARGE_BODY:  # obstore's timeout bounds the whole upload, boto3's each wait
-            logger.debug("a PutObject of %d bytes goes through boto3", len(body))
-            return self.fallback.put(bucket, key, body, params, condition)
-        return self._native(bucket, key, lambda: self._put(bucket, key, body, params, condition),
-                            lambda: self.fallback.put(bucket, key, body, params, condition))
-
-    def _put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
-             condition: Mapping[str, str]) -> Written:
-        attributes = {_ATTRIBUTES[name]: str(value) for name, value in params.items() if name in _ATTRIBUTES}
+        attributes = {ATTRIBUTES[name]: str(value) for name, value in params.items() if name in ATTRIBUTES}
         attributes.update({str(name): str(value) for name, value in dict(params.get("Metadata") or {}).items()})
-        mode: Any = "overwrite"
-        if condition.get("IfNoneMatch") == "*":
-            mode = "create"
-        elif "IfMatch" in condition:
-            mode = {"e_tag": condition["IfMatch"]}
-        written = self._call(
-            "PutObject", bucket, key, {**params, **condition, "ContentLength": len(body)},
-            lambda store: obstore.put(store, key, body, attributes=attributes or None, mode=mode, use_multipart=False),
-        )
-        return Written(str(written.get("e_tag") or ""), written.get("version") or None)
+        if not self.keeps_metadata:
+            attributes = {}
+        return self._call("PutObject", bucket, key, {**params, **condition, "ContentLength": len(body)},
+                          lambda store: self._write(store, key, body, attributes or None, condition))
 
     def delete(self, bucket: str, key: str) -> None:
-        """A DeleteObject, through boto3: obstore deletes one key with a DeleteObjects, a POST,
-        where S3's DELETE is free and is what a request count should say was sent."""
-        self.fallback.delete(bucket, key)
+        self._call("DeleteObject", bucket, key, {}, lambda store: self._remove(store, key))
 
     def delete_batch(self, bucket: str, keys: Sequence[str]) -> dict[str, str]:
-        return self.fallback.delete_batch(bucket, keys)
+        """One DeleteObjects, as S3 would count it: the keys not deleted, with the reason."""
+
+        def delete_each(store: S) -> dict[str, str]:
+            failures = {}
+            for key in keys:
+                try:
+                    self._remove(store, key)
+                except (OSError, ValueError, obstore.exceptions.BaseError) as error:
+                    failures[key] = first_line(error)
+            return failures
+
+        return self._call("DeleteObjects", bucket, None, {"Delete": {"Objects": [{"Key": key} for key in keys]}},
+                          delete_each)
 
     def copy(self, source_bucket: str, source_key: str, bucket: str, key: str,
              params: Mapping[str, Any]) -> Written:
-        return self.fallback.copy(source_bucket, source_key, bucket, key, params)
+        fetched = self.get(source_bucket, source_key, float("inf"))
+        metadata = fetched.metadata if params.get("MetadataDirective") != "REPLACE" else {}
+        return self.put(bucket, key, fetched.body, {"Metadata": metadata, **params}, {})
 
-    # -- buckets -------------------------------------------------------------------------------
-
-    def list_buckets(self) -> list[str]:
-        return self.fallback.list_buckets()
+    # -- databases -----------------------------------------------------------------------------
 
     def head_bucket(self, bucket: str) -> None:
-        self.fallback.head_bucket(bucket)
+        self._announce("HeadBucket", bucket)
+        self._store(bucket)
 
-    def create_bucket(self, bucket: str) -> None:
-        """Create the bucket (boto3), which is then in the configured region: nothing to learn."""
-        self.fallback.create_bucket(bucket)
+    def _announce(self, operation: str, bucket: str) -> None:
+        for hook in self.hooks:
+            hook(operation, {"Bucket": bucket})
+
+    def _create(self, bucket: str, make: Callable[[], bool]) -> None:
+        """Announce a CreateBucket and ``make()`` the database; BucketOwned when it was there."""
+        self._announce("CreateBucket", bucket)
         with self._lock:
-            self._remember(bucket, self.fallback.region)
+            if not make():
+                raise BucketOwned(f"{self.database_url(bucket)} exists", code="BucketAlreadyOwnedByYou")
 
     def put_parameters(self) -> frozenset[str]:
-        return self.fallback.put_parameters()
+        return frozenset({*ATTRIBUTES, "Metadata"} if self.keeps_metadata else ())
 
 
-def _fetch(store: Store, key: str, options: Mapping[str, Any]) -> tuple[bytes, dict[str, Any], dict[str, str]]:
-    result = obstore.get(store, key, options=cast(Any, options) or None)
-    return bytes(result.bytes()), dict(result.meta), dict(result.attributes)
-
-
-def _user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:
-    """The user metadata among obstore's attributes (the others are content headers)."""
-    return {name: value for name, value in attributes.items() if name not in _ATTRIBUTES.values()
-            and name != "Storage-Class"}
+def write_mode(condition: Mapping[str, str]) -> Any:
+    """obstore's put mode for a PUT's condition: create, an ETag to match, or overwrite."""
+    if condition.get("IfNoneMatch") == "*":
+        return "create"
+    if "IfMatch" in condition:
+        return {"e_tag": condition["IfMatch"]}
+    return "overwrite"
 
 
 def get_options(byte_range: str | None, if_none_match: str | None) -> dict[str, Any]:
@@ -458,7 +325,7 @@ def range_option(byte_range: str) -> Any:
     """obstore's range for an HTTP one: ``bytes=0-99``, ``bytes=-100`` or ``bytes=10-``."""
     match = _RANGE.fullmatch(byte_range.strip())
     if match is None or not any(match.groups()):  # S3 decides what such a header means
-        raise _Inexpressible(f"the Range header {byte_range!r}")
+        raise Inexpressible(f"the Range header {byte_range!r}")
     first, last = match.groups()
     if not first:
         return {"suffix": int(last)}
@@ -467,16 +334,28 @@ def range_option(byte_range: str) -> Any:
     return (int(first), int(last) + 1)
 
 
-def _status(error: Exception) -> int:
+def user_metadata(attributes: Mapping[str, str]) -> dict[str, str]:
+    """The user metadata among obstore's attributes (the others are content headers)."""
+    return {name: value for name, value in attributes.items() if name not in ATTRIBUTES.values()
+            and name != "Storage-Class"}
+
+
+def _limited(items: Iterator[T], count: int) -> list[T]:
+    """The first ``count`` items."""
+    return [item for item, _ in zip(items, range(count), strict=False)]
+
+
+def http_status(error: Exception) -> int:
+    """The HTTP status of an obstore error from an HTTP store (0 for none)."""
     match = _STATUS.search(str(error))
     return int(match.group(1)) if match else 0
 
 
-def _code(error: Exception) -> str:
+def s3_code(error: Exception) -> str:
+    """S3's error code in an obstore error's body ("" for none)."""
     match = _CODE.search(str(error))
     return match.group(1) if match else ""
 
 
-def _message(error: Exception) -> str:
-    match = _MESSAGE.search(str(error))
-    return match.group(1) if match else str(error).splitlines()[0]
+def first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -2,8 +2,8 @@
 
 The adapter (:mod:`s3aads_pandas.storage.adapter`) owns retries, conditional-write semantics
 and batching; a transport only sends one request and says what came back. Two transports
-exist for S3: obstore (Rust, the default) and boto3 (the fallback, and a choice in the settings);
-:mod:`~s3aads_pandas.storage.local_transport` serves the databases of this machine.
+send object requests: obstore's (:mod:`~s3aads_pandas.storage.obstore_transport`, on any of
+its stores: S3, memory, a folder) and boto3's (S3's fallback, and a choice in the settings).
 """
 
 from __future__ import annotations

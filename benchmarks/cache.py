@@ -12,30 +12,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
+from fast_s3 import served, started
 
 from s3aads_pandas import ConnectionSettings, Database, Table, usage
-
-HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def served(endpoint: str) -> int:
-    with urllib.request.urlopen(f"{endpoint}/_requests", timeout=10) as answer:
-        return int(answer.read())
 
 
 def main() -> None:
@@ -46,20 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp())
-    port = free_port()
-    server = subprocess.Popen([sys.executable, str(HERE / "fast_s3.py"), "--port", str(port), "--latency",
-                               str(args.latency), "--seed", "bench", "events/", str(args.rows), str(args.size)])
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                served(endpoint)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    with started(args.latency, ("bench", "events/", args.rows, args.size)) as endpoint:
         settings = ConnectionSettings(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="local",
                                       aws_secret_access_key="local")
         table = Table("events", Database("bench", settings.replace(cache=str(work / "cache"))), ["id"])
@@ -86,10 +57,7 @@ def main() -> None:
         for row in (10, 11):
             other.delete(id=row)
         timed("after 5 changed, 2 deleted")
-    finally:
-        server.terminate()
-        server.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

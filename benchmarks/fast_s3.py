@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import hashlib
 import logging
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from email.utils import formatdate
 from typing import Any
 from xml.sax.saxutils import escape
@@ -137,6 +142,37 @@ def _answer(start_response: Callable[..., Any], status: str, body: bytes = b"",
 def _error(start_response: Callable[..., Any], status: str, code: str, method: str) -> list[bytes]:
     body = b"" if method == "HEAD" else f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
     return _answer(start_response, status, body, [("Content-Type", "application/xml")])
+
+
+def served(endpoint: str) -> int:
+    """How many S3 requests the endpoint has answered."""
+    with urllib.request.urlopen(f"{endpoint}{COUNT_PATH}", timeout=10) as answer:
+        return int(answer.read())
+
+
+@contextlib.contextmanager
+def started(latency: float, seed: tuple[str, str, int, int]) -> Iterator[str]:
+    """The endpoint in a process of its own, seeded with ``(bucket, prefix, rows, size)``; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = subprocess.Popen([sys.executable, __file__, "--port", str(port), "--latency", str(latency),
+                               "--seed", *map(str, seed)])
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                served(endpoint)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def main() -> None:

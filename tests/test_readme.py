@@ -35,6 +35,7 @@ RUNNER = textwrap.dedent('''
         "sales": ns["pd"].read_s3aads("joeyism-test/sales", format="parquet")["amount"].tolist(),
         "explorer": type(ns["explorer"]).__name__,
         "spend": ns["spend"].to_dict("list"),
+        "served": ns["served"],
     }))
 ''')
 
@@ -60,3 +61,4 @@ def test_every_block_runs_in_order_with_no_aws_account(tmp_path: Path) -> None:
     assert seen["copied"] == ["2", "5"] and seen["sales"] == [1.5, 2.5, 3.0]
     assert seen["explorer"] == "Explorer"
     assert seen["spend"] == {"name": ["Ada", "Bo"], "order_count": [2, 1], "total": [12, 3]}
+    assert seen["served"] == [{"year": 2020, "id": 1, "data": "first"}, 404, [{"year": "2020", "id": "1"}]]

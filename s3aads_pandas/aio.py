@@ -1,0 +1,195 @@
+"""The datastore from asyncio code (FastAPI, aiohttp, any event loop): coroutines with the names,
+parameters, results and exceptions of the synchronous API.
+
+Every call runs the synchronous core on this module's worker threads, so the event loop is never
+blocked while a request is in flight, and both APIs share one core: the same retries, deadlines,
+conditional writes, cache and usage counts (a ``usage()`` block in a coroutine counts what the
+calls it awaits send). obstore releases the GIL while it waits for S3, so up to
+:data:`WORKER_THREADS` calls are in flight at once; a bulk call (a read, a write, a query) runs
+its own requests in parallel as the synchronous one does.
+
+A cancelled coroutine stops waiting; a request already sent still completes in its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from s3aads_pandas.config import ConnectionSettings
+from s3aads_pandas.frames.accessor import WriteResult
+from s3aads_pandas.frames.read import read_s3aads as _read_s3aads
+from s3aads_pandas.storage import usage
+from s3aads_pandas.tables.datastore import Database, Table
+from s3aads_pandas.tables.rows import Row
+
+T = TypeVar("T")
+
+#: How many calls run at once, each on a thread of its own.
+WORKER_THREADS = 64
+#: How many rows an ``async for`` takes from a listing per hop to a worker thread (one S3 page).
+ROWS_PER_HOP = 1000
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _workers() -> ThreadPoolExecutor:
+    """The worker threads, started on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="s3aads-aio")
+        return _pool
+
+
+def _forget_workers() -> None:
+    """In a forked child the parent's threads do not exist: start new ones on first use."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_workers)
+
+
+async def run(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)`` on a worker thread, in the caller's context (its usage blocks)."""
+    future = usage.submit(_workers(), functools.partial(call, *args, **kwargs))
+    return await asyncio.wrap_future(future)
+
+
+async def _iterate(items: Iterator[T], per_hop: int) -> AsyncIterator[T]:
+    """``items``, each hop to a worker thread taking up to ``per_hop`` of them; closed when left."""
+    try:
+        while batch := await run(lambda: list(itertools.islice(items, per_hop))):
+            for item in batch:
+                yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            await run(close)
+
+
+def _coroutine(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """A coroutine that runs ``method`` of the wrapped synchronous object on a worker thread."""
+
+    @functools.wraps(method)
+    async def call(self: AsyncDatabase | AsyncTable, *args: Any, **kwargs: Any) -> T:
+        return await run(getattr(self.sync, method.__name__), *args, **kwargs)
+
+    return call
+
+
+class AsyncDatabase:
+    """:class:`~s3aads_pandas.Database` for asyncio code: ``name`` and the connection as there;
+    ``async with AsyncDatabase(...) as db`` works too."""
+
+    def __init__(self, name: str, settings: ConnectionSettings | None = None, **connection: Any) -> None:
+        self.sync: Database = Database(name, settings, **connection)
+
+    def __repr__(self) -> str:
+        return f"Async{self.sync!r}"
+
+    async def __aenter__(self) -> AsyncDatabase:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    @property
+    def name(self) -> str:
+        return self.sync.name
+
+    create = _coroutine(Database.create)
+    exists = _coroutine(Database.exists)
+    drop_table = _coroutine(Database.drop_table)
+
+    async def tables(self) -> list[str]:
+        """The database's tables (a property of the synchronous Database)."""
+        return await run(lambda: self.sync.tables)
+
+    async def get_table(self, name: str, columns: Sequence[str] | None = None, *,
+                        infer_columns: bool = False) -> AsyncTable | None:
+        """The table ``name`` with its recorded columns, or None when it has no rows (as there)."""
+        table = await run(self.sync.get_table, name, columns, infer_columns=infer_columns)
+        return None if table is None else AsyncTable.of(table)
+
+
+class AsyncTable:
+    """:class:`~s3aads_pandas.Table` for asyncio code; ``database`` is an AsyncDatabase, a
+    Database, a name or a URL."""
+
+    def __init__(self, name: str, database: AsyncDatabase | Database | str,
+                 columns: Sequence[str] | None = None) -> None:
+        if isinstance(database, AsyncDatabase):
+            database = database.sync
+        self.sync: Table = Table(name, database, columns)
+
+    @classmethod
+    def of(cls, table: Table) -> AsyncTable:
+        """The async face of a synchronous Table."""
+        wrapper = cls.__new__(cls)
+        wrapper.sync = table
+        return wrapper
+
+    def __repr__(self) -> str:
+        return f"Async{self.sync!r}"
+
+    @property
+    def name(self) -> str:
+        return self.sync.name
+
+    @property
+    def columns(self) -> list[str]:
+        return self.sync.columns
+
+    insert = _coroutine(Table.insert)
+    insert_string = _coroutine(Table.insert_string)
+    select = _coroutine(Table.select)
+    select_string = _coroutine(Table.select_string)
+    select_with_etag = _coroutine(Table.select_with_etag)
+    update = _coroutine(Table.update)
+    delete = _coroutine(Table.delete)
+    query = _coroutine(Table.query)
+    distinct = _coroutine(Table.distinct)
+    count = _coroutine(Table.count)
+    insert_by_key = _coroutine(Table.insert_by_key)
+    select_by_key = _coroutine(Table.select_by_key)
+    delete_by_key = _coroutine(Table.delete_by_key)
+    query_by_key = _coroutine(Table.query_by_key)
+
+    async def keys(self) -> list[str]:
+        """Keys (without the table name) of every row (a property of the synchronous Table)."""
+        return await run(lambda: self.sync.keys)
+
+    def iter_rows(self, **filters: Any) -> AsyncIterator[Row]:
+        """``async for row in table.iter_rows(**filters)``: the matching rows as they are listed."""
+        return _iterate(self.sync.iter_rows(**filters), ROWS_PER_HOP)
+
+
+def _table(table: AsyncTable | Table | str) -> Table | str:
+    return table.sync if isinstance(table, AsyncTable) else table
+
+
+async def read_s3aads(table: AsyncTable | Table | str, *, progress: bool | None = False,
+                      **options: Any) -> pd.DataFrame | AsyncIterator[pd.DataFrame]:
+    """:func:`~s3aads_pandas.read_s3aads`, with its parameters; no progress bar unless asked.
+    With ``chunksize`` it gives an async iterator of DataFrames, listing and fetching as it goes."""
+    frames = await run(_read_s3aads, _table(table), progress=progress, **options)
+    if isinstance(frames, pd.DataFrame):
+        return frames
+    return _iterate(frames, 1)
+
+
+async def write(frame: pd.DataFrame, table: AsyncTable | Table | str, data: str = "data", *,
+                progress: bool | None = False, **options: Any) -> WriteResult:
+    """``frame.s3aads.write(table, ...)``, with its parameters; no progress bar unless asked."""
+    return await run(frame.s3aads.write, _table(table), data, progress=progress, **options)

@@ -87,6 +87,14 @@ def test_query_matches_exactly_on_any_subset_of_columns(filled: Table) -> None:
     assert len(filled.query()) == 6
 
 
+def test_whole_keys_that_prefix_each_other_give_each_row_once(db: Database) -> None:
+    table = Table("ids", db, ["id"])
+    for row in (7, 70, 71):
+        table.insert(b"x", id=row)
+    assert table.query(id=[7, 70]) == [{"id": "7"}, {"id": "70"}]  # t/7's listing holds t/70 too
+    assert table.count(id=["70", "7", "71"]) == 3
+
+
 def test_distinct_on_any_columns(filled: Table) -> None:
     assert filled.distinct(["year"]) == [("2020",), ("2021",)]
     assert filled.distinct(["id"]) == [("1",), ("10",), ("2",)]

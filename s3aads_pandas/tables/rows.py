@@ -33,13 +33,22 @@ def objects_under(lister: Lister, prefixes: Sequence[str]) -> Iterator[Listed]:
     """Objects under the listing prefixes of a filter, in order.
 
     The prefixes of one filter are all folders (ending in '/') or all whole keys (every column
-    given); a whole key yields that key only, not the longer keys it is a prefix of.
+    given); a whole key yields that key only, once, not the longer keys it is a prefix of (the
+    listing of ``t/7`` holds ``t/70``, which ``t/70``'s listing holds too).
     """
     objects = lister.many(prefixes)
     if prefixes[0].endswith("/"):
         return objects
     whole = set(prefixes)
-    return (obj for obj in objects if obj.key in whole)
+    return _each_once(obj for obj in objects if obj.key in whole)
+
+
+def _each_once(objects: Iterator[Listed]) -> Iterator[Listed]:
+    yielded: set[str] = set()
+    for obj in objects:
+        if obj.key not in yielded:
+            yielded.add(obj.key)
+            yield obj
 
 
 def matching_rows(

@@ -234,7 +234,7 @@ def test_a_new_backend_is_one_subclass_of_the_obstore_transport() -> None:
     transport = ScratchTransport()
     db = Database("shop", root="memory://", transport=transport)
     with pytest.raises(DatabaseNotFoundError, match="scratch://shop"):
-        db.tables  # noqa: B018
+        db.tables
     assert db.create() and not db.create() and transport.list_buckets() == ["shop"]
     table = Table("events", db, columns=["year", "id"])
     frame = pd.DataFrame({"year": ["2020", "2020", "2021"], "id": ["1", "10", "1"], "data": [b"a", b"b", b"c"]})

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from s3aads_pandas import ColumnsNotSetError, Database, S3aadsError, Table
-from s3aads_pandas.notebook.browsing import Browsing, Cancelled, describe_choice
+from s3aads_pandas.notebook.browsing import SUGGESTIONS, Browsing, Cancelled, describe_choice, parse_choice, suggestions
 from s3aads_pandas.storage import memory
 
 
@@ -119,3 +119,29 @@ def test_nothing_chosen_is_said_before_any_request(events: Table) -> None:
         empty.open_table("events")
     with pytest.raises(ColumnsNotSetError, match="no columns to explore"):
         Browsing(events.database).open_table(Table("nothing", events.database))
+
+
+def test_a_filter_takes_any_typed_values_and_suggests_a_few_that_complete_them() -> None:
+    offered = {str(i) for i in range(100_000)} | {"Smith, J"}
+    assert parse_choice(" 7, 12,,7 ", offered) == ["7", "12"]
+    assert parse_choice("Smith, J", offered) == ["Smith, J"]  # one value, commas and all
+    assert parse_choice("no such value", offered) == ["no such value"] and parse_choice(" ", offered) == []
+    assert suggestions("", offered) == sorted(offered)[:SUGGESTIONS]
+    assert suggestions("7, 9999", offered) == ["7, 9999", "7, 99990", "7, 99991", "7, 99992", "7, 99993",
+                                               "7, 99994", "7, 99995", "7, 99996", "7, 99997", "7, 99998",
+                                               "7, 99999", "7, 19999", "7, 29999", "7, 39999", "7, 49999",
+                                               "7, 59999", "7, 69999", "7, 79999", "7, 89999"]
+    assert "7, 7" not in suggestions("7, ", offered)  # a value is chosen once
+    assert suggestions("smi", offered) == ["Smith, J"]  # any case, anywhere in the value
+
+
+def test_the_other_columns_offer_their_values_as_pages_arrive() -> None:
+    database = Database("memory://pages")
+    database.create()
+    table = Table("t", database, ["kind", "id"])
+    pd.DataFrame({"kind": ["a"] * 2500, "id": range(2500), "data": ["x"] * 2500}).s3aads.write(table, progress=False)
+    reports: list[tuple[str, int]] = []
+    Browsing(table).list_rows({}, cancelled=lambda: False, on_progress=lambda rows: None,
+                              on_choices=lambda column, values: reports.append((column, len(values))))
+    assert reports == [("kind", 1), ("id", 1000), ("kind", 1), ("id", 2000), ("kind", 1), ("id", 2500)]
+    memory.forget_all()

@@ -107,7 +107,7 @@ def test_any_column_filters_on_its_own(table: Table, count_requests) -> None:
     assert not any(selector.disabled for selector in explorer.filters.values())
     assert explorer.filters["year"].options == ("2020", "2021", "2022")
     counter = count_requests(table.database)
-    explorer.filters["year"].value = ("2021",)  # not the leading column: applied to the listing in hand
+    explorer.choose("year", "2021")  # not the leading column: applied to the listing in hand
     explorer.wait()
     assert shown_rows(explorer) == ["buy / 2021 / 3", "view / 2021 / 2"]
     assert explorer.summary.value == "year = 2021"
@@ -123,23 +123,25 @@ def test_leading_choices_narrow_the_listing_and_keep_their_alternatives(table: T
     explorer = explore(table)
     explorer.wait()
     counter = count_requests(table.database)
-    explorer.filters["kind"].value = ("view",)
+    explorer.choose("kind", "view")
     explorer.wait()
     assert shown_rows(explorer) == ["view / 2020 / 1", "view / 2021 / 2", "view / 2022 / <b>x</b>"]
     listed = [p["Prefix"] for p in counter.params("ListObjectsV2") if not p.get("Delimiter")]
     assert listed == ["events/view/"]
-    assert explorer.filters["kind"].options == ("buy", "click", "view")  # others can still be added
+    assert explorer.filters["kind"].options == ("view",)  # what completes the text typed
+    explorer.filters["kind"].value = "view, "
+    assert explorer.filters["kind"].options == ("view, buy", "view, click")  # others can still be added
     assert explorer.filters["year"].options == ("2020", "2021", "2022")
-    explorer.filters["kind"].value = ("view", "buy")
+    explorer.choose("kind", "buy", "view")
     explorer.wait()
-    explorer.filters["id"].value = ("2", "3")
+    explorer.choose("id", "2", "3")
     explorer.wait()
     assert shown_rows(explorer) == ["buy / 2021 / 3", "view / 2021 / 2"]
     assert explorer.summary.value == "kind ∈ {buy, view} · id ∈ {2, 3}"
     source = f"{table.database.reference}/events"
     assert explorer.code.value == f"pd.read_s3aads('{source}', kind=['buy', 'view'], id=['2', '3'])"
-    explorer.filters["kind"].value = ()
-    explorer.filters["id"].value = ()
+    explorer.choose("kind")
+    explorer.choose("id")
     explorer.wait()
     assert len(explorer.rows) == 30 and explorer.summary.value.startswith("all rows")
 
@@ -176,9 +178,9 @@ def test_preview_renderer_binary_and_truncation() -> None:
 def test_load_dataframe_shows_it_decoded_as_chosen(table: Table) -> None:
     explorer = explore(table)
     explorer.wait()
-    explorer.filters["kind"].value = ("view",)
+    explorer.choose("kind", "view")
     explorer.wait()
-    explorer.filters["year"].value = ("2020", "2021")  # JSON payloads only
+    explorer.choose("year", "2020", "2021")  # JSON payloads only
     explorer.wait()
     explorer.decode.value = "json"
     assert explorer.code.value == (
@@ -198,7 +200,7 @@ def test_load_dataframe_shows_it_decoded_as_chosen(table: Table) -> None:
 def test_the_loaded_frame_is_escaped(table: Table) -> None:
     explorer = explore(table)
     explorer.wait()
-    explorer.filters["year"].value = ("2022",)
+    explorer.choose("year", "2022")
     explorer.wait()
     explorer.load()
     explorer.wait()
@@ -209,7 +211,7 @@ def test_the_loaded_frame_is_escaped(table: Table) -> None:
 def test_load_dataframe_of_binary_payloads_decoded_as_text_fails_in_the_widget(table: Table) -> None:
     explorer = explore(table)
     explorer.wait()
-    explorer.filters["kind"].value = ("buy",)
+    explorer.choose("kind", "buy")
     explorer.decode.value = "str"
     explorer.wait()
     explorer.load()
@@ -281,7 +283,7 @@ def test_copy_as_code_uses_filters_for_columns_named_like_parameters(db: Databas
     table.insert(b"x", format="csv", id=1)
     explorer = explore(table)
     explorer.wait()
-    explorer.filters["format"].value = ("csv",)
+    explorer.choose("format", "csv")
     explorer.wait()
     assert explorer.code.value == f"pd.read_s3aads('{db.reference}/odd', filters={{'format': 'csv'}})"
     assert len(eval(explorer.code.value, {"pd": pd})) == 1  # the code runs and finds the row
@@ -320,3 +322,19 @@ def test_a_cancelled_load_says_so_after_a_stopped_listing_too(table: Table, monk
     explorer.load()
     explorer.wait(timeout=60)
     assert explorer.status.value == "cancelled" and explorer.df is None
+
+
+def test_a_filter_suggests_fifty_values_and_takes_any(db: Database) -> None:
+    table = Table("wide", db, ["id"])
+    pd.DataFrame({"id": range(120), "data": ["x"] * 120}).s3aads.write(table, progress=False)
+    explorer = explore(table)
+    explorer.wait()
+    assert len(explorer.filters["id"].options) == 50  # of 120 values: the browser gets a few
+    explorer.filters["id"].value = "11"  # typing
+    assert explorer.filters["id"].options[:3] == ("11", "110", "111") and explorer.selection() == {}
+    explorer.choose("id", "5000")  # not among the values offered
+    explorer.wait()
+    assert explorer.status.value == "no matching rows" and explorer.load_button.disabled
+    explorer.choose("id", "7", "70")
+    explorer.wait()
+    assert shown_rows(explorer) == ["7", "70"] and explorer.summary.value == "id ∈ {7, 70}"

@@ -17,6 +17,7 @@ LEVELS = {
     "tables": 3,
     "frames": 4,
     "notebook": 5,
+    "aio": 5,
     "local": 5,
     "dask": 6,
     "cli": 7,

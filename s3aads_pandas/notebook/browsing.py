@@ -5,9 +5,10 @@ that reproduces it. ``notebook/explorer.py`` draws it; this module is tested on 
 
 from __future__ import annotations
 
+import heapq
 import html
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any, NamedTuple
 
 import pandas as pd
@@ -23,6 +24,11 @@ SIZE, MODIFIED = "size (bytes)", "last modified (UTC)"
 LOAD_CHUNK = 200
 #: Chosen values per column; a column with none chosen takes any value.
 Chosen = dict[str, list[str]]
+#: How many values a filter suggests at a time (the browser gets these, not all of a column's).
+SUGGESTIONS = 50
+#: A listing reports the values its non-leading columns offer so far after every page (1,000
+#: rows) up to 10,000 rows, then every 10,000: each report costs a pass over the values.
+CHOICES_EVERY = 1000
 
 
 class Cancelled(Exception):
@@ -36,6 +42,10 @@ class _InHand(NamedTuple):
     narrowing: Chosen
     rows: list[tuple[Row, list[str]]]
     offered: dict[str, list[str]]
+
+
+def _report_due(listed: int) -> bool:
+    return listed % CHOICES_EVERY == 0 and (listed <= 10 * CHOICES_EVERY or listed % (10 * CHOICES_EVERY) == 0)
 
 
 def _matches(values: list[str], applied: dict[int, set[str]]) -> bool:
@@ -106,13 +116,14 @@ class Browsing:
     # -- listing ----------------------------------------------------------------------------------
 
     def list_rows(self, chosen: Chosen, *, cancelled: Callable[[], bool],
-                  on_choices: Callable[[str, list[str]], None],
+                  on_choices: Callable[[str, Collection[str]], None],
                   on_progress: Callable[[list[Row]], None], again: bool = False) -> list[Row]:
         """The rows the chosen values select, into ``self.rows`` as they are listed.
 
         Leading chosen columns narrow the listing (and offer all their values, through Delimiter
         listings); the other choices are applied to it, and those columns offer the values it
-        holds (so far, when the listing is cancelled or fails). ``on_progress`` gets the rows so
+        holds, reported every 1,000 rows listed and at its end (the values so far, when it is
+        cancelled or fails). ``on_progress`` gets the rows so
         far after each matching row. A choice that narrows as the last whole listing did is
         applied to that listing, with no request, unless ``again`` asks for a new one.
         """
@@ -141,6 +152,9 @@ class Browsing:
                 every.append((row, values))
                 for position in range(leading, len(columns)):
                     seen[position].add(values[position])
+                if _report_due(len(every)):
+                    for position in range(leading, len(columns)):
+                        on_choices(columns[position], set(seen[position]))
                 if _matches(values, applied):
                     rows.append(row)
                     on_progress(rows)
@@ -153,7 +167,7 @@ class Browsing:
         return rows
 
     def _choose_in_hand(self, in_hand: _InHand, chosen: Chosen, applied: dict[int, set[str]],
-                        on_choices: Callable[[str, list[str]], None]) -> list[Row]:
+                        on_choices: Callable[[str, Collection[str]], None]) -> list[Row]:
         """The chosen rows of the whole listing in hand."""
         self.rows = [row for row, values in in_hand.rows if _matches(values, applied)]
         self.listed_for, self.complete = dict(chosen), True
@@ -213,6 +227,30 @@ class Browsing:
         if set(values) & set(inspect.signature(read_s3aads).parameters):  # a column named like a parameter
             return f"pd.read_s3aads({source}, filters={values!r}{decoding})"
         return f"pd.read_s3aads({source}" + "".join(f", {c}={v!r}" for c, v in values.items()) + decoding + ")"
+
+
+def parse_choice(typed: str, offered: Collection[str]) -> list[str]:
+    """The values a filter's text chooses: one value, or several separated by commas (a text
+    that is one offered value, commas and all, is that value); an empty text chooses none."""
+    if typed in offered:
+        return [typed]
+    return list(dict.fromkeys(value.strip() for value in typed.split(",") if value.strip()))
+
+
+def suggestions(typed: str, offered: Collection[str], limit: int = SUGGESTIONS) -> list[str]:
+    """What a filter offers for its text: the whole text with its last value completed by the
+    offered values not chosen before it that contain what is typed of it (those that start with
+    it first), sorted."""
+    before, comma, last = typed.rpartition(",")
+    head = f"{before}, " if comma else ""
+    taken = {value.strip() for value in before.split(",")} if comma else set()
+    term = last.strip().casefold()
+    fitting = [value for value in offered if term in value.casefold() and value not in taken]
+    chosen = heapq.nsmallest(limit, (value for value in fitting if value.casefold().startswith(term)))
+    if len(chosen) < limit:
+        first = set(chosen)
+        chosen += heapq.nsmallest(limit - len(chosen), (value for value in fitting if value not in first))
+    return [head + value for value in chosen]
 
 
 def table_label(name: str, columns: Any) -> str:

@@ -8,17 +8,28 @@ thread so the notebook stays responsive; ``wait()`` joins that thread (for scrip
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pandas as pd
 
 from s3aads_pandas.errors import BulkOperationError, S3aadsError, extra_required
 from s3aads_pandas.frames.codecs import CODECS
-from s3aads_pandas.notebook.browsing import MODIFIED, SIZE, Browsing, Cancelled, describe_choice, table_label
+from s3aads_pandas.notebook.browsing import (
+    MODIFIED,
+    SIZE,
+    Browsing,
+    Cancelled,
+    Chosen,
+    describe_choice,
+    parse_choice,
+    suggestions,
+    table_label,
+)
 from s3aads_pandas.notebook.preview import render
 from s3aads_pandas.storage.usage import Pricing, Usage, counting
 from s3aads_pandas.tables.datastore import Database, Table
@@ -91,7 +102,9 @@ class Explorer(widgets.VBox):
         self.database_picker = widgets.Dropdown(description="Database", options=[], layout=wide)
         self.table_picker = widgets.Dropdown(description="Table", options=[], layout=wide)
         self.filter_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
-        self.filters: dict[str, widgets.SelectMultiple] = {}
+        self.filters: dict[str, widgets.Combobox] = {}
+        self._chosen: Chosen = {}  # what each filter's text chose when Enter was last pressed in it
+        self._offered: dict[str, Collection[str]] = {}  # each column's values: listed, or so far
         self.summary = widgets.HTML()
         self.summary.add_class("s3aads-summary")
         self.status = widgets.HTML()
@@ -193,18 +206,20 @@ class Explorer(widgets.VBox):
 
     def _open(self, table: Table | str) -> None:
         opened = self.browsing.open_table(table)
-        self.filters = {}
+        self.filters, self._chosen, self._offered = {}, {}, {}
         for column in opened.columns:
-            selector = widgets.SelectMultiple(description=column, options=[], rows=6,
-                                              style={"description_width": "initial"},  # the whole name
-                                              tooltip="no choice: any value")
-            selector.observe(self._guard(self._on_filter), names="value")
-            self.filters[column] = selector
+            box = widgets.Combobox(description=column, placeholder="any value", ensure_option=False,
+                                   style={"description_width": "initial"},  # the whole name
+                                   tooltip="a value, or several separated by commas, then Enter; empty: any value")
+            box.add_class("s3aads-filter")
+            box.observe(self._guard(functools.partial(self._on_typing, column)), names="value")
+            box.on_submit(self._guard(functools.partial(self._on_submit, column)))
+            self.filters[column] = box
         self.filter_box.children = list(self.filters.values())
         self.refresh()
 
     def _clear(self) -> None:
-        self.filters = {}
+        self.filters, self._chosen, self._offered = {}, {}, {}
         self.filter_box.children = []
         self.summary.value = self.preview.value = self.loaded.value = self.code.value = ""
         self._fill_grid([])
@@ -214,17 +229,37 @@ class Explorer(widgets.VBox):
 
     def selection(self) -> dict[str, list[str]]:
         """The chosen values per column (a column with none chosen takes any value)."""
-        chosen = {column: [v for v in selector.options if v in selector.value]
-                  for column, selector in self.filters.items()}
-        return {column: values for column, values in chosen.items() if values}
+        return {column: self._chosen[column] for column in self.filters if column in self._chosen}
 
-    def _on_filter(self, change: dict[str, Any]) -> None:
+    def choose(self, column: str, *values: str) -> None:
+        """Filter ``column`` to ``values`` (none: any value), as typing them and Enter does."""
+        box = self.filters[column]
+        self._quietly(box, value=", ".join(values))
+        self._on_submit(column, box)
+
+    def _on_submit(self, column: str, box: widgets.Combobox) -> None:
+        values = parse_choice(box.value, self._offered.get(column, ()))
+        if values == self._chosen.get(column, []):
+            return
+        if values:
+            self._chosen[column] = values
+        else:
+            self._chosen.pop(column, None)
+        self.refresh()
+
+    def _on_typing(self, column: str, change: dict[str, Any]) -> None:
         if not self._quiet:
-            self.refresh()
+            self._suggest(column)
 
-    def _set_choices(self, column: str, values: list[str]) -> None:
-        selector = self.filters[column]
-        self._quietly(selector, options=values, value=tuple(v for v in selector.value if v in values))
+    def _set_choices(self, column: str, values: Collection[str]) -> None:
+        self._offered[column] = values
+        self._suggest(column)
+
+    def _suggest(self, column: str) -> None:
+        """Offer the values that complete what is typed (a few: not all of a column's)."""
+        box = self.filters.get(column)
+        if box is not None:
+            self._quietly(box, options=tuple(suggestions(box.value, self._offered.get(column, ()))))
 
     def _quietly(self, picker: widgets.Widget, **traits: Any) -> None:
         """Set a picker's options and value without taking it for a choice of the user."""

@@ -43,6 +43,8 @@ def _free_port() -> int:
 
 
 LONG_NAME = "the-table-with-a-name-long-enough-to-be-cut-by-a-narrow-dropdown"
+#: A key value as long as one that pushed the size and last-modified columns out of view.
+LONG_VALUE = "v" * 207
 #: A payload that runs script if anything renders it as HTML (it is the largest, 52 bytes).
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 
@@ -59,6 +61,7 @@ def voila_url(local_s3: LocalS3, tmp_path: Path) -> Iterator[str]:
     events.insert(HOSTILE.encode(), kind="view", year=2022, id="<b>x</b>")
     long_table = Table(LONG_NAME, db, ["first_key_column", "second_key_column"])
     long_table.insert(b"1", first_key_column=1, second_key_column=2)
+    long_table.insert(b"2", first_key_column=2, second_key_column=LONG_VALUE)
 
     yield from serve_voila("'browser-db'", tmp_path, {**os.environ, **local_s3.environ()})
 
@@ -98,14 +101,19 @@ LARGE_ROWS = 20_000
 
 @pytest.fixture
 def large_voila_url(tmp_path: Path) -> Iterator[str]:
-    """A 20,000-row table in a folder, its files written as any program of this machine writes
-    them (through the API it takes seconds; to the local endpoint, minutes)."""
+    """An explorer of a table in a folder that has no rows yet (see :func:`write_large_table`)."""
     shop = Database(f"file://{tmp_path}/databases/shop")
+    shop.create()
+    yield from serve_voila(f"Table('events', Database({shop.url!r}), ['customer', 'id'])", tmp_path, dict(os.environ))
+
+
+def write_large_table(tmp_path: Path) -> None:
+    """20,000 rows of 200 customers, their files written as any program of this machine writes
+    them (through the API it takes seconds; to the local endpoint, minutes)."""
     for row in range(LARGE_ROWS):
         path = tmp_path / "databases" / "shop" / "events" / f"c{row % 200:03d}" / str(row)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"{}")
-    yield from serve_voila(f"Table('events', Database({shop.url!r}), ['customer', 'id'])", tmp_path, dict(os.environ))
 
 
 def grid_rows(page: Page) -> list[list[str]]:
@@ -191,24 +199,49 @@ def test_explorer_in_voila_and_chromium(voila_url: str, tmp_path: Path) -> None:
             for part in (".s3aads-explorer textarea", ".s3aads-grid", ".s3aads-loaded"):
                 assert right_edge(page, part) <= edge + 0.5, part  # nothing overflows the explorer
 
-            shot = Path(os.environ.get("S3AADS_SCREENSHOT_DIR", tmp_path)) / "explorer.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
+            for label in page.locator(".s3aads-filter label").all():  # every column's name shows whole
+                assert label.evaluate("element => element.scrollWidth <= element.clientWidth"), label.inner_text()
+            modified = page.locator(".s3aads-grid tbody td").nth(4)
+            assert modified.evaluate("element => getComputedStyle(element).whiteSpace") == "nowrap"  # one line
+            assert preview.evaluate("element => getComputedStyle(element).overflowY") == "auto"  # scrolls inside
+            assert preview.evaluate("element => parseFloat(getComputedStyle(element).maxHeight)") <= 31 * font_size
+            decode = page.locator(".widget-toggle-buttons").first.bounding_box()
+            load = page.get_by_role("button", name="Load DataFrame").bounding_box()
+            assert decode is not None and load is not None
+            assert abs(decode["y"] + decode["height"] / 2 - load["y"] - load["height"] / 2) <= 4  # one centred row
+
+            error_box = page.locator(".s3aads-error > div").first
+            assert error_box.evaluate("element => getComputedStyle(element).borderTopStyle") == "none"  # none shown
+            shots = Path(os.environ.get("S3AADS_SCREENSHOT_DIR", tmp_path))
+            page.screenshot(path=str(shots / "explorer.png"), full_page=True)
+            assert (shots / "explorer.png").stat().st_size > 10_000
+
+            page.locator(".widget-dropdown select").first.select_option(
+                label=f"{LONG_NAME} (first_key_column, second_key_column)")
+            expect(page.locator(".s3aads-grid thead").first).to_contain_text("second_key_column", timeout=30_000)
+            expect(body).to_have_count(2, timeout=30_000)
+            grid_edge = right_edge(page, ".s3aads-grid")
+            for header in ("size (bytes)", "last modified (UTC)"):  # in view beside a 207-character value
+                cell = page.locator(".s3aads-grid thead th").filter(has_text=header).first
+                assert cell.evaluate("element => element.getBoundingClientRect().right") <= grid_edge + 0.5, header
+            page.screenshot(path=str(shots / "explorer-long-key.png"), full_page=True)
             assert dialogs == []  # the payload's script never ran
         finally:
             browser.close()
 
 
-def test_the_grid_holds_every_row_the_status_line_says_in_chromium(large_voila_url: str) -> None:
+def test_the_grid_holds_every_row_the_status_line_says_in_chromium(large_voila_url: str, tmp_path: Path) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 1400})
             page.goto(large_voila_url, timeout=120_000)
             explorer = page.locator(".s3aads-explorer")
-            expect(explorer).to_be_visible(timeout=120_000)
-            # Listed again once the page shows the explorer: Voila creates the page's widgets from
-            # a snapshot of their state, and an update sent while the page loads can be lost there.
+            expect(explorer).to_contain_text("no matching rows", timeout=120_000)
+            # The rows arrive once the page shows the explorer, and Refresh lists them: Voila builds
+            # a page's widgets from a snapshot of their state, and an update sent while the page
+            # is still loading can be lost there.
+            write_large_table(tmp_path)
             page.get_by_role("button", name="Refresh").click()
             expect(explorer).to_contain_text("20,000 matching rows; the grid holds the first 10,000", timeout=120_000)
             grid = page.locator(".s3aads-grid")

@@ -53,13 +53,14 @@ _STYLE = """<style>
 .s3aads-explorer { line-height: 1.4; }
 .s3aads-explorer .s3aads-preview pre { line-height: 1.35; margin: 4px 0; white-space: pre-wrap;
   max-height: 30em; overflow: auto; }
-.s3aads-explorer .s3aads-error > div { color: var(--jp-error-color1, #b00020);
+.s3aads-explorer .s3aads-error > div:not(:empty) { color: var(--jp-error-color1, #b00020);
   border: 1px solid var(--jp-error-color1, #b00020); padding: 4px 8px; white-space: pre-wrap; }
 .s3aads-explorer .s3aads-error ul { margin: 4px 0; padding-left: 20px; }
 .s3aads-explorer .widget-textarea, .s3aads-explorer textarea, .s3aads-explorer .s3aads-grid,
 .s3aads-explorer .s3aads-loaded { box-sizing: border-box; max-width: 100%; }
 .s3aads-explorer .s3aads-loaded { overflow-x: auto; }
 .s3aads-explorer .s3aads-summary { font-family: var(--jp-code-font-family, monospace); }
+.s3aads-explorer .s3aads-grid td { max-width: 24em; overflow: hidden; text-overflow: ellipsis; }
 </style>"""
 
 

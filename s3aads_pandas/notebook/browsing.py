@@ -122,9 +122,9 @@ class Browsing:
 
         Leading chosen columns narrow the listing (and offer all their values, through Delimiter
         listings); the other choices are applied to it, and those columns offer the values it
-        holds, reported every 1,000 rows listed and at its end (the values so far, when it is
-        cancelled or fails). ``on_progress`` gets the rows so
-        far after each matching row. A choice that narrows as the last whole listing did is
+        holds, reported as pages arrive (see :data:`CHOICES_EVERY`) and at its end (the values
+        so far, when it is cancelled or fails). ``on_progress`` gets the rows so far after each
+        matching row. A choice that narrows as the last whole listing did is
         applied to that listing, with no request, unless ``again`` asks for a new one.
         """
         table = self._open()

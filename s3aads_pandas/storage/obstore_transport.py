@@ -252,12 +252,9 @@ class ObstoreTransport(abc.ABC, Generic[S]):
 
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
             condition: Mapping[str, str]) -> Written:
-        attributes = {ATTRIBUTES[name]: str(value) for name, value in params.items() if name in ATTRIBUTES}
-        attributes.update({str(name): str(value) for name, value in dict(params.get("Metadata") or {}).items()})
-        if not self.keeps_metadata:
-            attributes = {}
+        attributes = put_attributes(params) if self.keeps_metadata else None
         return self._call("PutObject", bucket, key, {**params, **condition, "ContentLength": len(body)},
-                          lambda store: self._write(store, key, body, attributes or None, condition))
+                          lambda store: self._write(store, key, body, attributes, condition))
 
     def delete(self, bucket: str, key: str) -> None:
         self._call("DeleteObject", bucket, key, {}, lambda store: self._remove(store, key))
@@ -302,6 +299,13 @@ class ObstoreTransport(abc.ABC, Generic[S]):
 
     def put_parameters(self) -> frozenset[str]:
         return frozenset({*ATTRIBUTES, "Metadata"} if self.keeps_metadata else ())
+
+
+def put_attributes(params: Mapping[str, Any]) -> dict[str, str] | None:
+    """A PutObject's content headers and user metadata, as obstore's attributes (None for none)."""
+    attributes = {ATTRIBUTES[name]: str(value) for name, value in params.items() if name in ATTRIBUTES}
+    attributes.update({str(name): str(value) for name, value in dict(params.get("Metadata") or {}).items()})
+    return attributes or None
 
 
 def write_mode(condition: Mapping[str, str]) -> Any:

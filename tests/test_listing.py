@@ -15,7 +15,7 @@ import pytest
 
 from s3aads_pandas import Database, SkippedKeysWarning, Table
 from s3aads_pandas.storage.adapter import Listed, ListedPage, ObjectStore
-from s3aads_pandas.storage.listing import Lister, just_before
+from s3aads_pandas.storage.listing import Lister, ListingStopped, just_before, stop_listing
 
 DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
 
@@ -199,3 +199,29 @@ def test_a_keys_only_read_peaks_near_its_result(large: Table) -> None:
 def test_just_before_sorts_just_before() -> None:
     for key in ["t/17/", "t/a", "t/é/", "t/\x01"]:
         assert just_before(key) < key and not key.startswith(just_before(key) + "/")
+
+
+@pytest.mark.key_order
+def test_a_callers_stop_event_ends_a_listing_that_waits_for_a_page(db: Database, seed, monkeypatch) -> None:
+    seed(db.name, grid_keys(60, 100))  # 6 pages: the first, then ranges listed at the same time
+    real, calls, answer, stop = db.store.list_page, [], threading.Event(), threading.Event()
+
+    def list_page(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("delimiter"))
+        page = real(*args, **kwargs)
+        if len(calls) > 2:  # past the first page and the Delimiter listing: the caller stops
+            stop.set()  # while this LIST is in flight, and its answer does not come
+            answer.wait(60)
+        return page
+
+    monkeypatch.setattr(db.store, "list_page", list_page)
+    token = stop_listing.set(stop)
+    try:
+        listing = Lister(db.store, db.name, workers=4).objects("t/")
+        assert len(list(itertools.islice(listing, 1000))) == 1000  # the first page
+        with pytest.raises(ListingStopped):  # at once, not when the LISTs in flight answer
+            next(listing)
+        assert not answer.is_set()
+    finally:
+        stop_listing.reset(token)
+        answer.set()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import heapq
 import html
 import inspect
+import threading
 from collections.abc import Callable, Collection, Iterator
 from typing import Any, NamedTuple
 
@@ -16,6 +17,7 @@ import pandas as pd
 from s3aads_pandas.config import default_settings
 from s3aads_pandas.errors import ColumnsNotSetError, S3aadsError
 from s3aads_pandas.frames.read import read_rows, read_s3aads
+from s3aads_pandas.storage.listing import ListingStopped
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
 
@@ -44,6 +46,14 @@ class _InHand(NamedTuple):
     offered: dict[str, list[str]]
 
 
+def _stopping(rows: Iterator[Row]) -> Iterator[Row]:
+    """``rows``; a listing stopped by its caller's event (see ``stop_listing``) is cancelled."""
+    try:
+        yield from rows
+    except ListingStopped:
+        raise Cancelled from None
+
+
 def _report_due(listed: int) -> bool:
     return listed % CHOICES_EVERY == 0 and (listed <= 10 * CHOICES_EVERY or listed % (10 * CHOICES_EVERY) == 0)
 
@@ -59,7 +69,9 @@ class Browsing:
     The rows in hand are one selection that the grid, the status line and Load all read:
     ``listed_for`` is the choice they were listed for, and ``complete`` says whether the listing
     ended (False after a cancel or a failure: the rows are then the part listed so far). Load
-    of that choice reads those rows, and lists nothing again.
+    of that choice reads those rows, and lists nothing again. A listing that was cancelled
+    changes none of this once it knows (a newer one may be under way): each change checks
+    ``cancelled`` under one lock, which the newer listing's changes take too.
     """
 
     def __init__(self, source: Table | Database | str | None = None, *, root: str | None = None) -> None:
@@ -72,6 +84,16 @@ class Browsing:
         self.listed_for: Chosen | None = None
         self.complete = False
         self._in_hand: _InHand | None = None
+        self._lock = threading.Lock()
+
+    def _commit(self, cancelled: Callable[[], bool], **state: Any) -> None:
+        """Set the rows in hand (``rows``, ``listed_for``, ``complete``, ``_in_hand``), unless the
+        listing that has them was cancelled (:class:`Cancelled`)."""
+        with self._lock:
+            if cancelled():
+                raise Cancelled
+            for name, value in state.items():
+                setattr(self, name, value)
 
     # -- databases and tables ---------------------------------------------------------------------
 
@@ -133,8 +155,7 @@ class Browsing:
         narrowing = {c: chosen[c] for c in columns[:leading] if c in chosen}
         applied = {columns.index(c): set(v) for c, v in chosen.items() if c not in narrowing}
         if not again and self._in_hand is not None and self._in_hand.narrowing == narrowing:
-            return self._choose_in_hand(self._in_hand, chosen, applied, on_choices)
-        self._in_hand = None
+            return self._choose_in_hand(self._in_hand, chosen, applied, cancelled, on_choices)
         offered = {}
         for position in range(leading):
             before = {c: chosen[c] for c in columns[:position]}
@@ -143,9 +164,9 @@ class Browsing:
         seen: list[set[str]] = [set() for _ in columns]
         rows: list[Row] = []
         every: list[tuple[Row, list[str]]] = []
-        self.rows, self.listed_for, self.complete = rows, dict(chosen), False
+        self._commit(cancelled, rows=rows, listed_for=dict(chosen), complete=False, _in_hand=None)
         try:
-            for row in table.iter_rows(**narrowing):
+            for row in _stopping(table.iter_rows(**narrowing)):
                 if cancelled():
                     raise Cancelled
                 values = list(table.codec.decode(row.segments).values())
@@ -158,22 +179,21 @@ class Browsing:
                 if _matches(values, applied):
                     rows.append(row)
                     on_progress(rows)
-            self.complete = True
         finally:
             for position in range(leading, len(columns)):
                 offered[columns[position]] = sorted(seen[position])
                 on_choices(columns[position], offered[columns[position]])
-        self._in_hand = _InHand(narrowing, every, offered)
+        self._commit(cancelled, complete=True, _in_hand=_InHand(narrowing, every, offered))
         return rows
 
     def _choose_in_hand(self, in_hand: _InHand, chosen: Chosen, applied: dict[int, set[str]],
-                        on_choices: Callable[[str, Collection[str]], None]) -> list[Row]:
+                        cancelled: Callable[[], bool], on_choices: Callable[[str, Collection[str]], None]) -> list[Row]:
         """The chosen rows of the whole listing in hand."""
-        self.rows = [row for row, values in in_hand.rows if _matches(values, applied)]
-        self.listed_for, self.complete = dict(chosen), True
+        rows = [row for row, values in in_hand.rows if _matches(values, applied)]
+        self._commit(cancelled, rows=rows, listed_for=dict(chosen), complete=True)
         for column, values in in_hand.offered.items():
             on_choices(column, values)
-        return self.rows
+        return rows
 
     def grid_frame(self, rows: list[Row]) -> pd.DataFrame:
         """Key columns, size and last-modified time of the rows, as the grid shows them."""

@@ -12,6 +12,7 @@ import functools
 import html
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -31,6 +32,7 @@ from s3aads_pandas.notebook.browsing import (
     table_label,
 )
 from s3aads_pandas.notebook.preview import render
+from s3aads_pandas.storage.listing import stop_listing
 from s3aads_pandas.storage.usage import Pricing, Usage, counting
 from s3aads_pandas.tables.datastore import Database, Table
 from s3aads_pandas.tables.rows import Row
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 PAGE_SIZES = (10, 20, 50, 100)
 #: The grid holds at most this many rows (the first, in key order); filters narrow the rest.
 GRID_ROWS = 10_000
+#: While a listing goes on, the grid gets the rows so far at most this often (seconds).
+GRID_EVERY = 1.0
 #: Rows of the loaded frame shown under it.
 HEAD_ROWS = 5
 __all__ = ["MODIFIED", "SIZE", "Explorer"]
@@ -94,8 +98,8 @@ class Explorer(widgets.VBox):
         self.add_class("s3aads-explorer")
         self.df: pd.DataFrame | None = None
         self.browsing = Browsing(source, root=root)
-        self._task: threading.Thread | None = None
-        self._cancel = threading.Event()
+        self._tasks: list[threading.Thread] = []  # the newest last; those it replaced may still run
+        self._cancel = threading.Event()  # the newest task's
         self._quiet = False  # set while the explorer itself changes a picker: not the user's choice
         self.page_size = page_size if page_size in PAGE_SIZES else 20
 
@@ -288,21 +292,36 @@ class Explorer(widgets.VBox):
         self.summary.value = describe_choice(chosen)
         self._show_code()
         self.preview.value = self.loaded.value = ""
+        self._fill_grid([])  # until the rows of this choice arrive: the grid shows what the status line says
+        self.load_button.disabled = True
 
-        def progress(rows: list[Row]) -> None:
-            if len(rows) == self.page_size:
-                self._show_rows(listing=True)  # the first page, while the listing goes on
-            if len(rows) % 1000 == 0:
-                self.status.value = f"listing… {len(rows):,} rows so far"
+        def task(cancel: threading.Event) -> None:
+            current = functools.partial(self._is_current, cancel)
+            grid_sent = [time.monotonic()]
 
-        def task() -> None:
+            def progress(rows: list[Row]) -> None:
+                if not current():
+                    return
+                if len(rows) == self.page_size or (len(rows) % 1000 == 0 and len(rows) <= GRID_ROWS
+                                                   and time.monotonic() - grid_sent[0] >= GRID_EVERY):
+                    grid_sent[0] = time.monotonic()
+                    self._show_rows(listing=True)  # the grid fills as pages arrive, while the listing goes on
+                elif len(rows) % 1000 == 0:
+                    self.status.value = f"listing… {len(rows):,} rows so far"
+
+            def choices(column: str, values: Collection[str]) -> None:
+                if current():
+                    self._set_choices(column, values)
+
+            stop_listing.set(cancel)  # this thread's: its listing stops at once when cancelled
             try:
-                self.browsing.list_rows(chosen, cancelled=self._cancel.is_set, on_choices=self._set_choices,
+                self.browsing.list_rows(chosen, cancelled=cancel.is_set, on_choices=choices,
                                         on_progress=progress, again=again)
             except Cancelled:
                 pass  # the rows so far stay in hand, and the status line says they are a part
             finally:  # failed too
-                self._show_rows()
+                if current():
+                    self._show_rows()
 
         self._run("listing…", task)
 
@@ -359,11 +378,14 @@ class Explorer(widgets.VBox):
         def loaded(count: int) -> None:
             self.load_progress.value = min(self.load_progress.value + count, self.load_progress.max)
 
-        def task() -> None:
+        def task(cancel: threading.Event) -> None:
             self.load_progress.max = max(total, 1)
             self.load_progress.value = 0
             self.load_progress.layout.visibility = "visible"
-            self.df = self.browsing.load(chosen, decode, cancelled=self._cancel.is_set, on_chunk=loaded)
+            frame = self.browsing.load(chosen, decode, cancelled=cancel.is_set, on_chunk=loaded)
+            if not self._is_current(cancel):
+                raise Cancelled
+            self.df = frame
             self.loaded.value = self._describe_frame(self.df)
             self.status.value = f"loaded {len(self.df):,} rows into <code>explorer.df</code>"
 
@@ -383,11 +405,12 @@ class Explorer(widgets.VBox):
 
     # -- background work and errors ---------------------------------------------------------------
 
-    def _run(self, busy: str, task: Callable[[], None]) -> None:
-        """Run ``task`` on a background thread; one at a time, the newest replacing the last."""
+    def _run(self, busy: str, task: Callable[[threading.Event], None]) -> None:
+        """Run ``task`` on a background thread, the newest replacing the last: the task in
+        progress is cancelled and left to stop by itself (its requests in flight end unwatched),
+        and from then on changes no widget. ``task`` gets its own cancel event."""
         self.cancel()
-        self.wait()
-        self._cancel.clear()
+        cancel = self._cancel = threading.Event()
         self.status.value = busy
         self.cancel_button.disabled = False
         self.error.value = ""
@@ -395,28 +418,38 @@ class Explorer(widgets.VBox):
         def body() -> None:
             try:
                 with counting(self.spent):
-                    task()
+                    task(cancel)
             except Cancelled:  # a load: a cancelled listing ends in its task
-                self.status.value = "cancelled"
+                if self._is_current(cancel):
+                    self.status.value = "cancelled"
             except Exception as error:  # shown in the widget: callbacks have nowhere else to go
-                self._show_error(error)
+                if self._is_current(cancel):
+                    self._show_error(error)
+                else:
+                    logger.debug("explorer: a replaced task failed: %s", error)
             finally:
-                self.cancel_button.disabled = True
-                self.load_progress.layout.visibility = "hidden"
+                if self._is_current(cancel):
+                    self.cancel_button.disabled = True
+                    self.load_progress.layout.visibility = "hidden"
                 self._show_spent()
 
-        self._task = threading.Thread(target=body, name="s3aads-explorer", daemon=True)
-        self._task.start()
+        self._tasks = [thread for thread in self._tasks if thread.is_alive()]
+        thread = threading.Thread(target=body, name="s3aads-explorer", daemon=True)
+        self._tasks.append(thread)
+        thread.start()
+
+    def _is_current(self, cancel: threading.Event) -> bool:
+        """Whether the task of ``cancel`` is the newest: only it changes the widgets."""
+        return self._cancel is cancel
 
     def cancel(self) -> None:
         """Stop the listing or load in progress (it stops at the next row)."""
-        if self._task is not None and self._task.is_alive():
-            self._cancel.set()
+        self._cancel.set()
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for the listing or load in progress to finish."""
-        if self._task is not None:
-            self._task.join(timeout)
+        """Wait for the listing or load in progress, and any it replaced, to finish."""
+        for thread in list(self._tasks):
+            thread.join(timeout)
 
     def _guard(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Show a callback's error in the widget instead of losing it in the kernel log."""

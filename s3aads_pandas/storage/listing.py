@@ -13,6 +13,7 @@ listing: no range starts or continues after that.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -30,6 +31,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
 
+#: Set by a caller that stops listings it consumes from another thread (the explorer's Cancel
+#: and Refresh): a listing started in this context stops within :data:`STOP_CHECK` seconds of
+#: the event being set, raising :class:`ListingStopped`, and sends no LIST after it.
+stop_listing: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("stop_listing", default=None)
+#: Seconds between looks at the caller's stop event while a listing waits for a page.
+STOP_CHECK = 0.05
 #: Pages a range may list ahead of its consumer.
 LOOKAHEAD_PAGES = 2
 #: Ranges per worker: more ranges than workers even out ranges of unequal size.
@@ -162,6 +169,10 @@ def just_before(key: str) -> str:
 _DONE = object()
 
 
+class ListingStopped(Exception):
+    """The listing stopped because its caller set its :data:`stop_listing` event."""
+
+
 class _Failed(NamedTuple):
     error: BaseException
 
@@ -175,10 +186,14 @@ def in_order(produce: Callable[[T], Iterator[list[R]]], parts: Sequence[T], work
     that has started, so this cannot deadlock. Stopping the consumer stops every part.
     """
     stop = threading.Event()
+    outer = stop_listing.get()
     queues: list[queue.Queue[object]] = [queue.Queue(maxsize=LOOKAHEAD_PAGES) for _ in parts]
 
+    def stopped() -> bool:
+        return stop.is_set() or (outer is not None and outer.is_set())
+
     def hand_over(channel: queue.Queue[object], item: object) -> bool:
-        while not stop.is_set():
+        while not stopped():
             try:
                 channel.put(item, timeout=0.05)
                 return True
@@ -188,7 +203,7 @@ def in_order(produce: Callable[[T], Iterator[list[R]]], parts: Sequence[T], work
 
     def run(index: int) -> None:
         interrupted.set(stop)  # a LIST in flight makes no new attempt once the consumer stops
-        if stop.is_set():
+        if stopped():
             return
         try:
             for items in produce(parts[index]):
@@ -204,10 +219,20 @@ def in_order(produce: Callable[[T], Iterator[list[R]]], parts: Sequence[T], work
         for index in range(len(parts)):
             submit(pool, run, index)  # in the caller's context: its usage blocks count the LISTs
         for channel in queues:
-            while (item := channel.get()) is not _DONE:
+            while (item := _take(channel, outer)) is not _DONE:
                 if isinstance(item, _Failed):
                     raise item.error
                 yield from item  # type: ignore[misc]
     finally:
         stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=outer is None or not outer.is_set(), cancel_futures=True)
+
+
+def _take(channel: queue.Queue[object], outer: threading.Event | None) -> object:
+    """The next item of a part; :class:`ListingStopped` once ``outer`` is set."""
+    while True:
+        try:
+            return channel.get(timeout=None if outer is None else STOP_CHECK)
+        except queue.Empty:
+            if outer is not None and outer.is_set():
+                raise ListingStopped from None

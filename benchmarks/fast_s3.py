@@ -151,13 +151,14 @@ def served(endpoint: str) -> int:
 
 
 @contextlib.contextmanager
-def started(latency: float, seed: tuple[str, str, int, int]) -> Iterator[str]:
-    """The endpoint in a process of its own, seeded with ``(bucket, prefix, rows, size)``; yields its URL."""
+def started(latency: float, seed: tuple[str, str, int, int], threads: int = 128) -> Iterator[str]:
+    """The endpoint in a process of its own, seeded with ``(bucket, prefix, rows, size)``, serving
+    ``threads`` requests at once; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     server = subprocess.Popen([sys.executable, __file__, "--port", str(port), "--latency", str(latency),
-                               "--seed", *map(str, seed)])
+                               "--threads", str(threads), "--seed", *map(str, seed)])
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -18,15 +18,15 @@ import boto3
 from botocore.config import Config
 
 from s3aads_pandas.errors import InvalidArgumentError
-from s3aads_pandas.storage.adapter import DEFAULT_MAX_IN_FLIGHT
+from s3aads_pandas.storage.adapter import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_THREADS
 from s3aads_pandas.storage.cache import DEFAULT_MAX_BYTES
 from s3aads_pandas.storage.connect import S3_SCHEME, check_root
 from s3aads_pandas.storage.retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 from s3aads_pandas.storage.transport import Transport
 
-#: Threads that transfer payloads in parallel, one request in flight each; the client's
-#: connection pool is sized to match.
-DEFAULT_MAX_WORKERS = DEFAULT_MAX_IN_FLIGHT
+#: Threads that send requests in parallel (listings, and transfers on boto3), one request in
+#: flight each; the client's connection pool is sized to match.
+DEFAULT_MAX_WORKERS = DEFAULT_MAX_THREADS
 #: Seconds to open a connection, and to wait for each read of an answer (botocore's: 60 and 60).
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 20.0
@@ -70,6 +70,12 @@ class ConnectionSettings:
     ``True`` (the user cache folder), a folder's path, or ``False`` (the default). A read that
     lists the table then fetches only what changed since; ``cache_max_bytes`` bounds the folder
     (1 GiB), the least recently used payloads going first.
+
+    Bulk reads and writes on obstore's stores run on the package's event loop: they start with
+    64 requests in flight and grow toward ``max_in_flight`` (512) while S3 keeps its pace,
+    halving on SlowDown. ``max_workers`` (16) is the number of threads that send the other
+    requests at once (listings, and every transfer on boto3), and a transfer's own
+    ``max_workers=`` caps its requests in flight on either.
     """
 
     endpoint_url: str | None = None
@@ -83,6 +89,7 @@ class ConnectionSettings:
     client: Any = dataclasses.field(default=None, repr=False)
     config: Config | None = dataclasses.field(default=None, repr=False)
     max_workers: int = DEFAULT_MAX_WORKERS
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     connect_timeout: float | None = None
     read_timeout: float | None = None
     deadline: float = DEFAULT_DEADLINE
@@ -93,10 +100,10 @@ class ConnectionSettings:
     cache_max_bytes: int = DEFAULT_MAX_BYTES
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_workers, int) or self.max_workers < 1:
-            raise InvalidArgumentError(
-                f"max_workers must be a positive integer, got {self.max_workers!r}"
-            )
+        for name in ("max_workers", "max_in_flight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
         if self.max_attempts is not None and (not isinstance(self.max_attempts, int) or self.max_attempts < 1):
             raise InvalidArgumentError(
                 f"max_attempts must be a positive integer, got {self.max_attempts!r}"

@@ -50,6 +50,15 @@ def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
+@pytest.fixture
+def empty_memory() -> Iterator[None]:
+    """No memory:// database before or after the test, and the default settings after it."""
+    memory.forget_all()
+    yield
+    memory.forget_all()
+    configure(ConnectionSettings())
+
+
 @pytest.fixture(scope="session")
 def local_s3() -> Iterator[LocalS3]:
     """The HTTP endpoint, with a fault injector that injects nothing unless a test asks."""

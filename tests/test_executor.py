@@ -9,13 +9,15 @@ import time
 import pytest
 
 from s3aads_pandas import TransferInterrupted
+from s3aads_pandas.storage import loop
 from s3aads_pandas.tables.executor import run_each
 
 
 def _s3aads_threads(before: set[threading.Thread]) -> list[threading.Thread]:
-    """The package's threads started since ``before`` (the aio module's workers, for one, live
-    as long as the process) and still alive."""
-    return [t for t in threading.enumerate() if t not in before and t.name.startswith("s3aads")]
+    """The package's threads started since ``before`` and still alive, but for those that live as
+    long as the process by design (the aio module's workers, the event loop and its executor)."""
+    return [t for t in threading.enumerate() if t not in before and t.name.startswith("s3aads")
+            and not t.name.startswith(loop.THREAD_PREFIX)]
 
 
 def test_run_each_records_every_failure_and_finishes_the_rest() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,13 +26,7 @@ from s3aads_pandas.notebook.browsing import Browsing
 from s3aads_pandas.storage import folder, memory
 from s3aads_pandas.storage.obstore_transport import ObstoreTransport
 
-
-@pytest.fixture(autouse=True)
-def empty_memory() -> Iterator[None]:
-    memory.forget_all()
-    yield
-    memory.forget_all()
-    configure(ConnectionSettings())
+pytestmark = pytest.mark.usefixtures("empty_memory")
 
 
 def test_a_database_url_names_its_root_and_name(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ refused conditional write means, and batches bulk deletes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from s3aads_pandas.errors import (
     BulkOperationError,
@@ -31,7 +32,7 @@ from s3aads_pandas.errors import (
     WriteOutcomeUnknownError,
     failure_reason,
 )
-from s3aads_pandas.storage import usage
+from s3aads_pandas.storage import loop, usage
 from s3aads_pandas.storage.cache import PayloadCache
 from s3aads_pandas.storage.failures import (
     BucketOwned,
@@ -42,9 +43,10 @@ from s3aads_pandas.storage.failures import (
     RangeNotSatisfiable,
 )
 from s3aads_pandas.storage.pages import PageSequence
-from s3aads_pandas.storage.retry import AdaptiveLimiter, LatencyPace, Retrier, RetryPolicy
+from s3aads_pandas.storage.retry import AdaptiveLimiter, LatencyPace, RampingLimiter, Retrier, RetryPolicy
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
+    AsyncObjects,
     Boto3Client,
     Fetched,
     Head,
@@ -61,8 +63,14 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-#: Requests one store sends at once, at most (before throttling lowers it).
-DEFAULT_MAX_IN_FLIGHT = 16
+#: Requests one store's threads send at once, at most (before throttling lowers it).
+DEFAULT_MAX_THREADS = 16
+#: Requests a bulk transfer on the event loop keeps in flight: it starts at the first and grows
+#: toward the second while S3 keeps pace (see :class:`RampingLimiter`).
+BULK_START = 64
+DEFAULT_MAX_IN_FLIGHT = 512
+#: LISTs in flight when a store begins to list; fast answers ramp them up to its threads.
+LIST_START = 4
 #: User metadata that a conditional write carries, so that a retry can recognise its own object
 #: (its write id) and the versions it replaced (their write ids and ETags, newest first, at most
 #: HISTORY_LENGTH): a retry refused after a lost answer reads them to tell what became of its
@@ -104,15 +112,17 @@ class ObjectStore:
     """
 
     def __init__(
-        self, transport: Transport, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, policy: RetryPolicy | None = None,
-        cache: PayloadCache | None = None,
+        self, transport: Transport, max_threads: int = DEFAULT_MAX_THREADS, policy: RetryPolicy | None = None,
+        cache: PayloadCache | None = None, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.transport = transport
         self.cache = cache
         if usage.count not in transport.hooks:  # a transport handed to several stores counts once
             transport.hooks.append(usage.count)
-        self.retrier = Retrier(AdaptiveLimiter(max_in_flight), policy)
-        self.list_pace = LatencyPace(max_in_flight)
+        self.retrier = Retrier(AdaptiveLimiter(max_threads), policy)
+        self.list_pace = LatencyPace(max_threads, start=LIST_START)
+        #: The pace of bulk transfers on the event loop (:meth:`get_async`, :meth:`put_async`).
+        self.bulk_limiter = RampingLimiter(max_in_flight, BULK_START)
         self._versions: OrderedDict[tuple[str, str, str], _Version] = OrderedDict()
         self._versions_lock = threading.Lock()
 
@@ -256,6 +266,38 @@ class ObjectStore:
             return held.body
         return None if fetched is None else fetched.body
 
+    @property
+    def sends_async(self) -> bool:
+        """Whether the transport sends GETs and PUTs on the event loop (obstore's stores do), in a
+        process that can run it (see :func:`loop.available`)."""
+        return hasattr(self.transport, "get_async") and loop.available()
+
+    async def get_async(self, bucket: str, key: str) -> bytes | None:
+        """:meth:`get` on the event loop, paced by :attr:`bulk_limiter`. With a cache, whose
+        files are read and written, it is :meth:`get` on the loop's executor."""
+        if self.cache is not None:
+            return await asyncio.to_thread(self.get, bucket, key)
+        deadline = self._deadline()
+        transport = cast(AsyncObjects, self.transport)
+        try:
+            fetched = await self.retrier.run_async(lambda: transport.get_async(bucket, key, deadline),
+                                                   self.bulk_limiter)
+        except NotFound:
+            return None
+        self._noted(bucket, key, fetched)
+        return fetched.body
+
+    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None = None, *,
+                        overwrite: bool = True) -> Written:
+        """:meth:`put` on the event loop, paced by :attr:`bulk_limiter`. A conditional PUT, whose
+        refusal may need a HEAD to be understood, and a PUT with a cache, are :meth:`put` on the
+        loop's executor."""
+        if not overwrite or self.cache is not None:
+            return await asyncio.to_thread(functools.partial(self.put, bucket, key, body, params, overwrite=overwrite))
+        extra = dict(params or {})
+        transport = cast(AsyncObjects, self.transport)
+        return await self.retrier.run_async(lambda: transport.put_async(bucket, key, body, extra), self.bulk_limiter)
+
     def get_listed(self, bucket: str, key: str, etag: str | None) -> bytes | None:
         """The body of the version of the key that a listing named by its ``etag``: from the
         cache when it holds that version, with no request; else one GET."""
@@ -286,11 +328,16 @@ class ObjectStore:
             fetched = self._request(lambda: self.transport.get(bucket, key, deadline, if_none_match=if_none_match))
         except NotFound:
             return None
+        self._noted(bucket, key, fetched)
+        return fetched
+
+    def _noted(self, bucket: str, key: str, fetched: Fetched) -> None:
+        """Note what a GET brought: who wrote that version, its size for usage, and its payload
+        in the cache."""
         self._know(bucket, key, fetched.etag, _version(fetched.metadata))
         usage.received(len(fetched.body))
         if self.cache is not None:
             self.cache.put(self.endpoint, bucket, key, fetched.etag, fetched.body)
-        return fetched
 
     def _stored(self, bucket: str, key: str, body: bytes, written: Written) -> Written:
         """A written payload goes into the cache under the ETag S3 gave it: a read after a

@@ -63,6 +63,8 @@ class ConnectionSettings(Protocol):
     @property
     def max_workers(self) -> int: ...
     @property
+    def max_in_flight(self) -> int: ...
+    @property
     def cache(self) -> bool | str | os.PathLike[str]: ...
     @property
     def cache_max_bytes(self) -> int: ...
@@ -112,7 +114,8 @@ def check_root(root: str) -> str:
 def open_store(settings: ConnectionSettings) -> ObjectStore:
     """The adapter for these settings: its transport, pool size, retry policy and payload cache."""
     transport = make_transport(settings)
-    return ObjectStore(transport, settings.max_workers, settings.retry_policy(), cache_for(settings, transport))
+    return ObjectStore(transport, settings.max_workers, settings.retry_policy(), cache_for(settings, transport),
+                       settings.max_in_flight)
 
 
 def cache_for(settings: ConnectionSettings, transport: Transport) -> PayloadCache | None:

@@ -16,9 +16,10 @@ gives each one's store, and overrides the steps its store cannot take as they ar
 from __future__ import annotations
 
 import abc
+import functools
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 import obstore
@@ -132,6 +133,12 @@ class ObstoreTransport(abc.ABC, Generic[S]):
         written = obstore.put(store, key, body, attributes=attributes, mode=write_mode(condition), use_multipart=False)
         return Written(str(written.get("e_tag") or ""), written.get("version") or None)
 
+    async def _write_async(self, store: S, key: str, body: bytes, attributes: dict[str, str] | None) -> Written:
+        """PUT ``body`` with no condition, on the event loop."""
+        written = await obstore.put_async(store, key, body, attributes=attributes, mode="overwrite",
+                                          use_multipart=False)
+        return Written(str(written.get("e_tag") or ""), written.get("version") or None)
+
     def _remove(self, store: S, key: str) -> None:
         """Delete the key, if it exists."""
         obstore.delete(store, key)
@@ -145,9 +152,7 @@ class ObstoreTransport(abc.ABC, Generic[S]):
 
     def _send(self, operation: str, bucket: str, key: str | None, params: Mapping[str, Any],
               call: Callable[[S], T], store: S) -> T:
-        announced = {"Bucket": bucket, **({"Key": key} if key is not None else {}), **params}
-        for hook in self.hooks:
-            hook(operation, announced)
+        self._announce_request(operation, bucket, key, params)
         try:
             return call(store)
         except Exception as error:
@@ -155,6 +160,21 @@ class ObstoreTransport(abc.ABC, Generic[S]):
         # raised here, outside the except: obstore's error (S3's body, which may echo a session
         # token) is not kept as the new error's __context__
         raise failure
+
+    async def _send_async(self, operation: str, bucket: str, key: str, params: Mapping[str, Any],
+                          call: Callable[[S], Awaitable[T]], store: S) -> T:
+        """:meth:`_send` on the event loop."""
+        self._announce_request(operation, bucket, key, params)
+        try:
+            return await call(store)
+        except Exception as error:
+            failure = self._translated(error, bucket, key)
+        raise failure
+
+    def _announce_request(self, operation: str, bucket: str, key: str | None, params: Mapping[str, Any]) -> None:
+        announced = {"Bucket": bucket, **({"Key": key} if key is not None else {}), **params}
+        for hook in self.hooks:
+            hook(operation, announced)
 
     def _translated(self, error: Exception, bucket: str, key: str | None) -> Exception:
         """The project's exception for what the store raised."""
@@ -236,11 +256,21 @@ class ObstoreTransport(abc.ABC, Generic[S]):
 
         def fetch(store: S) -> Fetched:
             result = obstore.get(store, key, options=cast(Any, options) or None)
-            meta = result.meta
-            return Fetched(bytes(result.bytes()), str(meta.get("e_tag") or ""), int(meta["size"]),
-                           user_metadata(result.attributes))
+            return fetched(result, bytes(result.bytes()))
 
         return self._call("GetObject", bucket, key, get_parameters(byte_range, if_none_match), fetch)
+
+    async def get_async(self, bucket: str, key: str, deadline: float) -> Fetched:
+        """The whole object, on the event loop (obstore's asynchronous API)."""
+        return await self._send_async("GetObject", bucket, key, {}, functools.partial(fetch_async, key),
+                                      self._store(bucket))
+
+    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any]) -> Written:
+        """A PUT with no condition, on the event loop."""
+        attributes = put_attributes(params) if self.keeps_metadata else None
+        return await self._send_async("PutObject", bucket, key, {**params, "ContentLength": len(body)},
+                                      lambda store: self._write_async(store, key, body, attributes),
+                                      self._store(bucket))
 
     def head(self, bucket: str, key: str) -> Head:
         def head_of(store: S) -> Head:
@@ -299,6 +329,18 @@ class ObstoreTransport(abc.ABC, Generic[S]):
 
     def put_parameters(self) -> frozenset[str]:
         return frozenset({*ATTRIBUTES, "Metadata"} if self.keeps_metadata else ())
+
+
+def fetched(result: Any, body: bytes) -> Fetched:
+    """A GET's answer, from obstore's result and its body."""
+    meta = result.meta
+    return Fetched(body, str(meta.get("e_tag") or ""), int(meta["size"]), user_metadata(result.attributes))
+
+
+async def fetch_async(key: str, store: Store) -> Fetched:
+    """One GET of the whole object through obstore's asynchronous API."""
+    result = await obstore.get_async(store, key)
+    return fetched(result, bytes(await result.bytes_async()))
 
 
 def put_attributes(params: Mapping[str, Any]) -> dict[str, str] | None:

@@ -10,6 +10,7 @@ attempt (see ``ObjectStore.put``). Backoff sleeps hold no slot of the limiter.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import contextvars
@@ -18,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from s3aads_pandas.errors import S3RequestError
@@ -59,6 +60,11 @@ class AdaptiveLimiter:
         self._successes = 0
         self._epoch = 0  # bumped at each halving
         self._condition = threading.Condition()
+
+    @property
+    def epoch(self) -> int:
+        """How many times the limit was halved: a request started in an earlier epoch does not halve it."""
+        return self._epoch
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[int]:
@@ -102,18 +108,61 @@ class AdaptiveLimiter:
                 self._condition.notify()
 
 
-class LatencyPace(AdaptiveLimiter):
-    """An :class:`AdaptiveLimiter` that also halves when a call takes :attr:`SLOW` times as
-    long as the fastest of the last :attr:`WINDOW` calls: a server that slows down as more
-    requests arrive at once (moto rescans a bucket for each LIST) gets fewer, before its answers
-    come too late; while calls stay fast, the limit grows back by one a round."""
+class RampingLimiter(AdaptiveLimiter):
+    """Requests in flight from ``start`` toward ``ceiling``, as TCP finds a link's rate. It
+    grows by one for every request that succeeds (doubling each round trip) until the first
+    sign of load, then by one a round; it grows only while latency holds (a request no slower
+    than :attr:`SLOW` times the fastest of the last :attr:`WINDOW`), and halves on SlowDown or a
+    503 (:meth:`throttled`). Bulk transfers keep at most :attr:`limit` requests in flight."""
+
+    SLOW = 2.0
+    WINDOW = 64
+
+    def __init__(self, ceiling: int, start: int) -> None:
+        super().__init__(ceiling)
+        self.limit = max(1, min(start, self.ceiling))
+        self._ramping = True
+        self._recent: collections.deque[float] = collections.deque(maxlen=self.WINDOW)
+
+    def throttled(self, epoch: int | None = None, reason: str = "S3 asked to slow down") -> None:
+        self._ramping = False
+        super().throttled(epoch, reason)
+
+    def answered(self, seconds: float) -> None:
+        """A request succeeded in ``seconds``: grow, while latency holds."""
+        if self._slow(seconds):
+            self._ramping = False
+        else:
+            self._grow()
+
+    def _slow(self, seconds: float) -> bool:
+        """Whether ``seconds`` is :attr:`SLOW` times the fastest recent request or more (noted)."""
+        with self._condition:
+            fastest = min(self._recent, default=seconds)
+            self._recent.append(seconds)
+        return seconds > self.SLOW * fastest
+
+    def _grow(self) -> None:
+        with self._condition:
+            if self._ramping and self.limit < self.ceiling:
+                self.limit += 1
+                self._condition.notify()
+                return
+        self.succeeded()
+
+
+class LatencyPace(RampingLimiter):
+    """A :class:`RampingLimiter` that also halves when a call takes :attr:`SLOW` times as long
+    as the fastest of the last :attr:`WINDOW` calls: a server that slows down as more requests
+    arrive at once (moto rescans a bucket for each LIST) gets fewer, before its answers come too
+    late; while calls stay fast, the limit grows. ``start`` below ``limit`` ramps up from there
+    (a listing then begins with few LISTs, and a loaded server never sees many at once)."""
 
     SLOW = 3.0
     WINDOW = 32
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self._recent: collections.deque[float] = collections.deque(maxlen=self.WINDOW)
+    def __init__(self, limit: int, start: int | None = None) -> None:
+        super().__init__(limit, start or limit)
 
     @contextlib.contextmanager
     def timed(self, *, observed: bool = True) -> Iterator[None]:
@@ -128,13 +177,11 @@ class LatencyPace(AdaptiveLimiter):
 
     def observe(self, seconds: float, epoch: int | None = None) -> None:
         """One call took ``seconds``, started in ``epoch`` (as :meth:`slot` yields it)."""
-        with self._condition:
-            fastest = min(self._recent, default=seconds)
-            self._recent.append(seconds)
-        if seconds > self.SLOW * fastest:
+        if self._slow(seconds):
+            fastest = min(self._recent)
             self.throttled(epoch, f"LISTs take {seconds / fastest:.0f}x as long as the fastest")
         else:
-            self.succeeded()
+            self._grow()
 
 
 class Retrier:
@@ -167,30 +214,68 @@ class Retrier:
                 with self.limiter.slot() as epoch:
                     result = request()
             except S3RequestError as error:
-                if history is not None:
-                    history.append(error)
-                if error.throttled:
-                    self.limiter.throttled(epoch)
-                elapsed = time.monotonic() - started
-                with self._lock:
-                    delay = self.policy.delay(attempt - 1, self._rng)
-                if not error.retryable:
-                    raise
-                if attempt == self.policy.attempts:
-                    raise error.gave_up(f"after {attempt} attempts in {elapsed:.1f} s") from None
-                if deadline is not None and elapsed + delay >= deadline:
-                    raise error.gave_up(
-                        f"after {attempt} attempt(s) in {elapsed:.1f} s, at its deadline of {deadline:g} s"
-                    ) from None
+                delay = self._after_failure(error, attempt, started, epoch, self.limiter, history)
                 stop = interrupted.get()
                 if stop is not None and stop.wait(delay):  # outside the slot: a backoff holds none
                     raise error.gave_up(f"after {attempt} attempt(s): interrupted") from None
                 if stop is None:
                     time.sleep(delay)
-                with self._lock:
-                    self.retries += 1
-                logger.debug("retrying after %s (attempt %d)", error.code or "a transient failure", attempt)
+                self._retrying(error, attempt)
             else:
                 self.limiter.succeeded()
                 return result
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def run_async(self, request: Callable[[], Awaitable[T]], limiter: RampingLimiter,
+                        history: list[S3RequestError] | None = None) -> T:
+        """One request on the event loop, with the policy: what ``__call__`` does, its pace set by
+        ``limiter`` (the caller keeps no more than its limit in flight), and its backoff a sleep
+        of the task, not of the loop."""
+        started = time.monotonic()
+        deadline = self.policy.deadline
+        bound = request_deadline.set(None if deadline is None else started + deadline)
+        try:
+            for attempt in range(1, self.policy.attempts + 1):
+                epoch, sent = limiter.epoch, time.monotonic()
+                try:
+                    result = await request()
+                except S3RequestError as error:
+                    delay = self._after_failure(error, attempt, started, epoch, limiter, history)
+                    await asyncio.sleep(delay)
+                    stop = interrupted.get()
+                    if stop is not None and stop.is_set():
+                        raise error.gave_up(f"after {attempt} attempt(s): interrupted") from None
+                    self._retrying(error, attempt)
+                else:
+                    limiter.answered(time.monotonic() - sent)
+                    return result
+            raise AssertionError("unreachable: the last attempt returns or raises")
+        finally:
+            request_deadline.reset(bound)
+
+    def _after_failure(self, error: S3RequestError, attempt: int, started: float, epoch: int,
+                       limiter: AdaptiveLimiter, history: list[S3RequestError] | None) -> float:
+        """Note a failed attempt, and return how long to wait before the next one; raise when
+        there is none (the failure is not transient, or the attempts or the deadline are spent)."""
+        if history is not None:
+            history.append(error)
+        if error.throttled:
+            limiter.throttled(epoch)
+        elapsed = time.monotonic() - started
+        with self._lock:
+            delay = self.policy.delay(attempt - 1, self._rng)
+        if not error.retryable:
+            raise error
+        if attempt == self.policy.attempts:
+            raise error.gave_up(f"after {attempt} attempts in {elapsed:.1f} s") from None
+        deadline = self.policy.deadline
+        if deadline is not None and elapsed + delay >= deadline:
+            raise error.gave_up(
+                f"after {attempt} attempt(s) in {elapsed:.1f} s, at its deadline of {deadline:g} s"
+            ) from None
+        return delay
+
+    def _retrying(self, error: S3RequestError, attempt: int) -> None:
+        with self._lock:
+            self.retries += 1
+        logger.debug("retrying after %s (attempt %d)", error.code or "a transient failure", attempt)

@@ -23,6 +23,7 @@ a redirect or a refusal of the signing region met later learns it again once and
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -44,6 +45,7 @@ from s3aads_pandas.storage.obstore_transport import (
     TOKEN,
     Inexpressible,
     ObstoreTransport,
+    fetch_async,
     get_options,
     http_status,
     s3_code,
@@ -282,23 +284,41 @@ class S3Transport(ObstoreTransport[Store]):
         try:
             fetched = self._get(bucket, key, byte_range, if_none_match, options)
         except S3RequestError as error:
-            if error.answer_lost and time.monotonic() >= deadline - _DEADLINE_SLACK:  # obstore's own timeout
-                raise S3RequestError(
-                    f"the body of {where(bucket, key)} was still arriving at the request's deadline; "
-                    "raise the deadline setting for slow links", retryable=True
-                ) from None
-            raise
-        if not fetched.etag:
-            raise S3RequestError(f"S3 answered the GET of {where(bucket, key)} without an ETag header", retryable=True)
+            raise _at_deadline(error, bucket, key, deadline) from None
         if byte_range:
-            return fetched
-        fetched = fetched._replace(size=len(fetched.body))
+            return _with_etag(fetched, bucket, key)
+        checked = self._checked(bucket, key, fetched)
+        return checked if checked is not None else self._checked_again(bucket, key, fetched.body, deadline)
+
+    async def get_async(self, bucket: str, key: str, deadline: float) -> Fetched:
+        """The GET on the event loop through obstore's asynchronous API, checked as
+        :meth:`_checked_get` checks it; what obstore cannot send, or a bucket whose region is not
+        known yet, goes the synchronous way on the loop's executor."""
+        known = self._stores.get(bucket)
+        if known is None or not self._serves(bucket) or not expressible(key):
+            return await asyncio.to_thread(self.get, bucket, key, deadline)
+        try:
+            fetched = await self._send_async("GetObject", bucket, key, {}, functools.partial(fetch_async, key),
+                                             known[0])
+        except (_WrongRegion, Inexpressible):  # learned again, or sent through boto3
+            return await asyncio.to_thread(self.get, bucket, key, deadline)
+        except S3RequestError as error:
+            raise _at_deadline(error, bucket, key, deadline) from None
+        checked = self._checked(bucket, key, fetched)
+        if checked is not None:
+            return checked
+        return await asyncio.to_thread(self._checked_again, bucket, key, fetched.body, deadline)
+
+    def _checked(self, bucket: str, key: str, fetched: Fetched) -> Fetched | None:
+        """A whole object's answer, its body checked against its ETag; None when the body does
+        not match it (:meth:`_checked_again` then tells why)."""
+        fetched = _with_etag(fetched, bucket, key)._replace(size=len(fetched.body))
         if bucket in self._opaque_etags or is_directory_bucket(bucket):
             return fetched
         try:
             check_body(fetched.body, fetched.etag, where(bucket, key))
         except S3RequestError:
-            return self._checked_again(bucket, key, fetched.body, deadline)
+            return None
         return fetched
 
     def _checked_again(self, bucket: str, key: str, body: bytes, deadline: float) -> Fetched:
@@ -319,15 +339,34 @@ class S3Transport(ObstoreTransport[Store]):
     def put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
             condition: Mapping[str, str]) -> Written:
         through_boto3 = functools.partial(self.fallback.put, bucket, key, body, params, condition)
-        unmapped = sorted(set(params) - set(ATTRIBUTES) - {"Metadata"})
-        if unmapped:
-            logger.debug("PutObject with %s goes through boto3", ", ".join(unmapped))
-            return through_boto3()
-        if len(body) > LARGE_BODY:  # obstore's timeout bounds the whole upload, boto3's each wait
-            logger.debug("a PutObject of %d bytes goes through boto3", len(body))
+        if not self._puts_natively(body, params):
             return through_boto3()
         return self._native(bucket, key, functools.partial(super().put, bucket, key, body, params, condition),
                             through_boto3)
+
+    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any]) -> Written:
+        """A PUT with no condition on the event loop; what obstore cannot send goes the
+        synchronous way on the loop's executor."""
+        if bucket not in self._stores or not self._serves(bucket) or not expressible(key) \
+                or not self._puts_natively(body, params):
+            return await asyncio.to_thread(self.put, bucket, key, body, params, {})
+        try:
+            return await super().put_async(bucket, key, body, params)
+        except (_WrongRegion, Inexpressible):
+            return await asyncio.to_thread(self.put, bucket, key, body, params, {})
+
+    @staticmethod
+    def _puts_natively(body: bytes, params: Mapping[str, Any]) -> bool:
+        """Whether obstore sends this PUT: parameters it has words for, and a body of at most
+        :data:`LARGE_BODY` (obstore's timeout bounds the whole upload, boto3's each wait)."""
+        unmapped = sorted(set(params) - set(ATTRIBUTES) - {"Metadata"})
+        if unmapped:
+            logger.debug("PutObject with %s goes through boto3", ", ".join(unmapped))
+            return False
+        if len(body) > LARGE_BODY:
+            logger.debug("a PutObject of %d bytes goes through boto3", len(body))
+            return False
+        return True
 
     def delete(self, bucket: str, key: str) -> None:
         """A DeleteObject, through boto3: obstore deletes one key with a DeleteObjects, a POST,
@@ -357,6 +396,20 @@ class S3Transport(ObstoreTransport[Store]):
 
     def put_parameters(self) -> frozenset[str]:
         return self.fallback.put_parameters()
+
+
+def _at_deadline(error: S3RequestError, bucket: str, key: str, deadline: float) -> S3RequestError:
+    """A GET's failure; an answer lost at the request's deadline is obstore's own timeout: said so."""
+    if error.answer_lost and time.monotonic() >= deadline - _DEADLINE_SLACK:
+        return S3RequestError(f"the body of {where(bucket, key)} was still arriving at the request's deadline; "
+                              "raise the deadline setting for slow links", retryable=True)
+    return error
+
+
+def _with_etag(fetched: Fetched, bucket: str, key: str) -> Fetched:
+    if not fetched.etag:
+        raise S3RequestError(f"S3 answered the GET of {where(bucket, key)} without an ETag header", retryable=True)
+    return fetched
 
 
 def _message(error: Exception) -> str:

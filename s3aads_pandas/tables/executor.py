@@ -1,18 +1,22 @@
-"""The parallel executor: bounded worker threads sharing one client, progress, per-item errors,
-and a prompt stop on Ctrl-C (no thread is left running when a call returns or raises)."""
+"""The parallel executor: per-item errors, progress, and a prompt stop on Ctrl-C, for items run
+on bounded worker threads (:func:`run_each`: no thread is left running when a call returns or
+raises) or as tasks on the package's event loop (:func:`run_each_async`, as many in flight as
+an adaptive limiter says)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from s3aads_pandas.errors import TransferInterrupted, failure_reason
 from s3aads_pandas.progress import progress_bar
-from s3aads_pandas.storage.retry import interrupted
+from s3aads_pandas.storage import loop
+from s3aads_pandas.storage.retry import RampingLimiter, interrupted
 from s3aads_pandas.storage.usage import submit
 
 T = TypeVar("T")
@@ -105,3 +109,84 @@ def _wait_for_flight(pool: ThreadPoolExecutor, desc: str) -> None:
     except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
         logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
         raise
+
+
+def run_each_async(
+    func: Callable[[T], Awaitable[R]],
+    items: Sequence[T],
+    *,
+    label: Callable[[T], str],
+    limiter: RampingLimiter,
+    max_in_flight: int,
+    progress: bool | None = None,
+    desc: str = "",
+) -> BatchResult[R]:
+    """:func:`run_each` for a coroutine function, on the package's event loop.
+
+    As many items are in flight as ``limiter`` says, and never more than ``max_in_flight``;
+    a task is made for an item only when it can start, so memory follows what is in flight,
+    not the number of items. Ctrl-C (in the calling thread) starts nothing more, lets the
+    requests in flight end their current attempt, waits for them, and raises
+    :class:`TransferInterrupted`; a second Ctrl-C stops the wait.
+    """
+    show = progress if progress is not None else len(items) >= PROGRESS_MIN_ITEMS
+    stop = threading.Event()
+    done = [0]
+    failures: dict[str, str] = {}
+    bar = progress_bar(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
+    future = loop.submit(_run_all(func, items, label, limiter, max(1, max_in_flight), bar, stop, done, failures))
+    try:
+        results = loop.wait(future)
+    except KeyboardInterrupt:
+        stop.set()
+        try:
+            loop.wait(future)
+        except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
+            logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
+            raise
+        finally:
+            bar.close()
+        logger.warning("%s interrupted after %d of %d items", desc or "transfer", done[0], len(items))
+        raise TransferInterrupted(desc or "transfer", done[0], len(failures), len(items)) from None
+    bar.close()
+    if failures:
+        logger.warning("%s: %d of %d items failed", desc or "transfer", len(failures), len(items))
+    return BatchResult(results, failures)
+
+
+async def _run_all(func: Callable[[T], Awaitable[R]], items: Sequence[T], label: Callable[[T], str],
+                   limiter: RampingLimiter, most: int, bar: Any, stop: threading.Event, done: list[int],
+                   failures: dict[str, str]) -> list[R | None]:
+    """Every item's task, started as the limit allows, until all end or ``stop`` is set."""
+    interrupted.set(stop)  # the tasks inherit it: no request makes a new attempt once stopped
+    results: list[R | None] = [None] * len(items)
+    in_flight = 0
+    ended = asyncio.Event()
+
+    async def call(index: int) -> None:
+        nonlocal in_flight
+        try:
+            results[index] = await func(items[index])
+            done[0] += 1
+        except Exception as error:  # one item's failure is reported, not raised
+            failures[label(items[index])] = failure_reason(error)
+        finally:
+            in_flight -= 1
+            bar.update(1)
+            ended.set()
+
+    tasks = set()
+    for index in range(len(items)):
+        while in_flight >= min(most, limiter.limit) and not stop.is_set():
+            ended.clear()
+            await ended.wait()
+        if stop.is_set():
+            break
+        in_flight += 1
+        task = asyncio.create_task(call(index))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while in_flight:
+        ended.clear()
+        await ended.wait()
+    return results

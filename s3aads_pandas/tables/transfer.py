@@ -1,19 +1,34 @@
-"""Bulk payload transfers of one database: many GETs or PUTs on the parallel executor."""
+"""Bulk payload transfers of one database: many GETs or PUTs on the parallel executor, as tasks
+on the package's event loop where the transport sends them there (obstore's stores), else on
+worker threads (boto3)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from s3aads_pandas.errors import S3RequestError, failure_reason
+from s3aads_pandas.storage.adapter import ObjectStore
 from s3aads_pandas.tables.datastore import Database
-from s3aads_pandas.tables.executor import BatchResult, run_each
+from s3aads_pandas.tables.executor import BatchResult, run_each, run_each_async
 
+T = TypeVar("T")
 V = TypeVar("V")
 
 
-def _workers(database: Database, max_workers: int | None) -> tuple[Any, int]:
-    return database.store_for(max_workers or database.settings.max_workers)
+def _run(database: Database, max_workers: int | None, items: Sequence[T], label: Callable[[T], str],
+         blocking: Callable[[ObjectStore, T], V], asynchronous: Callable[[ObjectStore, T], Awaitable[V]],
+         progress: bool | None, desc: str) -> BatchResult[V]:
+    """``asynchronous(store, item)`` for every item on the event loop when the store sends there
+    (at most ``max_workers`` in flight, when given), else ``blocking(store, item)`` on threads."""
+    store = database.store
+    if store.sends_async:
+        return run_each_async(lambda item: asynchronous(store, item), items, label=label,
+                              limiter=store.bulk_limiter, max_in_flight=max_workers or database.settings.max_in_flight,
+                              progress=progress, desc=desc)
+    store, workers = database.store_for(max_workers or database.settings.max_workers)
+    return run_each(lambda item: blocking(store, item), items, label=label, max_workers=workers,
+                    progress=progress, desc=desc)
 
 
 def get_objects(
@@ -33,7 +48,7 @@ def get_objects(
     only the others are fetched. A missing key gives None with ``missing_ok``, else it is a
     failure (it was listed, so it was deleted meanwhile).
     """
-    store, workers = _workers(database, max_workers)
+    store = database.store
     results: list[V | None] = [None] * len(keys)
     failures: dict[str, str] = {}
     missing = []
@@ -47,16 +62,21 @@ def get_objects(
         except Exception as error:  # one row's failure is reported, not raised
             failures[key] = failure_reason(error)
 
-    def fetch(index: int) -> V | None:
-        body = store.get(database.name, keys[index])
+    def received(index: int, body: bytes | None) -> V | None:
         if body is None:
             if missing_ok:
                 return None
             raise S3RequestError("NoSuchKey: the object was deleted after it was listed", code="NoSuchKey")
         return transform(body)
 
-    fetched = run_each(fetch, missing, label=lambda index: keys[index], max_workers=workers, progress=progress,
-                       desc="s3aads read")
+    def fetch(store: ObjectStore, index: int) -> V | None:
+        return received(index, store.get(database.name, keys[index]))
+
+    async def fetch_async(store: ObjectStore, index: int) -> V | None:
+        return received(index, await store.get_async(database.name, keys[index]))
+
+    fetched = _run(database, max_workers, missing, lambda index: keys[index], fetch, fetch_async, progress,
+                   "s3aads read")
     for index, result in zip(missing, fetched.results, strict=True):
         results[index] = result
     return BatchResult(results, failures | fetched.failures)
@@ -72,14 +92,14 @@ def put_objects(
     progress: bool | None = None,
 ) -> BatchResult[None]:
     """PUT every (key, body) in parallel; with ``overwrite=False`` an existing key is a failure."""
-    store, workers = _workers(database, max_workers)
     extra = dict(params or {})
     if extra:
-        store.check_put_params(extra)
+        database.store.check_put_params(extra)
 
-    def put(item: tuple[str, bytes]) -> None:
+    def put(store: ObjectStore, item: tuple[str, bytes]) -> None:
         store.put(database.name, item[0], item[1], extra, overwrite=overwrite)
 
-    return run_each(
-        put, items, label=lambda item: item[0], max_workers=workers, progress=progress, desc="s3aads write"
-    )
+    async def put_async(store: ObjectStore, item: tuple[str, bytes]) -> None:
+        await store.put_async(database.name, item[0], item[1], extra, overwrite=overwrite)
+
+    return _run(database, max_workers, items, lambda item: item[0], put, put_async, progress, "s3aads write")

@@ -1,0 +1,100 @@
+"""The package's event loop: the asynchronous data plane, run for synchronous callers.
+
+One asyncio loop runs on a daemon thread of its own, started on first use. A process forked
+after it started has neither that thread nor obstore's asynchronous runtime (whose threads were
+the parent's too, so that its requests would never complete there): in such a child
+:func:`available` is False, and the data plane sends on threads instead. Synchronous code hands it a coroutine
+and waits for the result (:func:`run`), so a notebook, whose own loop is already running in the
+main thread, never has that loop touched. Blocking calls the loop needs (boto3's requests, file
+locks) run on its executor, :data:`IO_THREADS` threads, so that they never block the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+from collections.abc import Coroutine
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: Threads for the blocking calls the loop hands off (each is one request in flight).
+IO_THREADS = 64
+#: Seconds a synchronous caller waits for the loop at a time, between looks for Ctrl-C.
+WAIT_SLICE = 0.05
+#: What the package's long-lived threads are named by (the loop's and its executor's).
+THREAD_PREFIX = "s3aads-loop"
+
+_loop: asyncio.AbstractEventLoop | None = None
+_lock = threading.Lock()
+_forked_after_start = False
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """The package's loop, started on first use."""
+    global _loop
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            loop.set_default_executor(ThreadPoolExecutor(IO_THREADS, thread_name_prefix=f"{THREAD_PREFIX}-io"))
+            threading.Thread(target=loop.run_forever, name=THREAD_PREFIX, daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def available() -> bool:
+    """Whether this process can run the asynchronous data plane (not a child forked after it ran)."""
+    return not _forked_after_start
+
+
+def _forget_loop() -> None:
+    global _loop, _lock, _forked_after_start
+    _forked_after_start = _forked_after_start or _loop is not None
+    _loop, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_loop)
+
+
+def submit(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+    """Start ``coroutine`` on the package's loop, in the caller's context (its usage blocks count
+    what it sends), and return its future."""
+    loop = event_loop()
+    if _running_loop() is loop:
+        coroutine.close()
+        raise RuntimeError("a synchronous s3aads call was made on the package's own event loop; "
+                           "use s3aads_pandas.aio there")
+    return asyncio.run_coroutine_threadsafe(_in_context(contextvars.copy_context(), coroutine), loop)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on the package's loop and wait for its result."""
+    return wait(submit(coroutine))
+
+
+def wait(future: Future[T]) -> T:
+    """The future's result, waited for in slices: a Ctrl-C that arrives meanwhile is raised
+    within one (a simulated one, ``_thread.interrupt_main``, wakes no blocked wait)."""
+    while True:
+        try:
+            return future.result(timeout=WAIT_SLICE)
+        except futures.TimeoutError:
+            continue
+
+
+async def _in_context(context: contextvars.Context, coroutine: Coroutine[Any, Any, T]) -> T:
+    """``coroutine`` with the context variables of ``context`` (a task starts with the loop's)."""
+    for variable, value in context.items():
+        variable.set(value)
+    return await coroutine
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -5,6 +5,8 @@ benchmark measures moto. This endpoint answers the requests a read and a write s
 CreateBucket, ListObjectsV2, GetObject with If-None-Match, HeadObject, PutObject with
 If-None-Match and If-Match, DeleteObject) from a sorted list of keys, so that what is measured
 is the client, and the latency it pays. It checks no signature and is for benchmarks only.
+It serves HTTP/1.1 on one asyncio loop (the latency is a sleep of the request's task, not of a
+thread), so requests in flight cost no thread and any number of them wait at once.
 
 Run as ``python benchmarks/fast_s3.py --port 5555 --latency 0.05 --seed BUCKET PREFIX ROWS SIZE``;
 ``GET /_requests`` answers the number of S3 requests served so far.
@@ -13,10 +15,11 @@ Run as ``python benchmarks/fast_s3.py --port 5555 --latency 0.05 --seed BUCKET P
 from __future__ import annotations
 
 import argparse
+import asyncio
 import bisect
 import contextlib
 import hashlib
-import logging
+import io
 import socket
 import subprocess
 import sys
@@ -28,8 +31,6 @@ from collections.abc import Callable, Iterable, Iterator
 from email.utils import formatdate
 from typing import Any
 from xml.sax.saxutils import escape
-
-import waitress
 
 COUNT_PATH = "/_requests"
 
@@ -64,7 +65,6 @@ class FastS3:
             return _answer(start_response, "200 OK", str(self.served).encode())
         with self.lock:
             self.served += 1
-        time.sleep(self.latency)
         method = environ["REQUEST_METHOD"]
         name, _, key = path.encode("latin-1").decode("utf-8").lstrip("/").partition("/")
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -151,14 +151,13 @@ def served(endpoint: str) -> int:
 
 
 @contextlib.contextmanager
-def started(latency: float, seed: tuple[str, str, int, int], threads: int = 128) -> Iterator[str]:
-    """The endpoint in a process of its own, seeded with ``(bucket, prefix, rows, size)``, serving
-    ``threads`` requests at once; yields its URL."""
+def started(latency: float, seed: tuple[str, str, int, int]) -> Iterator[str]:
+    """The endpoint in a process of its own, seeded with ``(bucket, prefix, rows, size)``; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     server = subprocess.Popen([sys.executable, __file__, "--port", str(port), "--latency", str(latency),
-                               "--threads", str(threads), "--seed", *map(str, seed)])
+                               "--seed", *map(str, seed)])
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -176,11 +175,49 @@ def started(latency: float, seed: tuple[str, str, int, int], threads: int = 128)
         server.wait(30)
 
 
+async def serve(app: FastS3, port: int) -> None:
+    """Serve ``app`` (a WSGI application) on 127.0.0.1:``port``, each request after ``app.latency``."""
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                line, *fields = head.decode("latin-1").split("\r\n")
+                method, target, _ = line.split(" ", 2)
+                headers = {name.strip().lower(): value.strip() for name, _, value in
+                           (field.partition(":") for field in fields if field)}
+                body = await reader.readexactly(int(headers.get("content-length", 0) or 0))
+                await asyncio.sleep(app.latency)
+                writer.write(_respond(app, method, target, headers, body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(connection, "127.0.0.1", port, backlog=4096, limit=1 << 20)
+    async with server:
+        await server.serve_forever()
+
+
+def _respond(app: FastS3, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+    """The WSGI application's answer to one request, as HTTP/1.1 bytes."""
+    path, _, query = target.partition("?")
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": urllib.parse.unquote(path, "latin-1"), "QUERY_STRING": query,
+               "CONTENT_LENGTH": headers.get("content-length", ""), "wsgi.input": io.BytesIO(body),
+               **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}}
+    answer: list[str] = []
+
+    def start_response(status: str, fields: list[tuple[str, str]]) -> None:
+        answer.append(f"HTTP/1.1 {status}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in fields))
+
+    content = b"".join(app(environ, start_response))
+    return (answer[0] + "\r\n").encode("latin-1") + (b"" if method == "HEAD" else content)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added per request")
-    parser.add_argument("--threads", type=int, default=128, help="requests served at once")
     parser.add_argument("--seed", nargs=4, metavar=("BUCKET", "PREFIX", "ROWS", "SIZE"),
                         help="create BUCKET holding PREFIX0..PREFIX<ROWS-1>, each SIZE bytes")
     args = parser.parse_args()
@@ -190,10 +227,7 @@ def main() -> None:
         bucket = app.buckets.setdefault(name, Bucket())
         for row in range(int(rows)):
             bucket.put(f"{prefix}{row}", ((b"%d " % row) * int(size))[: int(size)])
-    logging.getLogger("waitress").setLevel(logging.ERROR)
-    waitress.serve(app, host="127.0.0.1", port=args.port, threads=args.threads, connection_limit=1000,
-                   channel_timeout=120, _quiet=True)
-
+    asyncio.run(serve(app, args.port))
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import gc
 import itertools
 import threading
@@ -16,6 +17,7 @@ import pytest
 from s3aads_pandas import Database, SkippedKeysWarning, Table
 from s3aads_pandas.storage.adapter import Listed, ListedPage, ObjectStore
 from s3aads_pandas.storage.listing import Lister, ListingStopped, just_before, stop_listing
+from s3aads_pandas.storage.retry import Interrupted, interrupted
 
 DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
 
@@ -225,3 +227,24 @@ def test_a_callers_stop_event_ends_a_listing_that_waits_for_a_page(db: Database,
     finally:
         stop_listing.reset(token)
         answer.set()
+
+
+def test_a_list_waiting_for_its_turn_is_not_sent_once_its_listing_stopped(db: Database) -> None:
+    store, stop, sent, raised = db.store, threading.Event(), [], []
+    store.hooks.append(lambda operation, params: sent.append(operation))
+
+    def list_for_a_stopped_listing() -> None:
+        interrupted.set(stop)  # as the listing engine's ranges run
+        try:
+            store.list_page(db.name, "t/")
+        except Interrupted as error:
+            raised.append(error)
+
+    with contextlib.ExitStack() as held:
+        for _ in range(store.list_pace.limit):  # every LIST slot is taken: the LIST waits its turn
+            held.enter_context(store.list_pace.slot())
+        waiting = threading.Thread(target=list_for_a_stopped_listing)
+        waiting.start()
+        stop.set()
+    waiting.join(30)
+    assert len(raised) == 1 and "ListObjectsV2" not in sent

@@ -43,7 +43,14 @@ from s3aads_pandas.storage.failures import (
     RangeNotSatisfiable,
 )
 from s3aads_pandas.storage.pages import PageSequence
-from s3aads_pandas.storage.retry import AdaptiveLimiter, LatencyPace, RampingLimiter, Retrier, RetryPolicy
+from s3aads_pandas.storage.retry import (
+    AdaptiveLimiter,
+    LatencyPace,
+    RampingLimiter,
+    Retrier,
+    RetryPolicy,
+    check_interrupted,
+)
 from s3aads_pandas.storage.transport import (
     PAGE_SIZE,
     AsyncObjects,
@@ -211,9 +218,11 @@ class ObjectStore:
         """One LIST request: its objects (key and size only), common prefixes and next token.
 
         LISTs are paced by their latency (:class:`LatencyPace`), which full pages of keys say:
-        a server that slows down under many LISTs at once gets fewer.
+        a server that slows down under many LISTs at once gets fewer. A LIST of a listing
+        stopped while it waited for its turn is not sent (:class:`Interrupted`).
         """
         with self.list_pace.timed(observed=max_keys >= PAGE_SIZE and delimiter is None):
+            check_interrupted()  # a listing stopped while this LIST waited for its slot sends nothing
             return self._request(lambda: self.transport.list_page(bucket, prefix, start_after, token,
                                                                   min(max_keys, PAGE_SIZE), delimiter))
 

@@ -33,6 +33,19 @@ request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 #: Set when the bulk operation running this request was interrupted (Ctrl-C): the request makes
 #: no further attempt, so that the interrupt returns once the attempts in flight end.
 interrupted: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("interrupted", default=None)
+
+
+class Interrupted(Exception):
+    """A request not sent: the operation it belonged to was interrupted while it waited for a slot."""
+
+
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` when the operation running this request was interrupted."""
+    stop = interrupted.get()
+    if stop is not None and stop.is_set():
+        raise Interrupted
+
+
 #: Attempts one request gets (the first one and its retries).
 DEFAULT_MAX_ATTEMPTS = 10
 

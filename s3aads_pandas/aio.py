@@ -5,8 +5,8 @@ Every call runs the synchronous core on this module's worker threads, so the eve
 blocked while a request is in flight, and both APIs share one core: the same retries, deadlines,
 conditional writes, cache and usage counts (a ``usage()`` block in a coroutine counts what the
 calls it awaits send). obstore releases the GIL while it waits for S3, so up to
-:data:`WORKER_THREADS` calls are in flight at once; a bulk call (a read, a write, a query) runs
-its own requests in parallel as the synchronous one does.
+:data:`WORKER_THREADS` calls are in flight at once; the GETs and PUTs of a read or a write go
+out on the package's event loop (:mod:`s3aads_pandas.storage.loop`), as the synchronous ones do.
 
 A cancelled coroutine stops waiting; a request already sent still completes in its thread.
 """

@@ -63,12 +63,32 @@ os.register_at_fork(after_in_child=_forget_loop)
 def submit(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
     """Start ``coroutine`` on the package's loop, in the caller's context (its usage blocks count
     what it sends), and return its future."""
+    future: Future[T] = Future()
+    start(coroutine, future)
+    return future
+
+
+def start(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
+    """Run ``coroutine`` on the package's loop into ``future``, made by the caller beforehand: a
+    Ctrl-C that arrives while this call returns still finds the future, and ``future.cancel()``
+    succeeds only while the coroutine has not begun (it then never runs)."""
     loop = event_loop()
     if _running_loop() is loop:
         coroutine.close()
         raise RuntimeError("a synchronous s3aads call was made on the package's own event loop; "
                            "use s3aads_pandas.aio there")
-    return asyncio.run_coroutine_threadsafe(_in_context(contextvars.copy_context(), coroutine), loop)
+    context = contextvars.copy_context()
+
+    async def into_future() -> None:
+        if not future.set_running_or_notify_cancel():
+            coroutine.close()
+            return
+        try:
+            future.set_result(await _in_context(context, coroutine))
+        except BaseException as error:  # the caller's, to raise in its thread
+            future.set_exception(error)
+
+    loop.call_soon_threadsafe(loop.create_task, into_future())
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

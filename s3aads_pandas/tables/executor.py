@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from s3aads_pandas.errors import TransferInterrupted, failure_reason
@@ -134,13 +134,15 @@ def run_each_async(
     done = [0]
     failures: dict[str, str] = {}
     bar = progress_bar(total=len(items), desc=desc, unit="row", disable=not show, leave=False)
-    future = loop.submit(_run_all(func, items, label, limiter, max(1, max_in_flight), bar, stop, done, failures))
+    future: Future[list[R | None]] = Future()
     try:
+        loop.start(_run_all(func, items, label, limiter, max(1, max_in_flight), bar, stop, done, failures), future)
         results = loop.wait(future)
     except KeyboardInterrupt:
         stop.set()
         try:
-            loop.wait(future)
+            if not future.cancel():  # it began: wait for the requests in flight
+                loop.wait(future)
         except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
             logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
             raise

@@ -247,6 +247,17 @@ def test_a_new_backend_is_one_subclass_of_the_obstore_transport() -> None:
     assert table.count() == 2
 
 
+def test_a_folder_lists_values_that_end_in_a_hash_and_digits(tmp_path: Path) -> None:
+    db = Database(f"file://{tmp_path}/shop")
+    db.create()
+    table = Table("t", db, ["first", "second"])
+    table.insert(b"x", first="1c#13", second="..")  # a folder named like a partial write
+    assert table.query(second="..") == [{"first": "1c#13", "second": ".."}] == table.query()
+    with pytest.raises(InvalidArgumentError, match="ends in '#' and digits"):
+        Table("one", db, ["id"]).insert(b"x", id="a#1")  # a file named so is one
+    assert Table("one", db, ["id"]).count() == 0
+
+
 def test_a_local_database_has_no_boto3_client() -> None:
     with pytest.raises(InvalidArgumentError, match="not in S3: they have no boto3 client"):
         _created("memory://nob").bucket

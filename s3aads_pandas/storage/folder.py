@@ -47,7 +47,8 @@ SCHEME = "file://"
 #: The folder of a database's lock files, and how many there are (a key's is its CRC-32 modulo).
 LOCK_FOLDER = ".s3aads-locks"
 LOCKS = 64
-#: The files that LocalStore writes before it renames them into place (``<key>#<n>``).
+#: The files that LocalStore writes before it renames them into place (``<key>#<n>``); it refuses
+#: to write a key whose last segment looks so, but a folder's name may (``t/a#1/x``).
 _STAGED = re.compile(r"#\d+$")
 
 
@@ -135,6 +136,13 @@ class FolderTransport(ObstoreTransport[LocalStore]):
         finally:
             os.close(descriptor)
 
+    def _failed(self, error: Exception, bucket: str, key: str | None) -> Exception:
+        if key is not None and _STAGED.search(key):
+            return InvalidArgumentError(
+                f"{self.url} databases cannot hold the key {key!r}: a file name that ends in '#' and digits is "
+                "how obstore names a partial write; give that column such values in a memory:// or S3 database")
+        return super()._failed(error, bucket, key)
+
     def _write(self, store: LocalStore, key: str, body: bytes, attributes: dict[str, str] | None,
                condition: Mapping[str, str]) -> Written:
         with self._locked(store, key, conditional=bool(condition)):
@@ -194,11 +202,15 @@ def _etag(stat: os.stat_result) -> str:
 def _sorted_entries(folder: Path, top: bool) -> list[tuple[str, os.DirEntry[str]]]:
     """A folder's entries in key order, a folder's name ending in ``/``; none when it is gone.
     The ``top`` folder of a database hides its lock files."""
+    named = []
     try:
         with os.scandir(folder) as entries:
-            named = [(entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
-                     for entry in entries if not _STAGED.search(entry.name)
-                     and not (top and entry.name == LOCK_FOLDER)]
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):  # a folder is never staged: `t/a#1/x` is a key
+                    if not (top and entry.name == LOCK_FOLDER):
+                        named.append((entry.name + "/", entry))
+                elif not _STAGED.search(entry.name):
+                    named.append((entry.name, entry))
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(named, key=lambda pair: pair[0])

@@ -10,16 +10,6 @@ import sys
 import pytest
 
 _server: subprocess.Popen[str] | None = None
-#: The modules that take longest (45 to 150 s each on 2 cores), run first: xdist hands each of its
-#: workers a module at a time in collection order, and a long module handed out last leaves the
-#: other worker idle while it runs.
-LONGEST_FIRST = ("test_listing", "test_conditional_writes", "test_pandas_write", "test_magic",
-                 "test_explorer_browser", "test_pandas_read", "test_cli", "test_dask")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: the others keep their order
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,8 +8,9 @@ import sys
 
 def main() -> None:
     try:
+        from s3aads_pandas.cli import exit_with
         from s3aads_pandas.cli import main as run
     except KeyboardInterrupt:  # while starting: nothing was done yet
         print("s3aads: interrupted", file=sys.stderr)
         sys.exit(130)
-    sys.exit(run())
+    exit_with(run())

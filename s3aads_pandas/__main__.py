@@ -1,7 +1,5 @@
 """``python -m s3aads_pandas``: the same as the ``s3aads`` command."""
 
-import sys
+from s3aads_pandas.cli import exit_with, main
 
-from s3aads_pandas.cli import main
-
-sys.exit(main())
+exit_with(main())

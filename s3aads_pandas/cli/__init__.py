@@ -177,5 +177,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def exit_with(code: int) -> NoReturn:
+    """Leave the process with ``code``; after a Ctrl-C (130) at once, as Unix tools do: the
+    output is flushed and every row written is whole, and an interpreter shutting down while
+    obstore's runtime threads still run can abort (SIGABRT) instead of exiting 130."""
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

@@ -12,6 +12,7 @@ locks) run on its executor, :data:`IO_THREADS` threads, so that they never block
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import os
 import threading
@@ -26,6 +27,8 @@ T = TypeVar("T")
 IO_THREADS = 64
 #: Seconds a synchronous caller waits for the loop at a time, between looks for Ctrl-C.
 WAIT_SLICE = 0.05
+#: Seconds the process waits at exit for the loop to stop.
+EXIT_WAIT = 5.0
 #: What the package's long-lived threads are named by (the loop's and its executor's).
 THREAD_PREFIX = "s3aads-loop"
 
@@ -41,9 +44,19 @@ def event_loop() -> asyncio.AbstractEventLoop:
         if _loop is None:
             loop = asyncio.new_event_loop()
             loop.set_default_executor(ThreadPoolExecutor(IO_THREADS, thread_name_prefix=f"{THREAD_PREFIX}-io"))
-            threading.Thread(target=loop.run_forever, name=THREAD_PREFIX, daemon=True).start()
+            thread = threading.Thread(target=loop.run_forever, name=THREAD_PREFIX, daemon=True)
+            thread.start()
+            atexit.register(_stop, loop, thread)
             _loop = loop
         return _loop
+
+
+def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """At exit, stop the loop and wait for its thread: no Python code of it may run while the
+    interpreter shuts down (a process killed by Ctrl-C mid-transfer aborted there)."""
+    if thread.is_alive():
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(EXIT_WAIT)
 
 
 def available() -> bool:

@@ -1,14 +1,20 @@
 """The datastore from asyncio code (FastAPI, aiohttp, any event loop): coroutines with the names,
-parameters, results and exceptions of the synchronous API.
+parameters, results and exceptions of the synchronous API, on the same core: the same retries,
+deadlines, conditional writes, cache and usage counts (a ``usage()`` block in a coroutine counts
+what the calls it awaits send). The caller's event loop is never blocked while a request is in
+flight.
 
-Every call runs the synchronous core on this module's worker threads, so the event loop is never
-blocked while a request is in flight, and both APIs share one core: the same retries, deadlines,
-conditional writes, cache and usage counts (a ``usage()`` block in a coroutine counts what the
-calls it awaits send). obstore releases the GIL while it waits for S3, so up to
-:data:`WORKER_THREADS` calls are in flight at once; the GETs and PUTs of a read or a write go
-out on the package's event loop (:mod:`s3aads_pandas.storage.loop`), as the synchronous ones do.
+A row's calls (``select``, ``insert``, ``update``, ``delete`` and their kin) are coroutines on
+the package's event loop (:mod:`s3aads_pandas.storage.loop`): on obstore's stores their GETs and
+PUTs go out through obstore's asynchronous API, as many at once as the store's pace allows, with
+no thread each; a conditional write, whose refusal may take a HEAD to understand, and a request
+through boto3 run on that loop's executor. The first call of a table reads its column record
+and makes the store's clients on a worker thread. Listings and frames (``query``, ``count``,
+``iter_rows``, ``read_s3aads``, ``write``...) run the synchronous core on this module's worker
+threads, up to :data:`WORKER_THREADS` at once; the GETs and PUTs of a read or a write go out on
+the package's loop, as the synchronous ones do.
 
-A cancelled coroutine stops waiting; a request already sent still completes in its thread.
+A cancelled coroutine stops waiting; a request already sent still completes.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import functools
 import itertools
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -27,13 +33,14 @@ import pandas as pd
 from s3aads_pandas.config import ConnectionSettings
 from s3aads_pandas.frames.accessor import WriteResult
 from s3aads_pandas.frames.read import read_s3aads as _read_s3aads
-from s3aads_pandas.storage import usage
-from s3aads_pandas.tables.datastore import Database, Table
+from s3aads_pandas.storage import loop, usage
+from s3aads_pandas.storage.adapter import ObjectStore
+from s3aads_pandas.tables.datastore import Database, Table, Versioned, text, utf8_payload
 from s3aads_pandas.tables.rows import Row
 
 T = TypeVar("T")
 
-#: How many calls run at once, each on a thread of its own.
+#: How many calls that list or make frames run at once, each on a thread of its own.
 WORKER_THREADS = 64
 #: How many rows an ``async for`` takes from a listing per hop to a worker thread (one S3 page).
 ROWS_PER_HOP = 1000
@@ -151,20 +158,90 @@ class AsyncTable:
     def columns(self) -> list[str]:
         return self.sync.columns
 
-    insert = _coroutine(Table.insert)
-    insert_string = _coroutine(Table.insert_string)
-    select = _coroutine(Table.select)
-    select_string = _coroutine(Table.select_string)
-    select_with_etag = _coroutine(Table.select_with_etag)
-    update = _coroutine(Table.update)
-    delete = _coroutine(Table.delete)
     query = _coroutine(Table.query)
     distinct = _coroutine(Table.distinct)
     count = _coroutine(Table.count)
-    insert_by_key = _coroutine(Table.insert_by_key)
-    select_by_key = _coroutine(Table.select_by_key)
-    delete_by_key = _coroutine(Table.delete_by_key)
     query_by_key = _coroutine(Table.query_by_key)
+
+    # -- a row's calls, on the package's event loop -----------------------------------------------
+
+    async def _opened(self) -> ObjectStore:
+        """The database's store, made on a worker thread the first time (making clients takes a while)."""
+        database = self.sync.database
+        if not database.store_opened:
+            await run(lambda: database.store)
+        return database.store
+
+    async def _prepared(self, step: Callable[..., T], *args: Any, writing: bool = False) -> T:
+        """``step(*args)``, a row's key or a write's checked payload: here when the table is
+        :meth:`~s3aads_pandas.Table.ready` and it sends nothing, else on a worker thread, where
+        it reads or writes the column record."""
+        if self.sync.ready(writing=writing):
+            return step(*args)
+        return await run(step, *args)
+
+    async def _key(self, columns: Mapping[str, Any]) -> str:
+        return await self._prepared(functools.partial(self.sync.to_key, **columns))
+
+    @property
+    def _bucket(self) -> str:
+        return self.sync.database.name
+
+    async def insert(self, data: bytes, metadata: Mapping[str, Any] | None = None, *, overwrite: bool = True,
+                     **columns: Any) -> dict[str, Any]:
+        """:meth:`Table.insert <s3aads_pandas.Table.insert>`."""
+        store = await self._opened()
+        key, body, params = await self._prepared(self.sync.checked_write, data, metadata, columns, writing=True)
+        written = await loop.awaited(store.put_async(self._bucket, key, body, params, overwrite=overwrite))
+        return written.as_response()
+
+    async def insert_string(self, data: str, metadata: Mapping[str, Any] | None = None, *, overwrite: bool = True,
+                            **columns: Any) -> dict[str, Any]:
+        """Store a str as UTF-8."""
+        return await self.insert(utf8_payload(data), metadata, overwrite=overwrite, **columns)
+
+    async def select(self, **columns: Any) -> bytes | None:
+        """The payload of one row, or None when there is no such row (one GET)."""
+        store = await self._opened()
+        return await loop.awaited(store.get_async(self._bucket, await self._key(columns)))
+
+    async def select_string(self, **columns: Any) -> str | None:
+        return text(await self.select(**columns))
+
+    async def select_with_etag(self, **columns: Any) -> Versioned | None:
+        """:meth:`Table.select_with_etag <s3aads_pandas.Table.select_with_etag>`."""
+        store = await self._opened()
+        found = await loop.awaited(store.get_with_etag_async(self._bucket, await self._key(columns)))
+        return None if found is None else Versioned(*found)
+
+    async def update(self, data: bytes, if_match: str, metadata: Mapping[str, Any] | None = None,
+                     **columns: Any) -> dict[str, Any]:
+        """:meth:`Table.update <s3aads_pandas.Table.update>`: a compare-and-swap (If-Match)."""
+        store = await self._opened()
+        key, body, params = await self._prepared(self.sync.checked_write, data, metadata, columns, writing=True)
+        written = await loop.awaited(store.put_if_match_async(self._bucket, key, body, if_match, params))
+        return written.as_response()
+
+    async def delete(self, **columns: Any) -> dict[str, Any]:
+        """Delete one row (no error when it does not exist, as in S3)."""
+        store = await self._opened()
+        return await loop.awaited(store.delete_async(self._bucket, await self._key(columns)))
+
+    async def insert_by_key(self, key: str, data: bytes, **params: Any) -> dict[str, Any]:
+        """Store ``data`` at ``<table>/<key>``; ``params`` are S3 PutObject parameters."""
+        store = await self._opened()
+        body = self.sync.checked_write_by_key(data, params)
+        written = await loop.awaited(store.put_async(self._bucket, self.sync.full_key(key), body, params))
+        return written.as_response()
+
+    async def select_by_key(self, key: str) -> bytes | None:
+        """The payload at ``<table>/<key>``, or None (one GET)."""
+        store = await self._opened()
+        return await loop.awaited(store.get_async(self._bucket, self.sync.full_key(key)))
+
+    async def delete_by_key(self, key: str) -> dict[str, Any]:
+        store = await self._opened()
+        return await loop.awaited(store.delete_async(self._bucket, self.sync.full_key(key)))
 
     async def keys(self) -> list[str]:
         """Keys (without the table name) of every row (a property of the synchronous Table)."""

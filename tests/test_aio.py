@@ -10,10 +10,21 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from s3aads_pandas import ColumnsNotSetError, Database, RowChangedError, RowExistsError, Table, aio, usage
+from s3aads_pandas import (
+    ColumnsNotSetError,
+    Database,
+    PayloadTypeError,
+    RowChangedError,
+    RowExistsError,
+    Table,
+    aio,
+    usage,
+)
+from s3aads_pandas.storage import loop
 
-#: Behaviour, not the S3 wire: in process (moto) and on this machine's databases.
-WIRE = False
+#: A row's calls go out through obstore's asynchronous API on S3 too: over HTTP on both
+#: transports, and on this machine's databases.
+WIRE = True
 
 
 def test_every_coroutine_gives_what_the_synchronous_call_gives(db: Database) -> None:
@@ -143,3 +154,35 @@ def test_leaving_an_async_for_early_closes_the_listing(db: Database) -> None:
         return seen
 
     assert asyncio.run(first_three()) == ["0", "1", "10"]
+
+
+def test_a_rows_calls_go_out_on_the_package_loop_with_no_thread_of_their_own(db: Database) -> None:
+    """On obstore's stores a GET and an unconditional PUT are sent by the package's loop itself;
+    what goes through boto3 (or the record's first read and write) runs on a thread."""
+    senders: list[tuple[str, str]] = []
+    db.store.hooks.append(lambda operation, params: senders.append((operation, threading.current_thread().name)))
+    table = aio.AsyncTable("t", db, columns=["id"])
+
+    async def session() -> list[bytes | None]:
+        await table.insert(b"first", id=0)  # records the columns: on a worker thread
+        senders.clear()
+        await asyncio.gather(*(table.insert(str(i).encode(), id=i) for i in range(1, 50)))
+        return list(await asyncio.gather(*(table.select(id=i) for i in range(50))))
+
+    assert asyncio.run(session()) == [b"first"] + [str(i).encode() for i in range(1, 50)]
+    sent = {(operation, name) for operation, name in senders}
+    on_loop = db.store.sends_async and db.store.cache is None
+    expected = loop.THREAD_PREFIX if on_loop else f"{loop.THREAD_PREFIX}-io"
+    assert {operation for operation, _ in sent} == {"PutObject", "GetObject"}
+    assert {name.rsplit("_", 1)[0] for _, name in sent} == {expected}
+
+
+def test_bad_input_to_a_rows_call_sends_nothing(db: Database) -> None:
+    table = aio.AsyncTable("t", db, columns=["id"])
+    with usage() as spent:
+        with pytest.raises(PayloadTypeError, match="use insert_string"):
+            asyncio.run(table.insert("text", id=1))
+        with pytest.raises(PayloadTypeError, match="use insert"):
+            asyncio.run(table.insert_string(b"bytes", id=1))
+    assert spent.requests == {}
+    assert Table("t", db, columns=["id"]).count() == 0

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.usefixtures("empty_memory")
 
 
 class HeldTransport(ObstoreTransport[MemoryStore]):
-    """A memory store whose PUTs on the event loop each take ``seconds``, counting how many are
-    in flight at once (every count is made on the one loop thread)."""
+    """A memory store whose PUTs on the event loop each take ``seconds``, as if over a network,
+    counting how many are in flight at once (every count is made on the one loop thread)."""
+
+    waits_on_network = True
 
     def __init__(self, seconds: float = 0.005) -> None:
         super().__init__("held://")
@@ -141,8 +143,7 @@ def test_memory_follows_what_is_in_flight_not_the_number_of_items() -> None:
 
 
 def test_a_usage_block_counts_what_the_loop_sends_for_it() -> None:
-    table = Table("t", Database("memory://counted"), ["id"])
-    table.database.create()
+    table = Table("t", Database("held", root="memory://", transport=HeldTransport(0)), ["id"])
     _frame(1).s3aads.write(table, progress=False)  # the table's columns are recorded
     with usage() as spent:
         _frame(500).s3aads.write(table, progress=False)
@@ -161,16 +162,25 @@ def test_a_synchronous_call_on_the_package_loop_is_refused_not_a_deadlock() -> N
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
 def test_a_child_forked_after_the_loop_ran_transfers_on_threads() -> None:
-    table = Table("t", Database("memory://forked"), ["id"])
-    table.database.create()
+    table = Table("t", Database("held", root="memory://", transport=HeldTransport(0)), ["id"])
     _frame(50).s3aads.write(table, progress=False)  # the parent's loop runs
+    assert table.database.store.sends_async
     child = os.fork()
     if child == 0:  # neither the parent's loop nor obstore's asynchronous runtime runs here
         try:
             written = _frame(80).s3aads.write(table, progress=False).written
-            os._exit(0 if written == 80 and table.count() == 80 and not loop.available() else 1)
+            on_threads = not loop.available() and not table.database.store.sends_async
+            os._exit(0 if written == 80 and table.count() == 80 and on_threads else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert table.count() == 50  # memory:// is the process's own
+
+
+def test_a_database_in_memory_transfers_on_threads() -> None:
+    """Its requests wait on no network: obstore's asynchronous API would cost more than it saves."""
+    db = Database("memory://local")
+    db.create()
+    assert not db.store.sends_async
+    assert Database("held", root="memory://", transport=HeldTransport(0)).store.sends_async

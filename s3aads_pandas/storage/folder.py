@@ -19,7 +19,6 @@ Files keep only the payload: no content type and no user metadata.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -153,11 +152,6 @@ class FolderTransport(ObstoreTransport[LocalStore]):
             mode: Literal["create", "overwrite"] = "create" if condition.get("IfNoneMatch") == "*" else "overwrite"
             written = obstore.put(store, key, body, mode=mode)
         return Written(str(written["e_tag"]))
-
-    async def _write_async(self, store: LocalStore, key: str, body: bytes,
-                           attributes: dict[str, str] | None) -> Written:
-        """The write, under its lock, on the loop's executor (a lock is waited for in a thread)."""
-        return await asyncio.to_thread(self._write, store, key, body, attributes, {})
 
     def _remove(self, store: LocalStore, key: str) -> None:
         root = self._folder(store)

@@ -109,6 +109,15 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return wait(submit(coroutine))
 
 
+async def awaited(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``coroutine`` run on the package's loop, awaited from another event loop (an asyncio
+    caller's): that loop goes on with its own tasks, and no thread waits for the result. A
+    cancelled caller stops waiting; a coroutine already begun runs to its end."""
+    if _running_loop() is event_loop():
+        return await coroutine
+    return await asyncio.wrap_future(submit(coroutine))
+
+
 def wait(future: Future[T]) -> T:
     """The future's result, waited for in slices: a Ctrl-C that arrives meanwhile is raised
     within one (a simulated one, ``_thread.interrupt_main``, wakes no blocked wait)."""

@@ -75,6 +75,9 @@ class ObstoreTransport(abc.ABC, Generic[S]):
 
     #: Whether the store keeps user metadata and content headers with each object.
     keeps_metadata: bool = True
+    #: Whether each request waits on a network round trip: then GETs and PUTs go out on the
+    #: package's event loop, many at once (see ``ObjectStore.sends_async``).
+    waits_on_network: bool = False
 
     def __init__(self, url: str) -> None:
         self.url = url

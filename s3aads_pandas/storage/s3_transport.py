@@ -103,6 +103,8 @@ class S3Transport(ObstoreTransport[Store]):
     obstore can reach this endpoint's directory buckets (it cannot behind an endpoint URL).
     """
 
+    waits_on_network = True
+
     def __init__(self, fallback: Boto3Transport, make_store: Callable[[str, str | None], Store], *,
                  serves_directory_buckets: bool = True) -> None:
         super().__init__("s3://")

@@ -137,7 +137,10 @@ class Transport(Protocol):
 
 class AsyncObjects(Protocol):
     """A transport that also sends whole-object GETs and PUTs with no condition on an event loop
-    (obstore's: the bulk transfers' data plane)."""
+    (obstore's: the bulk transfers' data plane), used where its requests wait on a network."""
+
+    #: Whether each request waits on a network round trip, so that many in flight pay.
+    waits_on_network: bool
 
     async def get_async(self, bucket: str, key: str, deadline: float) -> Fetched: ...
 

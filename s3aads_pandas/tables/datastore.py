@@ -91,6 +91,11 @@ class Database(DatabaseCompat):
                     self._store = open_store(self.settings)
         return self._store
 
+    @property
+    def store_opened(self) -> bool:
+        """Whether :attr:`store` is made (making it makes clients, which takes a while)."""
+        return self._store is not None
+
     def store_for(self, workers: int) -> tuple[ObjectStore, int]:
         """A store whose connection pool fits ``workers`` threads, and the workers it allows.
 
@@ -191,6 +196,10 @@ class Database(DatabaseCompat):
 
     # -- column records, used by Table ---------------------------------------------------------
 
+    def knows_record(self, table: str) -> bool:
+        """Whether the record of ``table`` is in hand: checking a write against it sends nothing."""
+        return table in self._recorded
+
     def recorded_columns(self, table: str) -> tuple[str, ...] | None:
         """The columns recorded for ``table`` (one GET, then cached), or None without a record."""
         record = self.table_record(table)
@@ -286,6 +295,11 @@ class Table(TableCompat):
             )
         return KeyCodec(self.name, columns)
 
+    def ready(self, *, writing: bool = False) -> bool:
+        """Whether naming a row sends no request: its columns are in hand (for a write, known to
+        be recorded in the bucket as well)."""
+        return self._columns is not None and (not writing or self.database.knows_record(self.name))
+
     # -- rows by column values --------------------------------------------------------------------
 
     def to_key(self, **columns: Any) -> str:
@@ -307,7 +321,7 @@ class Table(TableCompat):
         (If-None-Match) and an existing row raises :class:`RowExistsError`. The first write
         records the table's columns in the bucket.
         """
-        key, body, params = self._checked_write(data, metadata, columns)
+        key, body, params = self.checked_write(data, metadata, columns)
         return self.database.store.put(self.database.name, key, body, params, overwrite=overwrite).as_response()
 
     def insert_string(
@@ -319,11 +333,7 @@ class Table(TableCompat):
         **columns: Any,
     ) -> dict[str, Any]:
         """Store a str as UTF-8."""
-        if not isinstance(data, str):
-            raise PayloadTypeError(
-                f"insert_string takes a str, got {type(data).__name__}; use insert() for bytes"
-            )
-        return self.insert(data.encode("utf-8"), metadata, overwrite=overwrite, **columns)
+        return self.insert(utf8_payload(data), metadata, overwrite=overwrite, **columns)
 
     def select_with_etag(self, **columns: Any) -> Versioned | None:
         """The payload and ETag of one row (one GET), for a later :meth:`update`; None if missing."""
@@ -343,10 +353,10 @@ class Table(TableCompat):
         :class:`RowChangedError`, and nothing is written. When an attempt's answer was lost and
         what is stored cannot tell whether it landed, :class:`WriteOutcomeUnknownError` says so.
         """
-        key, body, params = self._checked_write(data, metadata, columns)
+        key, body, params = self.checked_write(data, metadata, columns)
         return self.database.store.put_if_match(self.database.name, key, body, if_match, params).as_response()
 
-    def _checked_write(
+    def checked_write(
         self, data: Any, metadata: Mapping[str, Any] | None, columns: Mapping[str, Any]
     ) -> tuple[str, bytes, dict[str, Any]]:
         """Everything a row write needs, checked before anything is sent; the table recorded."""
@@ -362,8 +372,7 @@ class Table(TableCompat):
         return self.database.store.get(self.database.name, self.to_key(**columns))
 
     def select_string(self, **columns: Any) -> str | None:
-        data = self.select(**columns)
-        return None if data is None else data.decode("utf-8")
+        return text(self.select(**columns))
 
     def delete(self, **columns: Any) -> dict[str, Any]:
         """Delete one row (one DeleteObject; no error when it does not exist, as in S3)."""
@@ -379,21 +388,27 @@ class Table(TableCompat):
 
     # -- rows by key ------------------------------------------------------------------------------
 
-    def _full_key(self, key: str) -> str:
+    def full_key(self, key: str) -> str:
+        """``<table>/<key>``: the S3 key of a row given by its key."""
         return f"{self.name}/{key}"
 
     def insert_by_key(self, key: str, data: bytes, **params: Any) -> dict[str, Any]:
         """Store ``data`` at ``<table>/<key>``; ``params`` are S3 PutObject parameters."""
+        body = self.checked_write_by_key(data, params)
+        return self.database.store.put(self.database.name, self.full_key(key), body, params).as_response()
+
+    def checked_write_by_key(self, data: Any, params: Mapping[str, Any]) -> bytes:
+        """The payload of a write by key, checked with its parameters before anything is sent."""
         body = _payload(data)
         self.database.store.check_put_params(params)
-        return self.database.store.put(self.database.name, self._full_key(key), body, params).as_response()
+        return body
 
     def select_by_key(self, key: str) -> bytes | None:
         """The payload at ``<table>/<key>``, or None (one GET)."""
-        return self.database.store.get(self.database.name, self._full_key(key))
+        return self.database.store.get(self.database.name, self.full_key(key))
 
     def delete_by_key(self, key: str) -> dict[str, Any]:
-        return self.database.store.delete(self.database.name, self._full_key(key))
+        return self.database.store.delete(self.database.name, self.full_key(key))
 
     def query_by_key(self, key: str = "", sort_by: str | None = None) -> list[str]:
         """Keys (without the table name) that start with ``key``: a raw prefix match."""
@@ -401,7 +416,7 @@ class Table(TableCompat):
             raise UnknownSortFieldError(
                 f"sort_by must be one of {', '.join(SORT_FIELDS)}, got {sort_by!r}"
             )
-        objects = list(self.database.store.iter_objects(self.database.name, self._full_key(key)))
+        objects = list(self.database.store.iter_objects(self.database.name, self.full_key(key)))
         if sort_by or not self.database.lists_in_key_order:
             field = LISTED_FIELDS[sort_by or "Key"]
             objects.sort(key=lambda obj: (getattr(obj, field) is None, getattr(obj, field)))  # what is unknown last
@@ -502,6 +517,18 @@ def bytes_like(value: Any) -> bytes | None:
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     return None
+
+
+def utf8_payload(data: Any) -> bytes:
+    """A str to store as UTF-8 (``insert_string``); anything else is refused."""
+    if not isinstance(data, str):
+        raise PayloadTypeError(f"insert_string takes a str, got {type(data).__name__}; use insert() for bytes")
+    return data.encode("utf-8")
+
+
+def text(data: bytes | None) -> str | None:
+    """A payload read as UTF-8 (``select_string``)."""
+    return None if data is None else data.decode("utf-8")
 
 
 def _payload(data: Any) -> bytes:

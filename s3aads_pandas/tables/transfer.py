@@ -1,6 +1,6 @@
 """Bulk payload transfers of one database: many GETs or PUTs on the parallel executor, as tasks
-on the package's event loop where the transport sends them there (obstore's stores), else on
-worker threads (boto3)."""
+on the package's event loop where the store sends them there (S3 through obstore), else on
+worker threads (boto3, and the databases of this machine)."""
 
 from __future__ import annotations
 

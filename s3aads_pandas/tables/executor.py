@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -93,12 +93,26 @@ def run_each(
         finally:
             bar.close()
         if isinstance(error, KeyboardInterrupt):
-            logger.warning("%s interrupted after %d of %d items", desc or "transfer", done[0], len(items))
-            raise TransferInterrupted(desc or "transfer", done[0], len(failures), len(items)) from None
+            raise _interrupted(desc, done[0], failures, len(items)) from None
         raise
     bar.close()
+    return _finished(results, failures, desc)
+
+
+def _interrupted(desc: str, done: int, failures: Mapping[str, str], total: int) -> TransferInterrupted:
+    """What a Ctrl-C raises once the requests in flight ended: the rows done, failed and asked for."""
+    logger.warning("%s interrupted after %d of %d items", desc or "transfer", done, total)
+    return TransferInterrupted(desc or "transfer", done, len(failures), total)
+
+
+def _abandoned(desc: str) -> None:
+    logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
+
+
+def _finished(results: list[R | None], failures: dict[str, str], desc: str) -> BatchResult[R]:
+    """The batch's outcome; a warning says how many items failed, if any."""
     if failures:
-        logger.warning("%s: %d of %d items failed", desc or "transfer", len(failures), len(items))
+        logger.warning("%s: %d of %d items failed", desc or "transfer", len(failures), len(results))
     return BatchResult(results, failures)
 
 
@@ -107,7 +121,7 @@ def _wait_for_flight(pool: ThreadPoolExecutor, desc: str) -> None:
     try:
         pool.shutdown(wait=True, cancel_futures=True)
     except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
-        logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
+        _abandoned(desc)
         raise
 
 
@@ -144,16 +158,13 @@ def run_each_async(
             if not future.cancel():  # it began: wait for the requests in flight
                 loop.wait(future)
         except KeyboardInterrupt:  # a second Ctrl-C: return now; the attempts in flight end unwatched
-            logger.warning("%s abandoned: its requests in flight end in the background", desc or "transfer")
+            _abandoned(desc)
             raise
         finally:
             bar.close()
-        logger.warning("%s interrupted after %d of %d items", desc or "transfer", done[0], len(items))
-        raise TransferInterrupted(desc or "transfer", done[0], len(failures), len(items)) from None
+        raise _interrupted(desc, done[0], failures, len(items)) from None
     bar.close()
-    if failures:
-        logger.warning("%s: %d of %d items failed", desc or "transfer", len(failures), len(items))
-    return BatchResult(results, failures)
+    return _finished(results, failures, desc)
 
 
 async def _run_all(func: Callable[[T], Awaitable[R]], items: Sequence[T], label: Callable[[T], str],

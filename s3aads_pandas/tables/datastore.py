@@ -262,6 +262,7 @@ class Table(TableCompat):
         self.name = validate_table_name(name)
         self.database = database if isinstance(database, Database) else Database(database)
         self._columns = validate_columns(columns) if columns else None
+        self._codec: KeyCodec | None = None
 
     def __repr__(self) -> str:
         columns = list(self._columns) if self._columns is not None else "<not loaded>"
@@ -293,7 +294,9 @@ class Table(TableCompat):
                 f"Database({self.database.reference!r}).get_table({self.name!r}, infer_columns=True) "
                 "for a table written without a column record"
             )
-        return KeyCodec(self.name, columns)
+        if self._codec is None or list(self._codec.columns) != columns:  # made once: a row's call pays no validation
+            self._codec = KeyCodec(self.name, columns)
+        return self._codec
 
     def ready(self, *, writing: bool = False) -> bool:
         """Whether naming a row sends no request: its columns are in hand (for a write, known to

@@ -86,6 +86,7 @@ BUCKET_REGION = "eu-west-1"
 
 #: Modules that set ``WIRE = False`` test behaviour, not the S3 wire: their tests run in process
 #: (moto) and on this machine's databases only; those marked ``s3_only`` run in process and over HTTP.
+#: A module that sets ``WIRE`` to some of :data:`S3_RUNS` runs over HTTP on those transports only.
 BEHAVIOUR_RUNS = ("moto",)
 
 
@@ -97,8 +98,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         local = () if s3_only else LOCAL_RUNS
         if marked("any_keys"):
             local = tuple(run for run in local if run != "file")
-        behaviour = not getattr(metafunc.module, "WIRE", True)
+        wire = getattr(metafunc.module, "WIRE", True)
+        behaviour = not wire
         s3_runs = (BEHAVIOUR_RUNS if behaviour else ()) + (S3_RUNS if s3_only or not behaviour else ())
+        if isinstance(wire, tuple):
+            s3_runs = wire
         metafunc.parametrize("s3", s3_runs + (DIRECTORY_RUNS if directory else ()) + local, indirect=True)
 
 

@@ -38,7 +38,7 @@ async def measured(label: str, work: Callable[[], Awaitable[Any]]) -> None:
     wall = time.perf_counter() - start
     running = False
     await ticking
-    p99 = statistics.quantiles(lags, n=100)[98] if len(lags) > 1 else lags[0]
+    p99 = statistics.quantiles(lags, n=100, method="inclusive")[98] if len(lags) > 1 else lags[0]
     print(f"| {label} | {wall:.2f} s | {max(lags) * 1000:.1f} ms | {p99 * 1000:.1f} ms |")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import os
+import threading
 import tracemalloc
 from collections.abc import Mapping
 from typing import Any
@@ -184,3 +185,48 @@ def test_a_database_in_memory_transfers_on_threads() -> None:
     db.create()
     assert not db.store.sends_async
     assert Database("held", root="memory://", transport=HeldTransport(0)).store.sends_async
+
+
+def test_coroutines_awaited_from_several_loops_at_once_each_get_their_own_outcome() -> None:
+    """Calls and answers cross between the loops in batches: none may be lost or mixed up."""
+
+    async def double(value: int) -> int:
+        await asyncio.sleep(0)
+        if value % 97 == 0:
+            raise ValueError(value)
+        return 2 * value
+
+    async def many(base: int) -> list[int | str]:
+        outcomes = await asyncio.gather(*(loop.awaited(double(base + i)) for i in range(500)), return_exceptions=True)
+        return [f"failed {outcome}" if isinstance(outcome, ValueError) else outcome for outcome in outcomes]
+
+    results: dict[int, list[int | str]] = {}
+    threads = [threading.Thread(target=lambda base=base: results.__setitem__(base, asyncio.run(many(base))))
+               for base in (1, 1000, 2000)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for base in (1, 1000, 2000):
+        assert results[base] == [f"failed {value}" if value % 97 == 0 else 2 * value
+                                 for value in range(base, base + 500)]
+
+
+def test_a_caller_that_stops_waiting_leaves_the_package_loop_working() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    async def held() -> str:
+        started.set()
+        await asyncio.to_thread(release.wait, 60)
+        return "done"
+
+    async def caller() -> str:
+        waiting = asyncio.ensure_future(loop.awaited(held()))
+        await asyncio.to_thread(started.wait, 60)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        release.set()
+        return await loop.awaited(asyncio.sleep(0, result="still answering"))
+
+    assert asyncio.run(caller()) == "still answering"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import gc
 import os
 import threading
 import tracemalloc
@@ -230,3 +231,29 @@ def test_a_caller_that_stops_waiting_leaves_the_package_loop_working() -> None:
         return await loop.awaited(asyncio.sleep(0, result="still answering"))
 
     assert asyncio.run(caller()) == "still answering"
+
+
+def test_a_callers_loop_is_forgotten_once_it_is_gone_even_with_an_answer_on_its_way() -> None:
+    release = threading.Event()
+
+    async def slow() -> str:
+        await asyncio.to_thread(release.wait, 60)
+        return "late"
+
+    async def leave_early() -> None:
+        left = asyncio.ensure_future(loop.awaited(slow()))  # asyncio.run cancels it and closes the loop
+        await loop.awaited(asyncio.sleep(0))
+        assert not left.done()
+
+    for _ in range(5):
+        asyncio.run(leave_early())
+    failures: list[dict[str, Any]] = []
+    loop.event_loop().set_exception_handler(lambda _, context: failures.append(context))
+    try:
+        release.set()  # the answers go back to closed loops
+        loop.run(asyncio.sleep(0.2))
+        gc.collect()
+        assert not failures
+        assert len(loop._handoffs) <= 1  # the package loop's own, at most
+    finally:
+        loop.event_loop().set_exception_handler(None)

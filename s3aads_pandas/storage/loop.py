@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import collections
+import contextlib
 import contextvars
 import functools
 import os
@@ -135,7 +136,7 @@ class _Handoff:
     threads wait for each other 2,000 times (a caller's loop then stalls for 100-200 ms)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self.loop = weakref.ref(loop)  # a caller's loop is forgotten once it is gone
         self.calls: collections.deque[Callable[[], object]] = collections.deque()
         self.lock = threading.Lock()
         self.woken = False
@@ -143,10 +144,15 @@ class _Handoff:
     def send(self, call: Callable[[], object]) -> None:
         self.calls.append(call)
         with self.lock:
-            if self.woken:
+            wake, self.woken = not self.woken, True
+        loop = self.loop()
+        if loop is not None and not loop.is_closed():
+            if not wake:  # the loop is woken already, and takes this call too
                 return
-            self.woken = True
-        self.loop.call_soon_threadsafe(self._make_calls)
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                loop.call_soon_threadsafe(self._make_calls)
+                return
+        self.calls.clear()  # the caller's loop is gone: nobody waits for these answers, which would keep it
 
     def _make_calls(self) -> None:
         with self.lock:

@@ -234,16 +234,18 @@ def test_a_caller_that_stops_waiting_leaves_the_package_loop_working() -> None:
 
 
 def test_a_callers_loop_is_forgotten_once_it_is_gone_even_with_an_answer_on_its_way() -> None:
-    release = threading.Event()
+    release, began, answered = threading.Event(), threading.Semaphore(0), []
 
     async def slow() -> str:
+        began.release()
         await asyncio.to_thread(release.wait, 60)
+        answered.append(True)  # the answer is handed back in this same step of the task
         return "late"
 
     async def leave_early() -> None:
-        left = asyncio.ensure_future(loop.awaited(slow()))  # asyncio.run cancels it and closes the loop
-        await loop.awaited(asyncio.sleep(0))
-        assert not left.done()
+        left = asyncio.ensure_future(loop.awaited(slow()))
+        await asyncio.to_thread(began.acquire, True, 60)  # slow() runs: the caller leaves before its answer
+        assert not left.done()  # asyncio.run cancels it and closes the loop
 
     for _ in range(5):
         asyncio.run(leave_early())
@@ -251,9 +253,13 @@ def test_a_callers_loop_is_forgotten_once_it_is_gone_even_with_an_answer_on_its_
     loop.event_loop().set_exception_handler(lambda _, context: failures.append(context))
     try:
         release.set()  # the answers go back to closed loops
-        loop.run(asyncio.sleep(0.2))
+        for _ in range(1200):
+            if len(answered) == 5:
+                break
+            loop.run(asyncio.sleep(0.05))
+        loop.run(asyncio.sleep(0))  # after the steps that handed the answers back
         gc.collect()
-        assert not failures
+        assert len(answered) == 5 and not failures
         assert len(loop._handoffs) <= 1  # the package loop's own, at most
     finally:
         loop.event_loop().set_exception_handler(None)

@@ -9,8 +9,9 @@ import gc
 import os
 import threading
 import tracemalloc
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import pandas as pd
 import pytest
@@ -23,6 +24,8 @@ from s3aads_pandas.storage.obstore_transport import ObstoreTransport
 from s3aads_pandas.storage.retry import RampingLimiter
 from s3aads_pandas.storage.transport import Written
 from s3aads_pandas.tables.executor import run_each_async
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.usefixtures("empty_memory")
 
@@ -57,6 +60,13 @@ class HeldTransport(ObstoreTransport[MemoryStore]):
             return await super()._write_async(store, key, body, attributes)
         finally:
             self.in_flight -= 1
+
+
+def on_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``coroutine`` run on the package's loop, waited for here (as the executor does)."""
+    future: Future[T] = Future()
+    loop.start(coroutine, future)
+    return loop.wait(future)
 
 
 def _frame(rows: int) -> pd.DataFrame:
@@ -156,10 +166,10 @@ def test_a_usage_block_counts_what_the_loop_sends_for_it() -> None:
 
 def test_a_synchronous_call_on_the_package_loop_is_refused_not_a_deadlock() -> None:
     async def nested() -> None:
-        loop.run(asyncio.sleep(0))
+        on_loop(asyncio.sleep(0))
 
     with pytest.raises(RuntimeError, match=r"use s3aads_pandas\.aio there"):
-        loop.run(nested())
+        on_loop(nested())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
@@ -256,8 +266,8 @@ def test_a_callers_loop_is_forgotten_once_it_is_gone_even_with_an_answer_on_its_
         for _ in range(1200):
             if len(answered) == 5:
                 break
-            loop.run(asyncio.sleep(0.05))
-        loop.run(asyncio.sleep(0))  # after the steps that handed the answers back
+            on_loop(asyncio.sleep(0.05))
+        on_loop(asyncio.sleep(0))  # after the steps that handed the answers back
         gc.collect()
         assert len(answered) == 5 and not failures
         assert len(loop._handoffs) <= 1  # the package loop's own, at most

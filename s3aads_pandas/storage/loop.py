@@ -4,7 +4,7 @@ One asyncio loop runs on a daemon thread of its own, started on first use. A pro
 after it started has neither that thread nor obstore's asynchronous runtime (whose threads were
 the parent's too, so that its requests would never complete there): in such a child
 :func:`available` is False, and the data plane sends on threads instead. Synchronous code hands it a coroutine
-and waits for the result (:func:`run`), so a notebook, whose own loop is already running in the
+(:func:`start`) and waits for the result (:func:`wait`), so a notebook, whose own loop is already running in the
 main thread, never has that loop touched. Blocking calls the loop needs (boto3's requests, file
 locks) run on its executor, :data:`IO_THREADS` threads, so that they never block the loop.
 """
@@ -79,18 +79,11 @@ def _forget_loop() -> None:
 os.register_at_fork(after_in_child=_forget_loop)
 
 
-def submit(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-    """Start ``coroutine`` on the package's loop, in the caller's context (its usage blocks count
-    what it sends), and return its future."""
-    future: Future[T] = Future()
-    start(coroutine, future)
-    return future
-
-
 def start(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
-    """Run ``coroutine`` on the package's loop into ``future``, made by the caller beforehand: a
-    Ctrl-C that arrives while this call returns still finds the future, and ``future.cancel()``
-    succeeds only while the coroutine has not begun (it then never runs)."""
+    """Run ``coroutine`` on the package's loop into ``future``, in the caller's context (its usage
+    blocks count what it sends). The caller makes the future beforehand: a Ctrl-C that arrives
+    while this call returns still finds it, and ``future.cancel()`` succeeds only while the
+    coroutine has not begun (it then never runs)."""
     loop = event_loop()
     if _running_loop() is loop:
         coroutine.close()
@@ -108,11 +101,6 @@ def start(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
             future.set_exception(error)
 
     loop.call_soon_threadsafe(loop.create_task, into_future())
-
-
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on the package's loop and wait for its result."""
-    return wait(submit(coroutine))
 
 
 async def awaited(coroutine: Coroutine[Any, Any, T]) -> T:

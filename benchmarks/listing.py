@@ -14,6 +14,7 @@ here more than it would on S3.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -55,22 +56,40 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
     per_thread: dict[str, int] = {}
     lock = threading.Lock()
 
+    def begun(name: str) -> None:
+        with lock:
+            state["calls"] += 1
+            state["running"] += 1
+            state["peak"] = max(state["peak"], state["running"])
+            per_thread[name] = per_thread.get(name, 0) + 1
+
+    def ended() -> None:
+        with lock:
+            state["running"] -= 1
+
     def counted(call: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                state["calls"] += 1
-                state["running"] += 1
-                state["peak"] = max(state["peak"], state["running"])
-                name = threading.current_thread().name
-                per_thread[name] = per_thread.get(name, 0) + 1
+            begun(threading.current_thread().name)
             try:
                 return call(*args, **kwargs)
             finally:
-                with lock:
-                    state["running"] -= 1
+                ended()
+        return wrapper
+
+    def counted_async(call: Any) -> Any:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not db.store.sends_async:  # it calls list_page on a thread, which counts
+                return await call(*args, **kwargs)
+            task = asyncio.current_task()
+            begun(task.get_name() if task else "loop")
+            try:
+                return await call(*args, **kwargs)
+            finally:
+                ended()
         return wrapper
 
     db.store.list_page = counted(db.store.list_page)  # type: ignore[method-assign]
+    db.store.list_page_async = counted_async(db.store.list_page_async)  # type: ignore[method-assign]
     client.list_objects_v2 = counted(client.list_objects_v2)  # type: ignore[method-assign]
     if memory:
         tracemalloc.start()
@@ -86,8 +105,9 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
         listed = [obj.key for obj in Lister(db.store, BUCKET, workers).objects("t/")]
     result = {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu, "keys": len(listed),
               "lists": state["calls"], "in_flight": state["peak"],
-              # the LISTs made before the fan-out, then the longest chain of one range's pages
-              "critical": per_thread.pop("MainThread", 0) + max(per_thread.values(), default=0)}
+              # the LISTs made before the fan-out (by the caller's thread, or the first task on the
+              # loop), then the longest chain of one range's pages (a thread's, or a task's)
+              "critical": per_thread.pop(next(iter(per_thread), ""), 0) + max(per_thread.values(), default=0)}
     if memory:
         result["peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 import gc
@@ -9,6 +10,7 @@ import itertools
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -23,29 +25,43 @@ DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
 
 
 class InFlight:
-    """Wraps a store's LIST calls: counts them and the most that ran at once (each takes 20 ms
-    more, as a round trip to S3 would, so that overlapping calls overlap)."""
+    """Wraps a store's LIST calls, on threads and on the event loop: counts them and the most
+    that ran at once (each takes 20 ms more, as a round trip to S3 would, so that overlapping
+    calls overlap)."""
 
     def __init__(self, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
         self.running = 0
         self.peak = 0
         self._lock = threading.Lock()
-        real = db.store.list_page
+        real, real_async = db.store.list_page, db.store.list_page_async
 
         def list_page(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                self.calls += 1
-                self.running += 1
-                self.peak = max(self.peak, self.running)
-            try:
+            with self._counted():
                 time.sleep(0.02)
                 return real(*args, **kwargs)
-            finally:
-                with self._lock:
-                    self.running -= 1
+
+        async def list_page_async(*args: Any, **kwargs: Any) -> Any:
+            if not db.store.sends_async:  # it calls list_page on a thread, which counts
+                return await real_async(*args, **kwargs)
+            with self._counted():
+                await asyncio.sleep(0.02)
+                return await real_async(*args, **kwargs)
 
         monkeypatch.setattr(db.store, "list_page", list_page)
+        monkeypatch.setattr(db.store, "list_page_async", list_page_async)
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self.calls += 1
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.running -= 1
 
 
 def grid_keys(ids: int, per_id: int) -> list[str]:
@@ -137,6 +153,8 @@ class KeysOnlyStore(ObjectStore):
     what the listing engine and its consumers hold is measured without S3's own parsing. The
     store's other listings are made of its LIST requests, so they are kept."""
 
+    sends_async = False  # the engine's LISTs come to list_page, on the loop's executor
+
     def __init__(self, keys: list[str]) -> None:  # no client: nothing else is asked of it
         self.keys = sorted(keys)
 
@@ -207,7 +225,8 @@ def test_just_before_sorts_just_before() -> None:
 @pytest.mark.key_order
 def test_a_callers_stop_event_ends_a_listing_that_waits_for_a_page(db: Database, seed, monkeypatch) -> None:
     seed(db.name, grid_keys(30, 100))  # 3 pages: the first, then ranges listed at the same time
-    real, calls, answer, stop = db.store.list_page, [], threading.Event(), threading.Event()
+    real, real_async = db.store.list_page, db.store.list_page_async
+    calls, answer, stop = [], threading.Event(), threading.Event()
 
     def list_page(*args: Any, **kwargs: Any) -> Any:
         calls.append(kwargs.get("delimiter"))
@@ -217,7 +236,18 @@ def test_a_callers_stop_event_ends_a_listing_that_waits_for_a_page(db: Database,
             answer.wait(60)
         return page
 
+    async def list_page_async(*args: Any, **kwargs: Any) -> Any:
+        if not db.store.sends_async:  # it calls list_page on a thread
+            return await real_async(*args, **kwargs)
+        calls.append(None)
+        page = await real_async(*args, **kwargs)
+        if len(calls) > 2:
+            stop.set()
+            await asyncio.wait_for(asyncio.to_thread(answer.wait, 60), 60)
+        return page
+
     monkeypatch.setattr(db.store, "list_page", list_page)
+    monkeypatch.setattr(db.store, "list_page_async", list_page_async)
     token = stop_listing.set(stop)
     try:
         listing = Lister(db.store, db.name, workers=4).objects("t/")

@@ -226,6 +226,20 @@ class ObjectStore:
             return self._request(lambda: self.transport.list_page(bucket, prefix, start_after, token,
                                                                   min(max_keys, PAGE_SIZE), delimiter))
 
+    async def list_page_async(self, bucket: str, prefix: str, *, start_after: str | None = None,
+                              token: str | None = None, max_keys: int = PAGE_SIZE) -> ListedPage:
+        """:meth:`list_page` (of objects) on the event loop, paced alike; on the loop's executor
+        where the transport does not send on the loop (see :attr:`sends_async`)."""
+        if not self.sends_async:
+            return await asyncio.to_thread(functools.partial(self.list_page, bucket, prefix, start_after=start_after,
+                                                             token=token, max_keys=max_keys))
+        transport = cast(AsyncObjects, self.transport)
+        async with self.list_pace.timed_async(observed=max_keys >= PAGE_SIZE):
+            check_interrupted()
+            return await self.retrier.run_async(
+                lambda: transport.list_page_async(bucket, prefix, start_after, token, min(max_keys, PAGE_SIZE), None),
+                self.retrier.limiter)
+
     def iter_objects(self, bucket: str, prefix: str, start_after: str | None = None,
                      first_page: int = PAGE_SIZE) -> Iterator[Listed]:
         """Every object under ``prefix`` (after the key ``start_after``) with all its listed

@@ -4,39 +4,42 @@
 
 A listing that fits in one page costs one LIST. When the first page says there is more, the
 rest of the prefix is split into key ranges that are listed at the same time (up to the
-store's workers) and handed over in key order. Each range lists page by page in a thread of its
-own, at most :data:`LOOKAHEAD_PAGES` pages ahead of the consumer, so a range that is itself many
-pages is simply a longer sequential listing that overlaps the others; what is held at any time
-is the pages in flight. A consumer that stops early (LIMIT, the first rows of a view) stops the
+store's workers) and handed over in key order. Each range lists page by page, at most
+:data:`LOOKAHEAD_PAGES` pages ahead of the consumer, so a range that is itself many pages is
+simply a longer sequential listing that overlaps the others; what is held at any time is the
+pages in flight. A consumer that stops early (LIMIT, the first rows of a view) stops the
 listing: no range starts or continues after that.
+
+The engine is asynchronous: each range is a task on the package's event loop
+(:mod:`s3aads_pandas.storage.loop`), whose LISTs go out through obstore's asynchronous API on S3
+(and on the loop's executor for a database on this machine, or a LIST obstore cannot send).
+A synchronous consumer (:meth:`Lister.objects`) takes its pages from the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import logging
-import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import NamedTuple, TypeVar
 
+from s3aads_pandas.storage import loop
 from s3aads_pandas.storage.adapter import PAGE_SIZE, Listed, ObjectStore
 from s3aads_pandas.storage.buckets import lists_in_key_order
 from s3aads_pandas.storage.pages import PageSequence
 from s3aads_pandas.storage.retry import interrupted
-from s3aads_pandas.storage.usage import submit
 
 T = TypeVar("T")
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
 
 #: Set by a caller that stops listings it consumes from another thread (the explorer's Cancel
-#: and Refresh): a listing started in this context stops within :data:`STOP_CHECK` seconds of
-#: the event being set, raising :class:`ListingStopped`, and sends no LIST after it.
+#: and Refresh): a listing started in this context stops within :data:`loop.WAIT_SLICE` seconds
+#: of the event being set, raising :class:`ListingStopped`, and sends no LIST after it.
 stop_listing: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("stop_listing", default=None)
-#: Seconds between looks at the caller's stop event while a listing waits for a page.
-STOP_CHECK = 0.05
 #: Pages a range may list ahead of its consumer.
 LOOKAHEAD_PAGES = 2
 #: Ranges per worker: more ranges than workers even out ranges of unequal size.
@@ -70,49 +73,66 @@ class Lister:
 
     def objects(self, prefix: str, *, start_after: str | None = None, before: str | None = None,
                 first_page: int = PAGE_SIZE) -> Iterator[Listed]:
-        """Every object under ``prefix`` in key order, after ``start_after`` and before ``before``.
+        """Every object under ``prefix`` in key order, after ``start_after`` and before ``before``,
+        for a synchronous consumer (see :meth:`pages`)."""
+        return synchronous(self.pages(prefix, start_after=start_after, before=before, first_page=first_page))
+
+    def many(self, prefixes: Sequence[str]) -> Iterator[Listed]:
+        """The objects under several prefixes, listed at the same time, in the prefixes' order."""
+        return synchronous(self.pages_of_many(prefixes))
+
+    async def pages(self, prefix: str, *, start_after: str | None = None, before: str | None = None,
+                    first_page: int = PAGE_SIZE) -> AsyncIterator[list[Listed]]:
+        """The objects under ``prefix`` after ``start_after`` and before ``before``, in key order,
+        a page at a time.
 
         Past one page the listing fans out. ``first_page`` asks for fewer keys first, for callers
         that expect to stop early.
         """
         if not self.ordered:
-            yield from (obj for objects in self._pages(prefix) for obj in objects
-                        if (start_after is None or obj.key > start_after) and (before is None or obj.key < before))
+            async for objects in self._pages(prefix):
+                kept = [obj for obj in objects if (start_after is None or obj.key > start_after)
+                        and (before is None or obj.key < before)]
+                if kept:
+                    yield kept
             return
         whole = KeyRange(start_after, None, before)
         pages = PageSequence(self.bucket, prefix, start_after)
-        page = self.store.list_page(self.bucket, prefix, start_after=start_after, max_keys=first_page)
+        page = await self.store.list_page_async(self.bucket, prefix, start_after=start_after, max_keys=first_page)
         pages.check([obj.key for obj in page.objects], page.token)
-        yield from (obj for obj in page.objects if before is None or obj.key < before)
+        first = [obj for obj in page.objects if before is None or obj.key < before]
+        if first:
+            yield first
         if page.token is None or (before is not None and page.objects and page.objects[-1].key >= before):
             return
         after = page.objects[-1].key if page.objects else start_after or prefix
-        bounds = self._boundaries(prefix, after, page.objects) if self.workers > 1 else []
+        bounds = await self._boundaries(prefix, after, page.objects) if self.workers > 1 else []
         bounds = [bound for bound in bounds if before is None or bound < before]
         if not bounds:
-            yield from (obj for objects in self._pages(prefix, whole, page.token, pages) for obj in objects)
+            async for objects in self._pages(prefix, whole, page.token, pages):
+                yield objects
             return
         lows = [None, *bounds]
         ranges = [KeyRange(after if low is None else just_before(low), low, high)
                   for low, high in zip(lows, [*bounds, before], strict=True)]
         logger.debug("listing s3://%s/%s in %d key ranges", self.bucket, prefix, len(ranges))
-        yield from in_order(lambda part: self._pages(prefix, part), ranges, self.workers)
+        async for objects in in_order(lambda part: self._pages(prefix, part), ranges, self.workers):
+            yield objects
 
-    def many(self, prefixes: Sequence[str]) -> Iterator[Listed]:
-        """The objects under several prefixes, listed at the same time, in the prefixes' order."""
-        if len(prefixes) == 1:
-            yield from self.objects(prefixes[0])
-            return
-        yield from in_order(lambda prefix: self._pages(prefix), prefixes, self.workers)
+    async def pages_of_many(self, prefixes: Sequence[str]) -> AsyncIterator[list[Listed]]:
+        """:meth:`many`, a page at a time."""
+        listing = self.pages(prefixes[0]) if len(prefixes) == 1 else in_order(self._pages, prefixes, self.workers)
+        async for objects in listing:
+            yield objects
 
-    def _pages(self, prefix: str, part: KeyRange | None = None, token: str | None = None,
-               pages: PageSequence | None = None) -> Iterator[list[Listed]]:
+    async def _pages(self, prefix: str, part: KeyRange | None = None, token: str | None = None,
+                     pages: PageSequence | None = None) -> AsyncIterator[list[Listed]]:
         """The pages of one sequential listing of ``prefix``, cut to ``part``; ``token`` and
         ``pages`` go on with a listing whose first page was read elsewhere."""
         start_after = part.start_after if part and not token else None
         pages = pages or PageSequence(self.bucket, prefix, start_after)
         while True:
-            page = self.store.list_page(self.bucket, prefix, start_after=start_after, token=token)
+            page = await self.store.list_page_async(self.bucket, prefix, start_after=start_after, token=token)
             pages.check([obj.key for obj in page.objects], page.token)
             objects = page.objects
             if part is not None:
@@ -125,7 +145,7 @@ class Lister:
                 return
             token = page.token
 
-    def _boundaries(self, prefix: str, after: str, first: list[Listed]) -> list[str]:
+    async def _boundaries(self, prefix: str, after: str, first: list[Listed]) -> list[str]:
         """Keys after ``after`` that split the rest of ``prefix`` into ranges of about a page or more.
 
         The values of the next key segment (a Delimiter listing) are natural split points; where
@@ -138,11 +158,12 @@ class Lister:
         values = {_head(obj.key, prefix, 1) for obj in first}
         if len(first) < DENSE_KEYS_PER_VALUE * len(values):
             return []
-        bounds, depth = self._children(prefix, after), 1
+        bounds, depth = await self._children(prefix, after), 1
         if len(bounds) < self.workers * RANGES_PER_WORKER:
             rest = after[len(prefix):]
             parents = [*bounds, prefix + rest[: rest.index("/") + 1]] if "/" in rest else bounds
-            deeper = list(in_order(lambda parent: iter([self._children(parent, after)]), parents, self.workers))
+            deeper = [bound async for found in in_order(self._children_page(after), parents, self.workers)
+                      for bound in found]
             if deeper:
                 bounds, depth = deeper, 2
         bounds = sorted({bound for bound in bounds if bound > after})
@@ -151,9 +172,17 @@ class Lister:
         ranges = min(self.workers * RANGES_PER_WORKER, pages, len(bounds) + 1)
         return [bounds[len(bounds) * i // ranges] for i in range(1, ranges)]
 
-    def _children(self, prefix: str, after: str) -> list[str]:
-        """The next "folders" under ``prefix`` that come after ``after`` (a Delimiter listing)."""
-        return list(self.store.iter_common_prefixes(self.bucket, prefix, after if after > prefix else None))
+    async def _children(self, prefix: str, after: str) -> list[str]:
+        """The next "folders" under ``prefix`` that come after ``after``: a Delimiter listing,
+        on the loop's executor (S3's go through boto3)."""
+        start_after = after if after > prefix else None
+        return await asyncio.to_thread(lambda: list(self.store.iter_common_prefixes(self.bucket, prefix, start_after)))
+
+    def _children_page(self, after: str) -> Callable[[str], AsyncIterator[list[str]]]:
+        """:meth:`_children` of a parent as one page, for :func:`in_order`."""
+        async def page(parent: str) -> AsyncIterator[list[str]]:
+            yield await self._children(parent, after)
+        return page
 
 
 def _head(key: str, prefix: str, depth: int) -> str:
@@ -177,62 +206,56 @@ class _Failed(NamedTuple):
     error: BaseException
 
 
-def in_order(produce: Callable[[T], Iterator[list[R]]], parts: Sequence[T], workers: int) -> Iterator[R]:
-    """The items of ``produce(part)`` for every part, parts run at the same time, yielded in order.
+async def in_order(produce: Callable[[T], AsyncIterator[list[R]]], parts: Sequence[T],
+                   workers: int) -> AsyncIterator[list[R]]:
+    """The lists of items of ``produce(part)`` for every part, parts run at the same time, in order.
 
-    Each part runs in its own thread (``workers`` at a time, started in order), handing over
-    lists of items through a queue that holds :data:`LOOKAHEAD_PAGES`; the consumer takes the
-    parts one after the other. Parts wait only for the consumer, which always waits for a part
-    that has started, so this cannot deadlock. Stopping the consumer stops every part.
+    Each part is a task (``workers`` at a time, started in order), handing over lists of items
+    through a queue that holds :data:`LOOKAHEAD_PAGES`; the consumer takes the parts one after
+    the other. A part starts when an earlier one has ended, and the consumer waits only for a
+    part whose earlier ones it has taken whole, which has then started: this cannot deadlock.
+    Leaving the consumer cancels every part, and their requests make no further attempt.
     """
-    stop = threading.Event()
     outer = stop_listing.get()
-    queues: list[queue.Queue[object]] = [queue.Queue(maxsize=LOOKAHEAD_PAGES) for _ in parts]
+    stop = threading.Event()  # for the parts' requests on threads, which no cancellation reaches
+    queues: list[asyncio.Queue[object]] = [asyncio.Queue(maxsize=LOOKAHEAD_PAGES) for _ in parts]
+    tasks: list[asyncio.Task[None]] = []
 
-    def stopped() -> bool:
-        return stop.is_set() or (outer is not None and outer.is_set())
-
-    def hand_over(channel: queue.Queue[object], item: object) -> bool:
-        while not stopped():
-            try:
-                channel.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(index: int) -> None:
+    async def run(index: int) -> None:
         interrupted.set(stop)  # a LIST in flight makes no new attempt once the consumer stops
-        if stopped():
-            return
         try:
-            for items in produce(parts[index]):
-                if not hand_over(queues[index], items):
+            listing = produce(parts[index])
+            async for items in listing:
+                await queues[index].put(items)
+                if outer is not None and outer.is_set():  # no further LIST for a caller that stopped
                     return
-        except BaseException as error:  # handed to the consumer, which raises it in order
-            hand_over(queues[index], _Failed(error))
-            return
-        hand_over(queues[index], _DONE)
+            await queues[index].put(_DONE)
+        except Exception as error:  # handed to the consumer, which raises it in order
+            await queues[index].put(_Failed(error))
+        finally:
+            if len(tasks) < len(parts):
+                tasks.append(asyncio.create_task(run(len(tasks))))
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(parts))), thread_name_prefix="s3aads-list")
     try:
-        for index in range(len(parts)):
-            submit(pool, run, index)  # in the caller's context: its usage blocks count the LISTs
+        tasks.extend(asyncio.create_task(run(index)) for index in range(min(max(1, workers), len(parts))))
         for channel in queues:
-            while (item := _take(channel, outer)) is not _DONE:
+            while (item := await channel.get()) is not _DONE:
                 if isinstance(item, _Failed):
                     raise item.error
-                yield from item  # type: ignore[misc]
+                yield item  # type: ignore[misc]
     finally:
         stop.set()
-        pool.shutdown(wait=outer is None or not outer.is_set(), cancel_futures=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _take(channel: queue.Queue[object], outer: threading.Event | None) -> object:
-    """The next item of a part; :class:`ListingStopped` once ``outer`` is set."""
-    while True:
+def synchronous(pages: AsyncIterator[list[R]]) -> Iterator[R]:
+    """The items of ``pages``, an asynchronous listing run on the package's loop, for a
+    synchronous consumer; the caller's :data:`stop_listing` event raises :class:`ListingStopped`."""
+    with contextlib.closing(loop.iterate(pages, stop=stop_listing.get())) as listed:
         try:
-            return channel.get(timeout=None if outer is None else STOP_CHECK)
-        except queue.Empty:
-            if outer is not None and outer.is_set():
-                raise ListingStopped from None
+            for page in listed:
+                yield from page
+        except loop.Stopped:
+            raise ListingStopped from None

@@ -18,12 +18,13 @@ import contextlib
 import contextvars
 import functools
 import os
+import queue
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -84,11 +85,7 @@ def start(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
     blocks count what it sends). The caller makes the future beforehand: a Ctrl-C that arrives
     while this call returns still finds it, and ``future.cancel()`` succeeds only while the
     coroutine has not begun (it then never runs)."""
-    loop = event_loop()
-    if _running_loop() is loop:
-        coroutine.close()
-        raise RuntimeError("a synchronous s3aads call was made on the package's own event loop; "
-                           "use s3aads_pandas.aio there")
+    loop = _package_loop_for(coroutine)
     context = contextvars.copy_context()
 
     async def into_future() -> None:
@@ -101,6 +98,25 @@ def start(coroutine: Coroutine[Any, Any, T], future: Future[T]) -> None:
             future.set_exception(error)
 
     loop.call_soon_threadsafe(loop.create_task, into_future())
+
+
+def spawn(coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+    """``coroutine`` as a task on the package's loop, in the caller's context. Cancelling the
+    future cancels the task wherever it is (what :func:`start` runs goes on to its end once begun);
+    the future is then done at once, before the task has unwound."""
+    loop = _package_loop_for(coroutine)
+    return asyncio.run_coroutine_threadsafe(_in_context(contextvars.copy_context(), coroutine), loop)
+
+
+def _package_loop_for(coroutine: Coroutine[Any, Any, object]) -> asyncio.AbstractEventLoop:
+    """The package's loop, for a coroutine handed to it from another thread: a synchronous
+    caller on the loop itself would wait for itself for ever."""
+    loop = event_loop()
+    if _running_loop() is loop:
+        coroutine.close()
+        raise RuntimeError("a synchronous s3aads call was made on the package's own event loop; "
+                           "use s3aads_pandas.aio there")
+    return loop
 
 
 async def awaited(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -208,3 +224,99 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+class Stopped(Exception):
+    """A consumer of :func:`iterate` stopped waiting: its stop event was set."""
+
+
+class _Raised(NamedTuple):
+    error: BaseException
+
+
+_END = object()  # the iterator is exhausted
+_UNWOUND = object()  # the task that ran it has ended
+
+
+def iterate(items: AsyncIterator[T], *, stop: threading.Event | None = None) -> Generator[T, None, None]:
+    """The items of an asynchronous iterator run on the package's loop, for a synchronous
+    consumer: each is asked for when the consumer wants it (an iterator that runs ahead does so
+    itself). Leaving stops the iterator and waits for it to unwind; ``stop``, once set, raises
+    :class:`Stopped` within :data:`WAIT_SLICE` seconds and leaves at once."""
+    channel: queue.Queue[object] = queue.Queue()
+    wanted = asyncio.Semaphore(0)
+    running = spawn(_pump(items, channel.put, wanted))
+    package = event_loop()
+    unwind = True
+    try:
+        while True:
+            package.call_soon_threadsafe(wanted.release)
+            item = _taken(channel, stop)
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield cast(T, item)
+    except Stopped:
+        unwind = False
+        raise
+    finally:
+        running.cancel()
+        while unwind and _taken(channel, None) is not _UNWOUND:
+            continue
+
+
+async def iterate_async(items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """:func:`iterate` for a consumer on another event loop, which goes on with its own tasks
+    while an item is on its way."""
+    here = asyncio.get_running_loop()
+    channel: asyncio.Queue[object] = asyncio.Queue()
+    back = _handoff(here)
+    wanted = asyncio.Semaphore(0)
+    running = spawn(_pump(items, lambda item: back.send(functools.partial(channel.put_nowait, item)), wanted))
+    package = event_loop()
+    try:
+        while True:
+            package.call_soon_threadsafe(wanted.release)
+            item = await channel.get()
+            if item is _END:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield cast(T, item)
+    finally:
+        running.cancel()
+        while await channel.get() is not _UNWOUND:
+            continue
+
+
+async def _pump(items: AsyncIterator[T], deliver: Callable[[object], None], wanted: asyncio.Semaphore) -> None:
+    """On the package's loop: each item of ``items`` that is ``wanted``, then the end (or the
+    error), then word that the iterator has unwound."""
+    try:
+        while True:
+            await wanted.acquire()
+            try:
+                item = await anext(items)
+            except StopAsyncIteration:
+                deliver(_END)
+                return
+            deliver(item)
+    except Exception as error:  # the consumer's, to raise in its thread or task
+        deliver(_Raised(error))
+    finally:
+        try:
+            await items.aclose()  # type: ignore[attr-defined]
+        finally:
+            deliver(_UNWOUND)
+
+
+def _taken(channel: queue.Queue[object], stop: threading.Event | None) -> object:
+    """The next item from the loop, waited for in slices: a Ctrl-C arriving meanwhile is raised
+    within one, and :class:`Stopped` once ``stop`` is set."""
+    while True:
+        try:
+            return channel.get(timeout=WAIT_SLICE)
+        except queue.Empty:
+            if stop is not None and stop.is_set():
+                raise Stopped from None

@@ -16,6 +16,7 @@ gives each one's store, and overrides the steps its store cannot take as they ar
 from __future__ import annotations
 
 import abc
+import asyncio
 import functools
 import re
 import threading
@@ -164,7 +165,7 @@ class ObstoreTransport(abc.ABC, Generic[S]):
         # token) is not kept as the new error's __context__
         raise failure
 
-    async def _send_async(self, operation: str, bucket: str, key: str, params: Mapping[str, Any],
+    async def _send_async(self, operation: str, bucket: str, key: str | None, params: Mapping[str, Any],
                           call: Callable[[S], Awaitable[T]], store: S) -> T:
         """:meth:`_send` on the event loop."""
         self._announce_request(operation, bucket, key, params)
@@ -236,6 +237,12 @@ class ObstoreTransport(abc.ABC, Generic[S]):
         more = len(objects) > max_keys
         objects = objects[:max_keys]
         return ListedPage(objects, [], TOKEN + objects[-1].key if more else None)
+
+    async def list_page_async(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                              max_keys: int, delimiter: str | None) -> ListedPage:
+        """:meth:`list_page` on the loop's executor: a page of a store on this machine is read
+        from a directory or a dict, whose listing obstore runs synchronously."""
+        return await asyncio.to_thread(self.list_page, bucket, prefix, start_after, token, max_keys, delimiter)
 
     def list_details(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                      max_keys: int) -> ListedPage:

@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from s3aads_pandas.errors import S3RequestError
@@ -46,6 +46,8 @@ def check_interrupted() -> None:
         raise Interrupted
 
 
+#: Seconds a task waits at a time for a slot of a limiter whose slots are all held.
+SLOT_POLL = 0.005
 #: Attempts one request gets (the first one and its retries).
 DEFAULT_MAX_ATTEMPTS = 10
 
@@ -94,6 +96,24 @@ class AdaptiveLimiter:
                 self._active -= 1
                 self._condition.notify()
 
+    @contextlib.asynccontextmanager
+    async def slot_async(self) -> AsyncIterator[int]:
+        """:meth:`slot` for a task on the event loop: while every slot is held, the task sleeps
+        :data:`SLOT_POLL` at a time (the slots are shared with threads, which no task can wait on)."""
+        while True:
+            with self._condition:
+                if self._active < self.limit:
+                    self._active += 1
+                    epoch = self._epoch
+                    break
+            await asyncio.sleep(SLOT_POLL)
+        try:
+            yield epoch
+        finally:
+            with self._condition:
+                self._active -= 1
+                self._condition.notify()
+
     def throttled(self, epoch: int | None = None, reason: str = "S3 asked to slow down") -> None:
         """Halve the limit, once for all the requests that were in flight together.
 
@@ -109,6 +129,10 @@ class AdaptiveLimiter:
                 logger.info("%s: at most %d requests in flight", reason, self.limit)
             self._epoch += 1
             self._successes = 0
+
+    def answered(self, seconds: float) -> None:
+        """A request succeeded in ``seconds``."""
+        self.succeeded()
 
     def succeeded(self) -> None:
         with self._condition:
@@ -188,6 +212,16 @@ class LatencyPace(RampingLimiter):
         if observed:
             self.observe(seconds, epoch)
 
+    @contextlib.asynccontextmanager
+    async def timed_async(self, *, observed: bool = True) -> AsyncIterator[None]:
+        """:meth:`timed` for a task on the event loop."""
+        async with self.slot_async() as epoch:
+            started = time.monotonic()
+            yield
+            seconds = time.monotonic() - started
+        if observed:
+            self.observe(seconds, epoch)
+
     def observe(self, seconds: float, epoch: int | None = None) -> None:
         """One call took ``seconds``, started in ``epoch`` (as :meth:`slot` yields it)."""
         if self._slow(seconds):
@@ -239,7 +273,7 @@ class Retrier:
                 return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def run_async(self, request: Callable[[], Awaitable[T]], limiter: RampingLimiter,
+    async def run_async(self, request: Callable[[], Awaitable[T]], limiter: AdaptiveLimiter,
                         history: list[S3RequestError] | None = None) -> T:
         """One request on the event loop, with the policy: what ``__call__`` does, its pace set by
         ``limiter`` (the caller keeps no more than its limit in flight), and its backoff a sleep

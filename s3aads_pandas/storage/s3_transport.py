@@ -29,7 +29,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import obstore
 from obstore.auth.boto3 import Boto3CredentialProvider
@@ -217,17 +217,15 @@ class S3Transport(ObstoreTransport[Store]):
 
     def list_page(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                   max_keys: int, delimiter: str | None) -> ListedPage:
-        native = (delimiter is None and max_keys >= PAGE_SIZE and (not prefix or prefix.endswith("/"))
-                  and (token is None or token.startswith(TOKEN)) and lists_in_key_order(bucket))
-        if not native:
+        start = self._native_start(bucket, prefix, start_after, token, max_keys, delimiter)
+        if start is None:
             return self.fallback.list_page(bucket, prefix, start_after, token, max_keys, delimiter)
-        offset = token[len(TOKEN):] if token else start_after
-        if offset is not None and not offset.startswith(prefix):  # before every key of the prefix, or after
-            if offset > prefix:
-                return ListedPage([], [], None)
-            offset = None
+        if start.past_prefix:
+            return ListedPage([], [], None)
+        offset = start.offset
         try:
-            return self._list_page(bucket, prefix, offset)
+            return self._page(prefix, self._call("ListObjectsV2", bucket, None, _list_params(prefix, offset),
+                                                 functools.partial(_first_chunk, prefix, offset)))
         except Inexpressible as error:
             self._fell_back(f"a listing page of s3://{bucket}/{prefix}", str(error))
         page = self.fallback.list_page(bucket, prefix, offset, None, max_keys, None)
@@ -235,17 +233,40 @@ class S3Transport(ObstoreTransport[Store]):
             return page
         return ListedPage(page.objects, page.prefixes, TOKEN + page.objects[-1].key)  # the next page on obstore
 
-    def _list_page(self, bucket: str, prefix: str, offset: str | None) -> ListedPage:
-        """One LIST: obstore's first chunk is S3's first page."""
-        if offset is not None and not expressible(offset):
-            raise Inexpressible(f"the key {offset!r}")
-        params: dict[str, Any] = {"Prefix": prefix, "MaxKeys": PAGE_SIZE, **({"StartAfter": offset} if offset else {})}
+    async def list_page_async(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
+                              max_keys: int, delimiter: str | None) -> ListedPage:
+        """:meth:`list_page` on the event loop through obstore's asynchronous API; a listing
+        obstore cannot send, or of a bucket whose region is not known yet, goes the synchronous
+        way on the loop's executor."""
+        start = self._native_start(bucket, prefix, start_after, token, max_keys, delimiter)
+        known = self._stores.get(bucket)
+        if start is not None and start.past_prefix:
+            return ListedPage([], [], None)
+        if start is not None and known is not None:
+            try:
+                return self._page(prefix, await self._send_async(
+                    "ListObjectsV2", bucket, None, _list_params(prefix, start.offset),
+                    functools.partial(_first_chunk_async, prefix, start.offset), known[0]))
+            except (_WrongRegion, Inexpressible):  # learned again, or listed through boto3
+                pass
+        return await asyncio.to_thread(self.list_page, bucket, prefix, start_after, token, max_keys, delimiter)
 
-        def first_page(store: Store) -> list[Any]:
-            stream = obstore.list(store, prefix or None, offset=offset, chunk_size=PAGE_SIZE)
-            return next(iter(stream), [])
+    @staticmethod
+    def _native_start(bucket: str, prefix: str, start_after: str | None, token: str | None, max_keys: int,
+                      delimiter: str | None) -> _Start | None:
+        """Where obstore's listing of this page starts; None when obstore cannot list it."""
+        native = (delimiter is None and max_keys >= PAGE_SIZE and (not prefix or prefix.endswith("/"))
+                  and (token is None or token.startswith(TOKEN)) and lists_in_key_order(bucket))
+        if not native:
+            return None
+        offset = token[len(TOKEN):] if token else start_after
+        if offset is not None and not offset.startswith(prefix):  # before every key of the prefix, or after
+            return _Start(None, past_prefix=offset > prefix)
+        return _Start(offset, past_prefix=False)
 
-        objects = self._call("ListObjectsV2", bucket, None, params, first_page)
+    @staticmethod
+    def _page(prefix: str, objects: Sequence[Any]) -> ListedPage:
+        """One LIST's page from obstore's first chunk, which is S3's first page."""
         listed = [Listed(obj["path"], obj["size"], obj["last_modified"], obj.get("e_tag")) for obj in objects]
         if listed and not (listed[0].key.startswith(prefix) and listed[-1].key.startswith(prefix)):
             raise Inexpressible("a key that ends with '/' lists without it")
@@ -398,6 +419,34 @@ class S3Transport(ObstoreTransport[Store]):
 
     def put_parameters(self) -> frozenset[str]:
         return self.fallback.put_parameters()
+
+
+class _Start(NamedTuple):
+    """Where obstore's listing of a page starts: after ``offset`` (None: at the prefix's first
+    key); ``past_prefix``: after every key of the prefix, so the page is empty."""
+
+    offset: str | None
+    past_prefix: bool
+
+
+def _list_params(prefix: str, offset: str | None) -> dict[str, Any]:
+    """What a LIST of obstore's sends, for the request hooks; a key obstore cannot send is refused."""
+    if offset is not None and not expressible(offset):
+        raise Inexpressible(f"the key {offset!r}")
+    return {"Prefix": prefix, "MaxKeys": PAGE_SIZE, **({"StartAfter": offset} if offset else {})}
+
+
+def _first_chunk(prefix: str, offset: str | None, store: Store) -> Sequence[Any]:
+    """obstore's first chunk of a listing: S3's first page."""
+    return next(iter(obstore.list(store, prefix or None, offset=offset, chunk_size=PAGE_SIZE)), [])
+
+
+async def _first_chunk_async(prefix: str, offset: str | None, store: Store) -> Sequence[Any]:
+    """:func:`_first_chunk` on the event loop."""
+    try:
+        return await obstore.list(store, prefix or None, offset=offset, chunk_size=PAGE_SIZE).__anext__()
+    except StopAsyncIteration:
+        return []
 
 
 def _at_deadline(error: S3RequestError, bucket: str, key: str, deadline: float) -> S3RequestError:

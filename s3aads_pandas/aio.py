@@ -9,10 +9,11 @@ the package's event loop (:mod:`s3aads_pandas.storage.loop`): on obstore's store
 PUTs go out through obstore's asynchronous API, as many at once as the store's pace allows, with
 no thread each; a conditional write, whose refusal may take a HEAD to understand, and a request
 through boto3 run on that loop's executor. The first call of a table reads its column record
-and makes the store's clients on a worker thread. Listings and frames (``query``, ``count``,
-``iter_rows``, ``read_s3aads``, ``write``...) run the synchronous core on this module's worker
-threads, up to :data:`WORKER_THREADS` at once; the GETs and PUTs of a read or a write go out on
-the package's loop, as the synchronous ones do.
+and makes the store's clients on a worker thread. Listings (``iter_rows``, ``query``, ``count``,
+``keys``) are the listing engine's tasks on that loop, their pages handed to the caller's loop as
+they come. Frames and the other calls (``read_s3aads``, ``write``, ``distinct``...) run the
+synchronous core on this module's worker threads, up to :data:`WORKER_THREADS` at once; the LISTs,
+GETs and PUTs they send go out on the package's loop, as the synchronous ones do.
 
 A cancelled coroutine stops waiting; a request already sent still completes.
 """
@@ -20,11 +21,11 @@ A cancelled coroutine stops waiting; a request already sent still completes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-import itertools
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -34,16 +35,14 @@ from s3aads_pandas.config import ConnectionSettings
 from s3aads_pandas.frames.accessor import WriteResult
 from s3aads_pandas.frames.read import read_s3aads as _read_s3aads
 from s3aads_pandas.storage import loop, usage
-from s3aads_pandas.storage.adapter import ObjectStore
+from s3aads_pandas.storage.adapter import Listed, ObjectStore
 from s3aads_pandas.tables.datastore import Database, Table, Versioned, text, utf8_payload
-from s3aads_pandas.tables.rows import Row
+from s3aads_pandas.tables.rows import Matching, Row, pages_under
 
 T = TypeVar("T")
 
 #: How many calls that list or make frames run at once, each on a thread of its own.
 WORKER_THREADS = 64
-#: How many rows an ``async for`` takes from a listing per hop to a worker thread (one S3 page).
-ROWS_PER_HOP = 1000
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -73,16 +72,18 @@ async def run(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.wrap_future(future)
 
 
-async def _iterate(items: Iterator[T], per_hop: int) -> AsyncIterator[T]:
-    """``items``, each hop to a worker thread taking up to ``per_hop`` of them; closed when left."""
+async def _iterate(items: Iterator[T]) -> AsyncGenerator[T, None]:
+    """``items``, each taken on a worker thread; closed when left."""
     try:
-        while batch := await run(lambda: list(itertools.islice(items, per_hop))):
-            for item in batch:
-                yield item
+        while (item := await run(next, items, _END)) is not _END:
+            yield item
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             await run(close)
+
+
+_END: Any = object()
 
 
 def _coroutine(method: Callable[..., T]) -> Callable[..., Awaitable[T]]:
@@ -158,9 +159,7 @@ class AsyncTable:
     def columns(self) -> list[str]:
         return self.sync.columns
 
-    query = _coroutine(Table.query)
     distinct = _coroutine(Table.distinct)
-    count = _coroutine(Table.count)
     query_by_key = _coroutine(Table.query_by_key)
 
     # -- a row's calls, on the package's event loop -----------------------------------------------
@@ -243,13 +242,58 @@ class AsyncTable:
         store = await self._opened()
         return await loop.awaited(store.delete_async(self._bucket, self.sync.full_key(key)))
 
-    async def keys(self) -> list[str]:
-        """Keys (without the table name) of every row (a property of the synchronous Table)."""
-        return await run(lambda: self.sync.keys)
+    # -- listings, on the package's event loop ----------------------------------------------------
 
     def iter_rows(self, **filters: Any) -> AsyncIterator[Row]:
         """``async for row in table.iter_rows(**filters)``: the matching rows as they are listed."""
-        return _iterate(self.sync.iter_rows(**filters), ROWS_PER_HOP)
+        return self._rows(filters)
+
+    async def _rows(self, filters: Mapping[str, Any]) -> AsyncGenerator[Row, None]:
+        await self._opened()
+        codec = await self._prepared(lambda: self.sync.codec)
+        matching = Matching(codec, filters, self._bucket)
+        prefixes = codec.listing_prefixes(codec.encode_filters(filters))
+        async with contextlib.aclosing(loop.iterate_async(pages_under(self.sync.database.lister(), prefixes))) as pages:
+            async for objects in pages:
+                for row in matching.rows(objects):
+                    yield row
+        matching.done()
+
+    async def _table_pages(self) -> AsyncGenerator[list[Listed], None]:
+        """Every object under the table, whatever its depth (a table without columns), a page at a time."""
+        await self._opened()
+        async with contextlib.aclosing(loop.iterate_async(self.sync.database.lister().pages(f"{self.name}/"))) as pages:
+            async for objects in pages:
+                yield objects
+
+    async def _without_columns(self) -> bool:
+        """Whether the table has no columns, given or recorded (a table of s3aads 2.x)."""
+        await self._opened()
+        return not await self._prepared(lambda: self.sync.columns)
+
+    async def query(self, **filters: Any) -> list[dict[str, str]]:
+        """:meth:`Table.query <s3aads_pandas.Table.query>`."""
+        rows = self.sync.database.in_key_order([row async for row in self.iter_rows(**filters)])
+        codec = self.sync.codec
+        return [codec.decode(row.segments) for row in rows]
+
+    async def count(self, **filters: Any) -> int:
+        """:meth:`Table.count <s3aads_pandas.Table.count>`: rows counted as listed, not held."""
+        if not filters and await self._without_columns():
+            return sum([len(objects) async for objects in self._table_pages()])
+        counted = 0
+        async for _ in self.iter_rows(**filters):  # counted as listed, not held
+            counted += 1
+        return counted
+
+    async def keys(self) -> list[str]:
+        """Keys (without the table name) of every row (a property of the synchronous Table)."""
+        start = len(self.name) + 1
+        if await self._without_columns():
+            objects = [obj async for page in self._table_pages() for obj in page]
+            return [obj.key[start:] for obj in self.sync.database.in_key_order(objects)]
+        rows = self.sync.database.in_key_order([row async for row in self.iter_rows()])
+        return [row.key[start:] for row in rows]
 
 
 def _table(table: AsyncTable | Table | str) -> Table | str:
@@ -263,7 +307,7 @@ async def read_s3aads(table: AsyncTable | Table | str, *, progress: bool | None 
     frames = await run(_read_s3aads, _table(table), progress=progress, **options)
     if isinstance(frames, pd.DataFrame):
         return frames
-    return _iterate(frames, 1)
+    return _iterate(frames)
 
 
 async def write(frame: pd.DataFrame, table: AsyncTable | Table | str, data: str = "data", *,

@@ -177,6 +177,31 @@ def test_a_rows_calls_go_out_on_the_package_loop_with_no_thread_of_their_own(db:
     assert {name.rsplit("_", 1)[0] for _, name in sent} == {expected}
 
 
+def test_listings_go_out_on_the_package_loop_with_no_worker_thread(db: Database) -> None:
+    """A listing of several pages fans out over key ranges: each is a task on the package's loop,
+    whose LISTs that loop sends on S3 (its Delimiter listings, through boto3, on a thread of its
+    executor); none takes one of this module's worker threads."""
+    rows = 1200
+    table = Table("t", db, columns=["id", "n"])
+    frame = pd.DataFrame({"id": [i // 100 for i in range(rows)], "n": [i % 100 for i in range(rows)], "data": "x"})
+    frame.s3aads.write(table, progress=False)
+    senders: list[str] = []
+    db.store.hooks.append(lambda operation, params: senders.append(threading.current_thread().name)
+                          if operation == "ListObjectsV2" else None)
+    listed = aio.AsyncTable("t", db, columns=["id", "n"])
+
+    async def session() -> tuple[int, list[str], list[dict[str, str]], list[str]]:
+        return (await listed.count(), await listed.keys(), await listed.query(id=[3, 7]),
+                [row.key async for row in listed.iter_rows(id=5)])
+
+    count, keys, queried, five = asyncio.run(session())
+    names = {name.rsplit("_", 1)[0] for name in senders}
+    assert count == rows and keys == table.keys and queried == table.query(id=[3, 7])
+    assert five == [row.key for row in table.iter_rows(id=5)] and len(five) == 100
+    assert names <= {loop.THREAD_PREFIX, f"{loop.THREAD_PREFIX}-io"}
+    assert (loop.THREAD_PREFIX in names) == db.store.sends_async
+
+
 def test_bad_input_to_a_rows_call_sends_nothing(db: Database) -> None:
     table = aio.AsyncTable("t", db, columns=["id"])
     with usage() as spent:

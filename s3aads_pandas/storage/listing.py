@@ -23,7 +23,7 @@ import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from typing import NamedTuple, TypeVar
 
 from s3aads_pandas.storage import loop
@@ -82,7 +82,7 @@ class Lister:
         return synchronous(self.pages_of_many(prefixes))
 
     async def pages(self, prefix: str, *, start_after: str | None = None, before: str | None = None,
-                    first_page: int = PAGE_SIZE) -> AsyncIterator[list[Listed]]:
+                    first_page: int = PAGE_SIZE) -> AsyncGenerator[list[Listed], None]:
         """The objects under ``prefix`` after ``start_after`` and before ``before``, in key order,
         a page at a time.
 
@@ -90,11 +90,12 @@ class Lister:
         that expect to stop early.
         """
         if not self.ordered:
-            async for objects in self._pages(prefix):
-                kept = [obj for obj in objects if (start_after is None or obj.key > start_after)
-                        and (before is None or obj.key < before)]
-                if kept:
-                    yield kept
+            async with contextlib.aclosing(self._pages(prefix)) as unordered:
+                async for objects in unordered:
+                    kept = [obj for obj in objects if (start_after is None or obj.key > start_after)
+                            and (before is None or obj.key < before)]
+                    if kept:
+                        yield kept
             return
         whole = KeyRange(start_after, None, before)
         pages = PageSequence(self.bucket, prefix, start_after)
@@ -109,24 +110,28 @@ class Lister:
         bounds = await self._boundaries(prefix, after, page.objects) if self.workers > 1 else []
         bounds = [bound for bound in bounds if before is None or bound < before]
         if not bounds:
-            async for objects in self._pages(prefix, whole, page.token, pages):
-                yield objects
+            async with contextlib.aclosing(self._pages(prefix, whole, page.token, pages)) as rest:
+                async for objects in rest:
+                    yield objects
             return
         lows = [None, *bounds]
         ranges = [KeyRange(after if low is None else just_before(low), low, high)
                   for low, high in zip(lows, [*bounds, before], strict=True)]
         logger.debug("listing s3://%s/%s in %d key ranges", self.bucket, prefix, len(ranges))
-        async for objects in in_order(lambda part: self._pages(prefix, part), ranges, self.workers):
-            yield objects
+        async with contextlib.aclosing(in_order(lambda part: self._pages(prefix, part), ranges,
+                                                self.workers)) as fanned_out:
+            async for objects in fanned_out:
+                yield objects
 
-    async def pages_of_many(self, prefixes: Sequence[str]) -> AsyncIterator[list[Listed]]:
+    async def pages_of_many(self, prefixes: Sequence[str]) -> AsyncGenerator[list[Listed], None]:
         """:meth:`many`, a page at a time."""
         listing = self.pages(prefixes[0]) if len(prefixes) == 1 else in_order(self._pages, prefixes, self.workers)
-        async for objects in listing:
-            yield objects
+        async with contextlib.aclosing(listing):
+            async for objects in listing:
+                yield objects
 
     async def _pages(self, prefix: str, part: KeyRange | None = None, token: str | None = None,
-                     pages: PageSequence | None = None) -> AsyncIterator[list[Listed]]:
+                     pages: PageSequence | None = None) -> AsyncGenerator[list[Listed], None]:
         """The pages of one sequential listing of ``prefix``, cut to ``part``; ``token`` and
         ``pages`` go on with a listing whose first page was read elsewhere."""
         start_after = part.start_after if part and not token else None
@@ -162,8 +167,8 @@ class Lister:
         if len(bounds) < self.workers * RANGES_PER_WORKER:
             rest = after[len(prefix):]
             parents = [*bounds, prefix + rest[: rest.index("/") + 1]] if "/" in rest else bounds
-            deeper = [bound async for found in in_order(self._children_page(after), parents, self.workers)
-                      for bound in found]
+            async with contextlib.aclosing(in_order(self._children_page(after), parents, self.workers)) as children:
+                deeper = [bound async for found in children for bound in found]
             if deeper:
                 bounds, depth = deeper, 2
         bounds = sorted({bound for bound in bounds if bound > after})
@@ -178,9 +183,9 @@ class Lister:
         start_after = after if after > prefix else None
         return await asyncio.to_thread(lambda: list(self.store.iter_common_prefixes(self.bucket, prefix, start_after)))
 
-    def _children_page(self, after: str) -> Callable[[str], AsyncIterator[list[str]]]:
+    def _children_page(self, after: str) -> Callable[[str], AsyncGenerator[list[str], None]]:
         """:meth:`_children` of a parent as one page, for :func:`in_order`."""
-        async def page(parent: str) -> AsyncIterator[list[str]]:
+        async def page(parent: str) -> AsyncGenerator[list[str], None]:
             yield await self._children(parent, after)
         return page
 
@@ -206,8 +211,8 @@ class _Failed(NamedTuple):
     error: BaseException
 
 
-async def in_order(produce: Callable[[T], AsyncIterator[list[R]]], parts: Sequence[T],
-                   workers: int) -> AsyncIterator[list[R]]:
+async def in_order(produce: Callable[[T], AsyncGenerator[list[R], None]], parts: Sequence[T],
+                   workers: int) -> AsyncGenerator[list[R], None]:
     """The lists of items of ``produce(part)`` for every part, parts run at the same time, in order.
 
     Each part is a task (``workers`` at a time, started in order), handing over lists of items
@@ -224,11 +229,11 @@ async def in_order(produce: Callable[[T], AsyncIterator[list[R]]], parts: Sequen
     async def run(index: int) -> None:
         interrupted.set(stop)  # a LIST in flight makes no new attempt once the consumer stops
         try:
-            listing = produce(parts[index])
-            async for items in listing:
-                await queues[index].put(items)
-                if outer is not None and outer.is_set():  # no further LIST for a caller that stopped
-                    return
+            async with contextlib.aclosing(produce(parts[index])) as listing:
+                async for items in listing:
+                    await queues[index].put(items)
+                    if outer is not None and outer.is_set():  # no further LIST for a caller that stopped
+                        return
             await queues[index].put(_DONE)
         except Exception as error:  # handed to the consumer, which raises it in order
             await queues[index].put(_Failed(error))
@@ -250,7 +255,7 @@ async def in_order(produce: Callable[[T], AsyncIterator[list[R]]], parts: Sequen
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def synchronous(pages: AsyncIterator[list[R]]) -> Iterator[R]:
+def synchronous(pages: AsyncGenerator[list[R], None]) -> Iterator[R]:
     """The items of ``pages``, an asynchronous listing run on the package's loop, for a
     synchronous consumer; the caller's :data:`stop_listing` event raises :class:`ListingStopped`."""
     with contextlib.closing(loop.iterate(pages, stop=stop_listing.get())) as listed:

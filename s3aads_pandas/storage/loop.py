@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar, cast
@@ -238,7 +238,8 @@ _END = object()  # the iterator is exhausted
 _UNWOUND = object()  # the task that ran it has ended
 
 
-def iterate(items: AsyncIterator[T], *, stop: threading.Event | None = None) -> Generator[T, None, None]:
+def iterate(items: AsyncGenerator[T, None], *,
+            stop: threading.Event | None = None) -> Generator[T, None, None]:
     """The items of an asynchronous iterator run on the package's loop, for a synchronous
     consumer: each is asked for when the consumer wants it (an iterator that runs ahead does so
     itself). Leaving stops the iterator and waits for it to unwind; ``stop``, once set, raises
@@ -266,7 +267,7 @@ def iterate(items: AsyncIterator[T], *, stop: threading.Event | None = None) -> 
             continue
 
 
-async def iterate_async(items: AsyncIterator[T]) -> AsyncIterator[T]:
+async def iterate_async(items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
     """:func:`iterate` for a consumer on another event loop, which goes on with its own tasks
     while an item is on its way."""
     here = asyncio.get_running_loop()
@@ -290,7 +291,8 @@ async def iterate_async(items: AsyncIterator[T]) -> AsyncIterator[T]:
             continue
 
 
-async def _pump(items: AsyncIterator[T], deliver: Callable[[object], None], wanted: asyncio.Semaphore) -> None:
+async def _pump(items: AsyncGenerator[T, None], deliver: Callable[[object], None],
+                wanted: asyncio.Semaphore) -> None:
     """On the package's loop: each item of ``items`` that is ``wanted``, then the end (or the
     error), then word that the iterator has unwound."""
     try:
@@ -306,7 +308,7 @@ async def _pump(items: AsyncIterator[T], deliver: Callable[[object], None], want
         deliver(_Raised(error))
     finally:
         try:
-            await items.aclose()  # type: ignore[attr-defined]
+            await items.aclose()
         finally:
             deliver(_UNWOUND)
 

@@ -5,14 +5,15 @@ Rows are consumed as they are listed: a caller keeps only what it returns.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from s3aads_pandas.errors import SkippedKeysWarning, warn_caller
 from s3aads_pandas.storage.adapter import Listed
-from s3aads_pandas.storage.listing import Lister
+from s3aads_pandas.storage.listing import Lister, synchronous
 from s3aads_pandas.tables.keys import KeyCodec, decode_segment, is_canonical
 
 logger = logging.getLogger(__name__)
@@ -30,25 +31,48 @@ class Row(NamedTuple):
 
 
 def objects_under(lister: Lister, prefixes: Sequence[str]) -> Iterator[Listed]:
-    """Objects under the listing prefixes of a filter, in order.
+    """Objects under the listing prefixes of a filter, in order (:func:`pages_under`)."""
+    return synchronous(pages_under(lister, prefixes))
+
+
+async def pages_under(lister: Lister, prefixes: Sequence[str]) -> AsyncGenerator[list[Listed], None]:
+    """Objects under the listing prefixes of a filter, in order, a page at a time.
 
     The prefixes of one filter are all folders (ending in '/') or all whole keys (every column
     given); a whole key yields that key only, once, not the longer keys it is a prefix of (the
     listing of ``t/7`` holds ``t/70``, which ``t/70``'s listing holds too).
     """
-    objects = lister.many(prefixes)
-    if prefixes[0].endswith("/"):
-        return objects
-    whole = set(prefixes)
-    return _each_once(obj for obj in objects if obj.key in whole)
+    unseen = None if prefixes[0].endswith("/") else set(prefixes)
+    async with contextlib.aclosing(lister.pages_of_many(prefixes)) as listing:
+        async for objects in listing:
+            if unseen is not None:
+                objects = [obj for obj in objects if obj.key in unseen]
+                unseen.difference_update(obj.key for obj in objects)
+            if objects:
+                yield objects
 
 
-def _each_once(objects: Iterator[Listed]) -> Iterator[Listed]:
-    yielded: set[str] = set()
-    for obj in objects:
-        if obj.key not in yielded:
-            yielded.add(obj.key)
-            yield obj
+class Matching:
+    """Which listed objects are rows of a table and match filters; those that are not rows are
+    counted as they pass, and told once by :meth:`done`."""
+
+    def __init__(self, codec: KeyCodec, filters: Mapping[str, Any], bucket: str) -> None:
+        self.positions = codec.positions(codec.encode_filters(filters))
+        self.codec = codec
+        self.skipped = Skipped(f"s3://{bucket}/{codec.prefix}", codec.columns)
+
+    def rows(self, objects: Iterable[Listed]) -> Iterator[Row]:
+        for obj in objects:
+            segments = self.codec.split(obj.key)
+            if segments is None:
+                self.skipped.other_depth += 1
+            elif not all(map(is_canonical, segments)):
+                self.skipped.foreign(obj.key)
+            elif KeyCodec.matches(segments, self.positions):
+                yield Row(segments, obj.key, obj.size, obj.last_modified, obj.etag)
+
+    def done(self) -> None:
+        self.skipped.warn()
 
 
 def matching_rows(
@@ -58,17 +82,9 @@ def matching_rows(
     bucket: str,
 ) -> Iterator[Row]:
     """The objects that are rows and match the filters; one warning for those that are not rows."""
-    positions = codec.positions(codec.encode_filters(filters))
-    skipped = Skipped(f"s3://{bucket}/{codec.prefix}", codec.columns)
-    for obj in objects:
-        segments = codec.split(obj.key)
-        if segments is None:
-            skipped.other_depth += 1
-        elif not all(map(is_canonical, segments)):
-            skipped.foreign(obj.key)
-        elif KeyCodec.matches(segments, positions):
-            yield Row(segments, obj.key, obj.size, obj.last_modified, obj.etag)
-    skipped.warn()
+    matching = Matching(codec, filters, bucket)
+    yield from matching.rows(objects)
+    matching.done()
 
 
 def folder_values(folders: Iterable[str], prefix: str, bucket: str) -> set[str]:

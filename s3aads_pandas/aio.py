@@ -6,14 +6,15 @@ flight.
 
 A row's calls (``select``, ``insert``, ``update``, ``delete`` and their kin) are coroutines on
 the package's event loop (:mod:`s3aads_pandas.storage.loop`): on obstore's stores their GETs and
-PUTs go out through obstore's asynchronous API, as many at once as the store's pace allows, with
-no thread each; a conditional write, whose refusal may take a HEAD to understand, and a request
-through boto3 run on that loop's executor. The first call of a table reads its column record
-and makes the store's clients on a worker thread. Listings (``iter_rows``, ``query``, ``count``,
-``keys``) are the listing engine's tasks on that loop, their pages handed to the caller's loop as
-they come. Frames and the other calls (``read_s3aads``, ``write``, ``distinct``...) run the
-synchronous core on this module's worker threads, up to :data:`WORKER_THREADS` at once; the LISTs,
-GETs and PUTs they send go out on the package's loop, as the synchronous ones do.
+PUTs (conditional ones too) go out through obstore's asynchronous API, as many at once as the
+store's pace allows, with no thread each; a request through boto3, and the HEAD that tells what
+became of a refused write whose earlier answer was lost, run on that loop's executor. The first
+call of a table reads its column record and makes the store's clients on a worker thread.
+Listings (``iter_rows``, ``query``, ``count``, ``keys``) are the listing engine's tasks on that
+loop, their pages handed to the caller's loop as they come. Frames and the other calls
+(``read_s3aads``, ``write``, ``distinct``...) run the synchronous core on this module's worker
+threads, up to :data:`WORKER_THREADS` at once; the LISTs, GETs and PUTs they send go out on the
+package's loop, as the synchronous ones do.
 
 A cancelled coroutine stops waiting; a request already sent still completes.
 """

@@ -157,8 +157,8 @@ def test_leaving_an_async_for_early_closes_the_listing(db: Database) -> None:
 
 
 def test_a_rows_calls_go_out_on_the_package_loop_with_no_thread_of_their_own(db: Database) -> None:
-    """On obstore's stores a GET and an unconditional PUT are sent by the package's loop itself;
-    what goes through boto3 (or the record's first read and write) runs on a thread."""
+    """On obstore's stores a GET and a PUT (conditional too) are sent by the package's loop
+    itself; what goes through boto3 (or the record's first read and write) runs on a thread."""
     senders: list[tuple[str, str]] = []
     db.store.hooks.append(lambda operation, params: senders.append((operation, threading.current_thread().name)))
     table = aio.AsyncTable("t", db, columns=["id"])
@@ -166,10 +166,14 @@ def test_a_rows_calls_go_out_on_the_package_loop_with_no_thread_of_their_own(db:
     async def session() -> list[bytes | None]:
         await table.insert(b"first", id=0)  # records the columns: on a worker thread
         senders.clear()
-        await asyncio.gather(*(table.insert(str(i).encode(), id=i) for i in range(1, 50)))
+        await asyncio.gather(*(table.insert(str(i).encode(), id=i) for i in range(1, 40)))
+        await asyncio.gather(*(table.insert(str(i).encode(), overwrite=False, id=i) for i in range(40, 50)))
+        first = await table.select_with_etag(id=0)
+        assert first is not None
+        await table.update(b"swapped", first.etag, id=0)
         return list(await asyncio.gather(*(table.select(id=i) for i in range(50))))
 
-    assert asyncio.run(session()) == [b"first"] + [str(i).encode() for i in range(1, 50)]
+    assert asyncio.run(session()) == [b"swapped"] + [str(i).encode() for i in range(1, 50)]
     sent = {(operation, name) for operation, name in senders}
     on_loop = db.store.sends_async and db.store.cache is None
     expected = loop.THREAD_PREFIX if on_loop else f"{loop.THREAD_PREFIX}-io"

@@ -51,13 +51,13 @@ class HeldTransport(ObstoreTransport[MemoryStore]):
     def create_bucket(self, bucket: str) -> None:
         self._store(bucket)
 
-    async def _write_async(self, store: MemoryStore, key: str, body: bytes,
-                           attributes: dict[str, str] | None) -> Written:
+    async def _write_async(self, store: MemoryStore, key: str, body: bytes, attributes: dict[str, str] | None,
+                           condition: Mapping[str, str]) -> Written:
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
         try:
             await asyncio.sleep(self.seconds)
-            return await super()._write_async(store, key, body, attributes)
+            return await super()._write_async(store, key, body, attributes, condition)
         finally:
             self.in_flight -= 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +22,7 @@ from s3aads_pandas import (
     SchemaMismatchError,
     Table,
     WriteOutcomeUnknownError,
+    aio,
 )
 from s3aads_pandas.local import LocalS3
 from s3aads_pandas.local.faults import FaultPlan
@@ -234,10 +236,28 @@ def put_attempts(db: Database, key: str) -> list[int]:
 
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["boto3", "obstore"])
+#: The transports, and the asyncio API where its conditional PUTs are its own (obstore's
+#: asynchronous API; through boto3 they are the synchronous ones, on a thread).
+WAYS = pytest.mark.parametrize(("transport", "api"), [("boto3", "sync"), ("obstore", "sync"), ("obstore", "aio")])
 
 
-@TRANSPORTS
-def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds(transport: str) -> None:
+class Blocking:
+    """An :class:`aio.AsyncTable`'s coroutines, each run to its end on a loop of its own."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = aio.AsyncTable.of(table)
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: asyncio.run(getattr(self.table, name)(*args, **kwargs))
+
+
+def writer(table: Table, api: str) -> Any:
+    """``table``, or its asyncio face."""
+    return table if api == "sync" else Blocking(table)
+
+
+@WAYS
+def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds(transport: str, api: str) -> None:
     # request 6 (the conditional PUT of t/1) takes effect, then its answer is lost
     for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-after"))):
         db = Database("ambiguous", endpoint_url=server.endpoint_url, transport=transport)
@@ -245,15 +265,15 @@ def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds(transport
         table = Table("t", db, ["id"])
         table.insert(b"first", id=0)  # requests 3 to 5: the column record (GET, PUT) and the row
         attempts = put_attempts(db, "t/1")
-        table.insert(b"mine", overwrite=False, id=1)
+        writer(table, api).insert(b"mine", overwrite=False, id=1)
         assert server.faults.injected["drop-after"] == 1 and len(attempts) == 2
         assert table.select(id=1) == b"mine"
         with pytest.raises(RowExistsError, match="overwrite=False"):
             table.insert(b"someone else", overwrite=False, id=1)
 
 
-@TRANSPORTS
-def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: str) -> None:
+@WAYS
+def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: str, api: str) -> None:
     # request 6 (our conditional PUT of t/1) is dropped before S3 sees it; before our retry,
     # another writer stores the very same bytes: the retry's 412 is a conflict
     for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-before"))):
@@ -270,7 +290,7 @@ def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: s
 
         db.store.hooks.append(other_writer_first)
         with pytest.raises(RowExistsError):
-            table.insert(b"same", overwrite=False, id=1)
+            writer(table, api).insert(b"same", overwrite=False, id=1)
         assert server.faults.injected["drop-before"] == 1 and len(attempts) == 2
 
 
@@ -330,8 +350,8 @@ def a_read_row(transport: str, fault: str, *,
         yield server, db, table, current, put_attempts(db, "t/1")
 
 
-@TRANSPORTS
-def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: str) -> None:
+@WAYS
+def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: str, api: str) -> None:
     # our update lands and its answer is lost; another writer reads what we wrote and replaces
     # it three times before our retry, which is refused: the history names our write
     for server, db, table, current, attempts in a_read_row(transport, "drop-after"):
@@ -342,32 +362,32 @@ def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: s
             other_writer(server, times=3)()
 
         before_the_retry(db, attempts, replace_ours)
-        written = table.update(b"1", current.etag, id=1)
+        written = writer(table, api).update(b"1", current.etag, id=1)
         assert server.faults.injected["drop-after"] == 1 and len(attempts) == 2
         assert written["ETag"] == seen[0]  # the ETag our write got, though the row has moved on
         assert table.select(id=1) == b"1+++"
 
 
-@TRANSPORTS
-def test_a_lost_answer_that_cannot_be_decided_is_reported_unknown_not_a_conflict(transport: str) -> None:
+@WAYS
+def test_a_lost_answer_that_cannot_be_decided_is_reported_unknown_not_a_conflict(transport: str, api: str) -> None:
     for server, db, table, current, attempts in a_read_row(transport, "drop-after"):
         plain = Table("t", Database("ambiguous", endpoint_url=server.endpoint_url), ["id"])
         # a write that records no history: nothing tells whether ours came before it
         before_the_retry(db, attempts, lambda: plain.insert(b"overwritten", id=1))
         with pytest.raises(WriteOutcomeUnknownError, match="may or may not have landed") as raised:
-            table.update(b"1", current.etag, id=1)
+            writer(table, api).update(b"1", current.etag, id=1)
         assert not isinstance(raised.value, RowChangedError)
         assert raised.value.key == "t/1" and raised.value.etag == table.select_with_etag(id=1).etag
 
 
-@TRANSPORTS
-def test_a_lost_request_that_another_writer_beat_on_the_same_version_is_a_conflict(transport: str) -> None:
+@WAYS
+def test_a_lost_request_that_another_writer_beat_on_the_same_version_is_a_conflict(transport: str, api: str) -> None:
     # our update never reaches S3; another writer replaces the version we read first (written
     # conditionally, so its version has a write id)
     for server, db, table, current, attempts in a_read_row(transport, "drop-before", conditional=True):
         before_the_retry(db, attempts, other_writer(server))
         with pytest.raises(RowChangedError):
-            table.update(b"1", current.etag, id=1)
+            writer(table, api).update(b"1", current.etag, id=1)
         assert server.faults.injected["drop-before"] == 1 and table.select(id=1) == b"0+"
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
 from s3aads_pandas.errors import (
@@ -107,6 +107,24 @@ def _version(metadata: Mapping[str, str]) -> _Version | None:
         return None
     pairs = (entry.partition("=") for entry in metadata.get(HISTORY, "").split())
     return _Version(write_id, tuple((name, etag) for name, _, etag in pairs))
+
+
+def _versioned(params: Mapping[str, Any] | None, replaced: tuple[str, str] | None,
+               base: _Version | None) -> tuple[_Version, dict[str, Any]]:
+    """A conditional PUT's new version (a write id, and the history it records: the version it
+    replaces, then that one's history) and its parameters, which carry both as metadata."""
+    write_id = uuid.uuid4().hex
+    history = ((replaced,) + (base.history if base else ()))[:HISTORY_LENGTH] if replaced else ()
+    extra = dict(params or {})
+    recorded = {HISTORY: " ".join(f"{name}={etag.strip(chr(34))}" for name, etag in history)} if history else {}
+    extra["Metadata"] = {**extra.get("Metadata", {}), WRITE_ID: write_id, **recorded}
+    return _Version(write_id, history), extra
+
+
+def _answer_lost(attempts: Sequence[S3RequestError]) -> bool:
+    """Whether an attempt before the last (refused) one went out and lost its answer: only then
+    can the refusal be that attempt's own doing."""
+    return any(attempt.answer_lost for attempt in attempts[:-1])
 
 
 class ObjectStore:
@@ -333,19 +351,31 @@ class ObjectStore:
 
     async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None = None, *,
                         overwrite: bool = True) -> Written:
-        """:meth:`put` on the event loop, paced by :attr:`bulk_limiter`. A conditional PUT, whose
-        refusal may need a HEAD to be understood, and a PUT that does not go out on the loop
-        (see :attr:`_sends_on_loop`) are :meth:`put` on the loop's executor."""
-        if not overwrite or not self._sends_on_loop:
+        """:meth:`put` on the event loop, paced by :attr:`bulk_limiter`; on the loop's executor
+        where the PUT does not go out on the loop (see :attr:`_sends_on_loop`)."""
+        if not self._sends_on_loop:
             return await asyncio.to_thread(functools.partial(self.put, bucket, key, body, params, overwrite=overwrite))
-        extra = dict(params or {})
-        transport = cast(AsyncObjects, self.transport)
-        return await self.retrier.run_async(lambda: transport.put_async(bucket, key, body, extra), self.bulk_limiter)
+        if overwrite:
+            extra = dict(params or {})
+            transport = cast(AsyncObjects, self.transport)
+            return await self.retrier.run_async(lambda: transport.put_async(bucket, key, body, extra, {}),
+                                                self.bulk_limiter)
+        inserted = await self._conditional_put_async(bucket, key, body, params, (NOTHING, ""), None, IfNoneMatch="*")
+        if inserted is None:
+            raise self._exists(bucket, key)
+        return inserted
 
     async def put_if_match_async(self, bucket: str, key: str, body: bytes, etag: str,
                                  params: Mapping[str, Any] | None = None) -> Written:
-        """:meth:`put_if_match` on the loop's executor: a refusal may need a HEAD to be understood."""
-        return await asyncio.to_thread(self.put_if_match, bucket, key, body, etag, params)
+        """:meth:`put_if_match` on the event loop, as :meth:`put_async` sends it."""
+        if not self._sends_on_loop:
+            return await asyncio.to_thread(self.put_if_match, bucket, key, body, etag, params)
+        base = self._known(bucket, key, etag)
+        replaced = None if base is None else (base.write_id, etag)
+        written = await self._conditional_put_async(bucket, key, body, params, replaced, base, IfMatch=etag)
+        if written is None:
+            raise await asyncio.to_thread(self._changed, bucket, key, etag)
+        return written
 
     async def delete_async(self, bucket: str, key: str) -> dict[str, Any]:
         """:meth:`delete` on the loop's executor (S3's DeleteObject goes through boto3)."""
@@ -435,8 +465,11 @@ class ObjectStore:
             return self._stored(bucket, key, body, written)
         inserted = self._conditional_put(bucket, key, body, params, (NOTHING, ""), None, IfNoneMatch="*")
         if inserted is None:
-            raise RowExistsError(f"{self.object_url(bucket, key)} exists and overwrite=False")
+            raise self._exists(bucket, key)
         return self._stored(bucket, key, body, inserted)
+
+    def _exists(self, bucket: str, key: str) -> RowExistsError:
+        return RowExistsError(f"{self.object_url(bucket, key)} exists and overwrite=False")
 
     def put_if_match(self, bucket: str, key: str, body: bytes, etag: str,
                      params: Mapping[str, Any] | None = None) -> Written:
@@ -445,11 +478,15 @@ class ObjectStore:
         replaced = None if base is None else (base.write_id, etag)
         written = self._conditional_put(bucket, key, body, params, replaced, base, IfMatch=etag)
         if written is None:
-            state = "changed" if self.exists(bucket, key) else "was deleted"
-            raise RowChangedError(
-                f"{self.object_url(bucket, key)} {state} since ETag {etag} was read; read it again and retry"
-            )
+            raise self._changed(bucket, key, etag)
         return self._stored(bucket, key, body, written)
+
+    def _changed(self, bucket: str, key: str, etag: str) -> RowChangedError:
+        """The error of a refused compare-and-swap, which says whether the row changed or went (one HEAD)."""
+        state = "changed" if self.exists(bucket, key) else "was deleted"
+        return RowChangedError(
+            f"{self.object_url(bucket, key)} {state} since ETag {etag} was read; read it again and retry"
+        )
 
     def _conditional_put(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None,
                          replaced: tuple[str, str] | None, base: _Version | None,
@@ -464,25 +501,41 @@ class ObjectStore:
         attempt landed: then the stored object decides (:meth:`_lost_outcome`). Bytes are never
         compared.
         """
-        write_id = uuid.uuid4().hex
-        history = ((replaced,) + (base.history if base else ()))[:HISTORY_LENGTH] if replaced else ()
-        extra = dict(params or {})
-        recorded = {HISTORY: " ".join(f"{name}={etag.strip(chr(34))}" for name, etag in history)} if history else {}
-        extra["Metadata"] = {**extra.get("Metadata", {}), WRITE_ID: write_id, **recorded}
+        version, extra = _versioned(params, replaced, base)
         attempts: list[S3RequestError] = []
         try:
             written = self._request(lambda: self.transport.put(bucket, key, body, extra, condition), attempts)
         except (ConditionRefused, NotFound):  # If-Match of a deleted key: a 404
-            pass
-        else:
-            self._know(bucket, key, written.etag, _Version(write_id, history))
-            return written
-        if not any(attempt.answer_lost for attempt in attempts[:-1]):
-            return None
-        return self._lost_outcome(bucket, key, write_id, replaced[0] if replaced else None)
+            if not _answer_lost(attempts):
+                return None
+            return self._lost_outcome(bucket, key, self.head(bucket, key), version.write_id, replaced)
+        self._know(bucket, key, written.etag, version)
+        return written
 
-    def _lost_outcome(self, bucket: str, key: str, write_id: str, replaced: str | None) -> Written | None:
-        """What became of a write whose answer was lost and whose retry was refused (one HEAD).
+    async def _conditional_put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any] | None,
+                                     replaced: tuple[str, str] | None, base: _Version | None,
+                                     **condition: str) -> Written | None:
+        """:meth:`_conditional_put` on the event loop (the rare HEAD after a lost answer on the
+        loop's executor)."""
+        version, extra = _versioned(params, replaced, base)
+        attempts: list[S3RequestError] = []
+        transport = cast(AsyncObjects, self.transport)
+        try:
+            written = await self.retrier.run_async(lambda: transport.put_async(bucket, key, body, extra, condition),
+                                                   self.bulk_limiter, attempts)
+        except (ConditionRefused, NotFound):
+            if not _answer_lost(attempts):
+                return None
+            head = await asyncio.to_thread(self.head, bucket, key)
+            return self._lost_outcome(bucket, key, head, version.write_id, replaced)
+        self._know(bucket, key, written.etag, version)
+        return written
+
+    @staticmethod
+    def _lost_outcome(bucket: str, key: str, head: Head | None, write_id: str,
+                      replaced: tuple[str, str] | None) -> Written | None:
+        """What became of a write whose answer was lost and whose retry was refused, from
+        ``head``, the object stored now.
 
         The stored object is ours, or replaced ours (its history names our write id): ours
         landed, with the ETag the history gives. Its history names the version ours was to
@@ -490,7 +543,6 @@ class ObjectStore:
         Anything else (more writers since than a history holds, a delete, an object written
         without a write id) cannot tell: :class:`WriteOutcomeUnknownError`.
         """
-        head = self.head(bucket, key)
         stored = _version(head.metadata) if head else None
         if head is not None and stored is not None and stored.write_id == write_id:
             logger.info("a retry of the write of s3://%s/%s was refused because its first attempt landed", bucket, key)
@@ -499,7 +551,7 @@ class ObjectStore:
         if write_id in earlier:
             logger.info("the lost write of s3://%s/%s landed and was replaced since", bucket, key)
             return Written(f'"{earlier[write_id]}"')
-        if replaced is not None and replaced in earlier:
+        if replaced is not None and replaced[0] in earlier:
             return None
         raise WriteOutcomeUnknownError(
             f"the write of s3://{bucket}/{key} may or may not have landed: an attempt's answer was lost, its "

@@ -137,9 +137,10 @@ class ObstoreTransport(abc.ABC, Generic[S]):
         written = obstore.put(store, key, body, attributes=attributes, mode=write_mode(condition), use_multipart=False)
         return Written(str(written.get("e_tag") or ""), written.get("version") or None)
 
-    async def _write_async(self, store: S, key: str, body: bytes, attributes: dict[str, str] | None) -> Written:
-        """PUT ``body`` with no condition, on the event loop."""
-        written = await obstore.put_async(store, key, body, attributes=attributes, mode="overwrite",
+    async def _write_async(self, store: S, key: str, body: bytes, attributes: dict[str, str] | None,
+                           condition: Mapping[str, str]) -> Written:
+        """:meth:`_write` on the event loop."""
+        written = await obstore.put_async(store, key, body, attributes=attributes, mode=write_mode(condition),
                                           use_multipart=False)
         return Written(str(written.get("e_tag") or ""), written.get("version") or None)
 
@@ -275,11 +276,12 @@ class ObstoreTransport(abc.ABC, Generic[S]):
         return await self._send_async("GetObject", bucket, key, {}, functools.partial(fetch_async, key),
                                       self._store(bucket))
 
-    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any]) -> Written:
-        """A PUT with no condition, on the event loop."""
+    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
+                        condition: Mapping[str, str]) -> Written:
+        """:meth:`put` on the event loop."""
         attributes = put_attributes(params) if self.keeps_metadata else None
-        return await self._send_async("PutObject", bucket, key, {**params, "ContentLength": len(body)},
-                                      lambda store: self._write_async(store, key, body, attributes),
+        return await self._send_async("PutObject", bucket, key, {**params, **condition, "ContentLength": len(body)},
+                                      lambda store: self._write_async(store, key, body, attributes, condition),
                                       self._store(bucket))
 
     def head(self, bucket: str, key: str) -> Head:

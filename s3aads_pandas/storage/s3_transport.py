@@ -367,16 +367,17 @@ class S3Transport(ObstoreTransport[Store]):
         return self._native(bucket, key, functools.partial(super().put, bucket, key, body, params, condition),
                             through_boto3)
 
-    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any]) -> Written:
-        """A PUT with no condition on the event loop; what obstore cannot send goes the
-        synchronous way on the loop's executor."""
+    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
+                        condition: Mapping[str, str]) -> Written:
+        """A PUT on the event loop; what obstore cannot send goes the synchronous way on the
+        loop's executor (a refusal for the region sent nothing, so the condition still holds)."""
         if bucket not in self._stores or not self._serves(bucket) or not expressible(key) \
                 or not self._puts_natively(body, params):
-            return await asyncio.to_thread(self.put, bucket, key, body, params, {})
+            return await asyncio.to_thread(self.put, bucket, key, body, params, condition)
         try:
-            return await super().put_async(bucket, key, body, params)
+            return await super().put_async(bucket, key, body, params, condition)
         except (_WrongRegion, Inexpressible):
-            return await asyncio.to_thread(self.put, bucket, key, body, params, {})
+            return await asyncio.to_thread(self.put, bucket, key, body, params, condition)
 
     @staticmethod
     def _puts_natively(body: bytes, params: Mapping[str, Any]) -> bool:

@@ -136,16 +136,17 @@ class Transport(Protocol):
 
 
 class AsyncObjects(Protocol):
-    """A transport that also sends whole-object GETs, PUTs with no condition and LISTs on an
-    event loop (obstore's: the bulk transfers' and the listings' data plane), used where its
-    requests wait on a network."""
+    """A transport that also sends whole-object GETs, PUTs and LISTs on an event loop (obstore's:
+    the data plane of transfers, listings and a row's calls), used where its requests wait on a
+    network."""
 
     #: Whether each request waits on a network round trip, so that many in flight pay.
     waits_on_network: bool
 
     async def get_async(self, bucket: str, key: str, deadline: float) -> Fetched: ...
 
-    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any]) -> Written: ...
+    async def put_async(self, bucket: str, key: str, body: bytes, params: Mapping[str, Any],
+                        condition: Mapping[str, str]) -> Written: ...
 
     async def list_page_async(self, bucket: str, prefix: str, start_after: str | None, token: str | None,
                               max_keys: int, delimiter: str | None) -> ListedPage: ...

@@ -85,16 +85,12 @@ class AdaptiveLimiter:
     def slot(self) -> Iterator[int]:
         """Hold one of the slots; yields the epoch the request started in, for :meth:`throttled`."""
         with self._condition:
-            while self._active >= self.limit:
+            while (epoch := self._taken()) is None:
                 self._condition.wait()
-            self._active += 1
-            epoch = self._epoch
         try:
             yield epoch
         finally:
-            with self._condition:
-                self._active -= 1
-                self._condition.notify()
+            self._freed()
 
     @contextlib.asynccontextmanager
     async def slot_async(self) -> AsyncIterator[int]:
@@ -102,17 +98,25 @@ class AdaptiveLimiter:
         :data:`SLOT_POLL` at a time (the slots are shared with threads, which no task can wait on)."""
         while True:
             with self._condition:
-                if self._active < self.limit:
-                    self._active += 1
-                    epoch = self._epoch
+                if (epoch := self._taken()) is not None:
                     break
             await asyncio.sleep(SLOT_POLL)
         try:
             yield epoch
         finally:
-            with self._condition:
-                self._active -= 1
-                self._condition.notify()
+            self._freed()
+
+    def _taken(self) -> int | None:
+        """Take a slot if one is free (under the lock): the epoch it is taken in, else None."""
+        if self._active >= self.limit:
+            return None
+        self._active += 1
+        return self._epoch
+
+    def _freed(self) -> None:
+        with self._condition:
+            self._active -= 1
+            self._condition.notify()
 
     def throttled(self, epoch: int | None = None, reason: str = "S3 asked to slow down") -> None:
         """Halve the limit, once for all the requests that were in flight together.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 
@@ -152,3 +153,45 @@ def test_lists_that_slow_down_halve_the_pace_once_a_round_and_fast_ones_regrow_i
     with pace.timed(observed=False):
         assert pace._active == 1
     assert pace._active == 0 and pace.limit == 5
+
+
+def test_tasks_and_threads_share_a_limiters_slots() -> None:
+    limiter = AdaptiveLimiter(2)
+    held, release = threading.Event(), threading.Event()
+
+    def thread_holds_a_slot() -> None:
+        with limiter.slot():
+            held.set()
+            release.wait(10)
+
+    async def tasks() -> tuple[int, int]:
+        inside, go = [0], asyncio.Event()
+
+        async def task() -> None:
+            async with limiter.slot_async():
+                inside[0] += 1
+                await go.wait()
+
+        async def inside_reaches(count: int) -> int:
+            for _ in range(1000):
+                if inside[0] >= count:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # more polls of the slots, which find none free
+            return inside[0]
+
+        running = asyncio.gather(*(task() for _ in range(3)))
+        while_the_thread_held_one = await inside_reaches(1)
+        release.set()
+        after = await inside_reaches(2)
+        go.set()
+        await running
+        return while_the_thread_held_one, after
+
+    holder = threading.Thread(target=thread_holds_a_slot)
+    holder.start()
+    held.wait(10)
+    assert asyncio.run(tasks()) == (1, 2)
+    holder.join()
+    with limiter.slot(), limiter.slot():  # every slot was given back
+        pass

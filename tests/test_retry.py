@@ -195,3 +195,29 @@ def test_tasks_and_threads_share_a_limiters_slots() -> None:
     holder.join()
     with limiter.slot(), limiter.slot():  # every slot was given back
         pass
+
+
+def test_a_cancelled_task_waiting_for_a_slot_leaves_it_to_the_next() -> None:
+    limiter = AdaptiveLimiter(1)
+
+    async def scenario() -> str:
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with limiter.slot_async():
+                await release.wait()
+
+        async def waiter(name: str) -> str:
+            async with limiter.slot_async():
+                return name
+
+        held = asyncio.create_task(holder())
+        await asyncio.sleep(0)
+        first, second = asyncio.create_task(waiter("first")), asyncio.create_task(waiter("second"))
+        await asyncio.sleep(0.01)
+        release.set()  # the slot's wake-up goes to the first waiter, cancelled before it runs
+        first.cancel()
+        await held
+        return await asyncio.wait_for(second, 10)
+
+    assert asyncio.run(scenario()) == "second"

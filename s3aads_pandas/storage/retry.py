@@ -46,8 +46,6 @@ def check_interrupted() -> None:
         raise Interrupted
 
 
-#: Seconds a task waits at a time for a slot of a limiter whose slots are all held.
-SLOT_POLL = 0.005
 #: Attempts one request gets (the first one and its retries).
 DEFAULT_MAX_ATTEMPTS = 10
 
@@ -75,6 +73,9 @@ class AdaptiveLimiter:
         self._successes = 0
         self._epoch = 0  # bumped at each halving
         self._condition = threading.Condition()
+        #: Tasks waiting for a slot, each woken on its own loop (no task can wait on the condition).
+        self._tasks_waiting: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = \
+            collections.deque()
 
     @property
     def epoch(self) -> int:
@@ -94,13 +95,22 @@ class AdaptiveLimiter:
 
     @contextlib.asynccontextmanager
     async def slot_async(self) -> AsyncIterator[int]:
-        """:meth:`slot` for a task on the event loop: while every slot is held, the task sleeps
-        :data:`SLOT_POLL` at a time (the slots are shared with threads, which no task can wait on)."""
+        """:meth:`slot` for a task on an event loop, which waits for a slot without blocking it
+        (the slots are shared with threads)."""
+        loop = asyncio.get_running_loop()
         while True:
             with self._condition:
                 if (epoch := self._taken()) is not None:
                     break
-            await asyncio.sleep(SLOT_POLL)
+                woken = loop.create_future()
+                self._tasks_waiting.append((loop, woken))
+            try:
+                await woken
+            except asyncio.CancelledError:
+                with self._condition:
+                    if woken.done() and not woken.cancelled():  # the wake-up was this task's: pass it on
+                        self._notify()
+                raise
         try:
             yield epoch
         finally:
@@ -116,7 +126,25 @@ class AdaptiveLimiter:
     def _freed(self) -> None:
         with self._condition:
             self._active -= 1
-            self._condition.notify()
+            self._notify()
+
+    def _notify(self) -> None:
+        """A slot may be free (under the lock): wake a thread and a task that wait for one, the
+        first of them to look takes it."""
+        self._condition.notify()
+        while self._tasks_waiting:
+            loop, woken = self._tasks_waiting.popleft()
+            if not woken.done() and not loop.is_closed():
+                loop.call_soon_threadsafe(self._wake, woken)
+                return
+
+    def _wake(self, woken: asyncio.Future[None]) -> None:
+        """On the waiting task's loop; a task cancelled meanwhile passes the wake-up on."""
+        if not woken.done():
+            woken.set_result(None)
+            return
+        with self._condition:
+            self._notify()
 
     def throttled(self, epoch: int | None = None, reason: str = "S3 asked to slow down") -> None:
         """Halve the limit, once for all the requests that were in flight together.
@@ -146,7 +174,7 @@ class AdaptiveLimiter:
             if self._successes >= self.limit:
                 self.limit += 1
                 self._successes = 0
-                self._condition.notify()
+                self._notify()
 
 
 class RampingLimiter(AdaptiveLimiter):
@@ -187,7 +215,7 @@ class RampingLimiter(AdaptiveLimiter):
         with self._condition:
             if self._ramping and self.limit < self.ceiling:
                 self.limit += 1
-                self._condition.notify()
+                self._notify()
                 return
         self.succeeded()
 

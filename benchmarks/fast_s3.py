@@ -1,9 +1,10 @@
 """An in-memory S3 endpoint that costs microseconds a request, with a fixed latency added.
 
 moto spends milliseconds of CPU a request, and rescans a bucket for every LIST, so against it a
-benchmark measures moto. This endpoint answers the requests a read and a write send (HeadBucket,
-CreateBucket, ListObjectsV2, GetObject with If-None-Match, HeadObject, PutObject with
-If-None-Match and If-Match, DeleteObject) from a sorted list of keys, so that what is measured
+benchmark measures moto. This endpoint answers the requests a read, a write and a listing send (HeadBucket,
+CreateBucket, ListObjectsV2 with a prefix, StartAfter, a continuation token and a Delimiter,
+GetObject with If-None-Match, HeadObject, PutObject with If-None-Match and If-Match,
+DeleteObject) from a sorted list of keys, so that what is measured
 is the client, and the latency it pays. It checks no signature and is for benchmarks only.
 It serves HTTP/1.1 on one asyncio loop (the latency is a sleep of the request's task, not of a
 thread), so requests in flight cost no thread and any number of them wait at once.
@@ -110,26 +111,42 @@ class FastS3:
 
 def _list(start_response: Callable[..., Any], name: str, bucket: Bucket,
           query: dict[str, list[str]]) -> Iterable[bytes]:
+    """A ListObjectsV2 page: the keys under the prefix (after StartAfter, or from where the
+    continuation token says), those past the Delimiter rolled up into common prefixes."""
     prefix = query.get("prefix", [""])[0]
-    after = query.get("continuation-token", query.get("start-after", [""]))[0]
+    delimiter = query.get("delimiter", [""])[0]
     limit = min(int(query.get("max-keys", ["1000"])[0]), 1000)
-    start = bisect.bisect_right(bucket.keys, after) if after else bisect.bisect_left(bucket.keys, prefix)
-    chosen = []
-    for key in bucket.keys[start:]:
-        if not key.startswith(prefix) or len(chosen) > limit:
-            break
-        chosen.append(key)
-    truncated = len(chosen) > limit
-    chosen = chosen[:limit]
+    keys = bucket.keys
+    if token := query.get("continuation-token", [""])[0]:
+        index = bisect.bisect_left(keys, token)  # the token is the next key to list
+    elif after := query.get("start-after", [""])[0]:
+        index = bisect.bisect_right(keys, after)
+    else:
+        index = bisect.bisect_left(keys, prefix)
+    chosen: list[str] = []
+    common: list[str] = []
+    while index < len(keys) and keys[index].startswith(prefix) and len(chosen) + len(common) < limit:
+        key = keys[index]
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        if cut < 0:
+            chosen.append(key)
+            index += 1
+            continue
+        folder = key[: cut + len(delimiter)]
+        common.append(folder)
+        index = bisect.bisect_left(keys, folder[:-1] + chr(ord(folder[-1]) + 1))  # past every key under it
+    truncated = index < len(keys) and keys[index].startswith(prefix)
     contents = "".join(
         f"<Contents><Key>{escape(key)}</Key><LastModified>"
         f"{time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime(bucket.objects[key][2]))}</LastModified>"
         f"<ETag>{escape(bucket.objects[key][1])}</ETag><Size>{len(bucket.objects[key][0])}</Size>"
         f"<StorageClass>STANDARD</StorageClass></Contents>" for key in chosen)
-    token = f"<NextContinuationToken>{escape(chosen[-1])}</NextContinuationToken>" if truncated else ""
+    folders = "".join(f"<CommonPrefixes><Prefix>{escape(folder)}</Prefix></CommonPrefixes>" for folder in common)
+    following = f"<NextContinuationToken>{escape(keys[index])}</NextContinuationToken>" if truncated else ""
     body = (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>{escape(name)}</Name>'
-            f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(chosen)}</KeyCount><MaxKeys>{limit}</MaxKeys>"
-            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{contents}{token}</ListBucketResult>")
+            f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(chosen) + len(common)}</KeyCount>"
+            f"<MaxKeys>{limit}</MaxKeys><IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+            f"{contents}{folders}{following}</ListBucketResult>")
     return _answer(start_response, "200 OK", body.encode(), [("Content-Type", "application/xml")])
 
 
@@ -151,13 +168,15 @@ def served(endpoint: str) -> int:
 
 
 @contextlib.contextmanager
-def started(latency: float, seed: tuple[str, str, int, int]) -> Iterator[str]:
-    """The endpoint in a process of its own, seeded with ``(bucket, prefix, rows, size)``; yields its URL."""
+def started(latency: float, seed: tuple[str, str, int, int] | None = None,
+            keys: tuple[str, str] | None = None) -> Iterator[str]:
+    """The endpoint in a process of its own, seeded with ``(bucket, prefix, rows, size)``, or
+    with ``(bucket, file)``, a file of keys, one a line; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    server = subprocess.Popen([sys.executable, __file__, "--port", str(port), "--latency", str(latency),
-                               "--seed", *map(str, seed)])
+    seeding = [*(["--seed", *map(str, seed)] if seed else []), *(["--keys", *keys] if keys else [])]
+    server = subprocess.Popen([sys.executable, __file__, "--port", str(port), "--latency", str(latency), *seeding])
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -220,6 +239,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added per request")
     parser.add_argument("--seed", nargs=4, metavar=("BUCKET", "PREFIX", "ROWS", "SIZE"),
                         help="create BUCKET holding PREFIX0..PREFIX<ROWS-1>, each SIZE bytes")
+    parser.add_argument("--keys", nargs=2, metavar=("BUCKET", "FILE"),
+                        help="create BUCKET holding the keys of FILE (one a line), each 1 byte")
     args = parser.parse_args()
     app = FastS3(args.latency)
     if args.seed:
@@ -227,6 +248,12 @@ def main() -> None:
         bucket = app.buckets.setdefault(name, Bucket())
         for row in range(int(rows)):
             bucket.put(f"{prefix}{row}", ((b"%d " % row) * int(size))[: int(size)])
+    if args.keys:
+        name, file = args.keys
+        bucket = app.buckets.setdefault(name, Bucket())
+        with open(file, encoding="utf-8") as lines:
+            for key in lines.read().splitlines():
+                bucket.put(key, b"x")
     asyncio.run(serve(app, args.port))
 
 if __name__ == "__main__":

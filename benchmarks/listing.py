@@ -2,11 +2,12 @@
 on each transport.
 
 ``python benchmarks/listing.py --keys 20000 --latency 0.1`` seeds a table of KEYS keys (ids x
-5 years x 4 months) into moto's server with LATENCY seconds added per request, then lists it
+5 years x 4 months) into moto's server (or ``--server fast``, ``fast_s3.py``) with LATENCY
+seconds added per request, then lists it
 both ways, each in a process of its own, and prints wall time, LIST requests, the most LISTs in
-flight at once, LISTs on the critical path (those before the fan-out, then the longest range's
-pages), wall time in units of the latency, client CPU and the peak
-of Python memory (tracemalloc, in a second run). moto's server rescans every key of the bucket
+flight at once, wall time in units of the latency (against ``fast_s3.py``, which is not the
+bound, the round trips on the critical path), client CPU and the peak of Python memory
+(tracemalloc, in a second run). moto's server rescans every key of the bucket
 for each LIST, so its CPU, shared with the client on a small machine, bounds the engine's gain
 here more than it would on S3.
 """
@@ -14,7 +15,6 @@ here more than it would on S3.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench import start_server  # noqa: E402
+from fast_s3 import started  # noqa: E402
 
 BUCKET = "listing-bench"
 
@@ -53,15 +54,13 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
     client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
                           config=botocore.config.Config(max_pool_connections=workers))
     state = {"calls": 0, "running": 0, "peak": 0}
-    per_thread: dict[str, int] = {}
     lock = threading.Lock()
 
-    def begun(name: str) -> None:
+    def begun() -> None:
         with lock:
             state["calls"] += 1
             state["running"] += 1
             state["peak"] = max(state["peak"], state["running"])
-            per_thread[name] = per_thread.get(name, 0) + 1
 
     def ended() -> None:
         with lock:
@@ -69,7 +68,7 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
 
     def counted(call: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            begun(threading.current_thread().name)
+            begun()
             try:
                 return call(*args, **kwargs)
             finally:
@@ -80,8 +79,7 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             if not db.store.sends_async:  # it calls list_page on a thread, which counts
                 return await call(*args, **kwargs)
-            task = asyncio.current_task()
-            begun(task.get_name() if task else "loop")
+            begun()
             try:
                 return await call(*args, **kwargs)
             finally:
@@ -89,7 +87,8 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
         return wrapper
 
     db.store.list_page = counted(db.store.list_page)  # type: ignore[method-assign]
-    db.store.list_page_async = counted_async(db.store.list_page_async)  # type: ignore[method-assign]
+    if hasattr(db.store, "list_page_async"):  # the engine lists on the event loop
+        db.store.list_page_async = counted_async(db.store.list_page_async)  # type: ignore[method-assign]
     client.list_objects_v2 = counted(client.list_objects_v2)  # type: ignore[method-assign]
     if memory:
         tracemalloc.start()
@@ -104,10 +103,7 @@ def list_once(how: str, url: str, workers: int, memory: bool) -> dict[str, Any]:
     else:
         listed = [obj.key for obj in Lister(db.store, BUCKET, workers).objects("t/")]
     result = {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu, "keys": len(listed),
-              "lists": state["calls"], "in_flight": state["peak"],
-              # the LISTs made before the fan-out (by the caller's thread, or the first task on the
-              # loop), then the longest chain of one range's pages (a thread's, or a task's)
-              "critical": per_thread.pop(next(iter(per_thread), ""), 0) + max(per_thread.values(), default=0)}
+              "lists": state["calls"], "in_flight": state["peak"]}
     if memory:
         result["peak_mb"] = tracemalloc.get_traced_memory()[1] / 1e6
     return result
@@ -132,11 +128,24 @@ WAYS = {
 }
 
 
+def list_each_way(url: str, workers: int) -> list[tuple[str, dict[str, Any], float]]:
+    """Each way's listing in a process of its own, then again for its peak memory."""
+    rows = []
+    for how in WAYS:
+        runs = [json.loads(subprocess.run([sys.executable, __file__, "--workers", str(workers), "--one",
+                                           how, url, memory], capture_output=True, text=True,
+                                          check=True).stdout) for memory in ("0", "1")]
+        rows.append((how, runs[0], runs[1]["peak_mb"]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keys", type=int, default=20000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--server", choices=["moto", "fast"], default="moto",
+                        help="moto's server, or fast_s3.py (which does not rescan the bucket for each LIST)")
     parser.add_argument("--one", nargs=3, metavar=("HOW", "URL", "MEMORY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     from s3aads_pandas.local import LOCAL_CREDENTIALS
@@ -149,25 +158,25 @@ def main() -> None:
 
     keys_file = Path(tempfile.mkdtemp()) / "keys.txt"
     keys_file.write_text("\n".join(keys(args.keys)))
-    server, url = start_server(args.latency, "--seed", BUCKET, str(keys_file))
-    try:
-        rows = []
-        for how in WAYS:
-            runs = [json.loads(subprocess.run([sys.executable, __file__, "--workers", str(args.workers), "--one",
-                                               how, url, memory], capture_output=True, text=True,
-                                              check=True).stdout) for memory in ("0", "1")]
-            rows.append((how, runs[0], runs[1]["peak_mb"]))
-    finally:
-        server.terminate()
-        server.wait(10)
-    print(f"`python benchmarks/listing.py --keys {args.keys} --latency {args.latency} --workers {args.workers}`\n")
-    print("| listing | keys | wall | LISTs | LISTs in flight | LISTs on the critical path | wall / latency "
-          "| client CPU | CPU per key | peak memory |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if args.server == "fast":
+        with started(args.latency, keys=(BUCKET, str(keys_file))) as url:
+            rows = list_each_way(url, args.workers)
+    else:
+        server, url = start_server(args.latency, "--seed", BUCKET, str(keys_file))
+        try:
+            rows = list_each_way(url, args.workers)
+        finally:
+            server.terminate()
+            server.wait(10)
+    print(f"`python benchmarks/listing.py --keys {args.keys} --latency {args.latency} --workers {args.workers} "
+          f"--server {args.server}`\n")
+    print("| listing | keys | wall | LISTs | LISTs in flight | wall / latency | client CPU | CPU per key "
+          "| peak memory |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for how, run, peak in rows:
         name = WAYS[how] + (f" ({args.workers} workers)" if how.startswith("engine") else "")
         print(f"| {name} | {run['keys']:,} | {run['wall']:.1f} s | {run['lists']} | {run['in_flight']} "
-              f"| {run['critical']} | {run['wall'] / args.latency:.0f} | {run['cpu']:.2f} s "
+              f"| {run['wall'] / args.latency:.0f} | {run['cpu']:.2f} s "
               f"| {1e6 * run['cpu'] / max(1, run['keys']):.1f} us | {peak:.1f} MB |")
 
 

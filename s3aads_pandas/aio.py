@@ -158,7 +158,15 @@ class AsyncTable:
 
     @property
     def columns(self) -> list[str]:
-        return self.sync.columns
+        """The key columns in hand, which reading sends nothing for: as given, or as recorded in
+        the bucket once a call has read the table's record (:meth:`read_columns`); empty before."""
+        return self.sync.columns if self.sync.ready() else []
+
+    async def read_columns(self) -> list[str]:
+        """The key columns: as given, else as recorded in the bucket (its record read on a worker
+        thread the first time), else empty (a table of s3aads 2.x), as the synchronous Table's."""
+        await self._opened()
+        return await self._prepared(lambda: self.sync.columns)
 
     distinct = _coroutine(Table.distinct)
     query_by_key = _coroutine(Table.query_by_key)
@@ -269,8 +277,7 @@ class AsyncTable:
 
     async def _without_columns(self) -> bool:
         """Whether the table has no columns, given or recorded (a table of s3aads 2.x)."""
-        await self._opened()
-        return not await self._prepared(lambda: self.sync.columns)
+        return not await self.read_columns()
 
     async def query(self, **filters: Any) -> list[dict[str, str]]:
         """:meth:`Table.query <s3aads_pandas.Table.query>`."""

@@ -206,6 +206,21 @@ def test_listings_go_out_on_the_package_loop_with_no_worker_thread(db: Database)
     assert (loop.THREAD_PREFIX in names) == db.store.sends_async
 
 
+def test_a_tables_columns_are_read_by_a_coroutine_and_the_property_sends_nothing(db: Database) -> None:
+    Table("t", db, columns=["year", "id"]).insert(b"x", year=2020, id=1)
+    table = aio.AsyncTable("t", db)
+
+    async def session() -> tuple[list[str], list[str], list[str]]:
+        with usage() as spent:
+            before = table.columns
+        assert spent.requests == {}
+        return before, await table.read_columns(), table.columns
+
+    assert asyncio.run(session()) == ([], ["year", "id"], ["year", "id"])
+    assert asyncio.run(aio.AsyncTable("t", db, columns=["year", "id"]).read_columns()) == ["year", "id"]
+    assert asyncio.run(aio.AsyncTable("none", db).read_columns()) == []
+
+
 def test_bad_input_to_a_rows_call_sends_nothing(db: Database) -> None:
     table = aio.AsyncTable("t", db, columns=["id"])
     with usage() as spent:

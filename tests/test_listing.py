@@ -18,7 +18,7 @@ import pytest
 
 from s3aads_pandas import Database, SkippedKeysWarning, Table
 from s3aads_pandas.storage.adapter import Listed, ListedPage, ObjectStore
-from s3aads_pandas.storage.listing import Lister, ListingStopped, just_before, stop_listing
+from s3aads_pandas.storage.listing import Lister, ListingStopped, in_order, just_before, stop_listing
 from s3aads_pandas.storage.retry import Interrupted, interrupted
 
 DIRECTORY_BUCKETS = True  # also run against a directory bucket (see conftest)
@@ -279,3 +279,21 @@ def test_a_list_waiting_for_its_turn_is_not_sent_once_its_listing_stopped(db: Da
         stop.set()
     waiting.join(30)
     assert len(raised) == 1 and "ListObjectsV2" not in sent
+
+
+def test_leaving_a_fanned_out_listing_starts_no_further_range() -> None:
+    started: list[int] = []
+
+    async def a_range(part: int) -> Any:
+        started.append(part)
+        yield [part]
+        await asyncio.Event().wait()  # a range that would go on listing
+
+    async def leave_after_the_first_page() -> list[int]:
+        listing = in_order(a_range, list(range(6)), workers=2)
+        assert await anext(listing) == [0]
+        await listing.aclose()
+        await asyncio.sleep(0.05)  # a range started while the others were cancelled would run now
+        return started
+
+    assert asyncio.run(leave_after_the_first_page()) == [0, 1]

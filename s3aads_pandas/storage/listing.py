@@ -238,7 +238,7 @@ async def in_order(produce: Callable[[T], AsyncGenerator[list[R], None]], parts:
         except Exception as error:  # handed to the consumer, which raises it in order
             await queues[index].put(_Failed(error))
         finally:
-            if len(tasks) < len(parts):
+            if len(tasks) < len(parts) and not stop.is_set():  # none starts once the consumer left
                 tasks.append(asyncio.create_task(run(len(tasks))))
 
     try:

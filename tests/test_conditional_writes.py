@@ -237,7 +237,8 @@ def put_attempts(db: Database, key: str) -> list[int]:
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["boto3", "obstore"])
 #: The transports, and the asyncio API where its conditional PUTs are its own (obstore's
-#: asynchronous API; through boto3 they are the synchronous ones, on a thread).
+#: asynchronous API; through boto3 they are the synchronous ones, on a thread). It runs an
+#: insert's and an update's lost answer: what follows the refusal is one decision, shared.
 WAYS = pytest.mark.parametrize(("transport", "api"), [("boto3", "sync"), ("obstore", "sync"), ("obstore", "aio")])
 
 
@@ -272,8 +273,8 @@ def test_a_retry_refused_because_its_own_first_attempt_landed_succeeds(transport
             table.insert(b"someone else", overwrite=False, id=1)
 
 
-@WAYS
-def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: str, api: str) -> None:
+@TRANSPORTS
+def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: str) -> None:
     # request 6 (our conditional PUT of t/1) is dropped before S3 sees it; before our retry,
     # another writer stores the very same bytes: the retry's 412 is a conflict
     for server in faulty(FaultPlan(rate=0, script=(None, None, None, None, None, "drop-before"))):
@@ -290,7 +291,7 @@ def test_a_lost_answer_never_makes_another_writers_equal_bytes_ours(transport: s
 
         db.store.hooks.append(other_writer_first)
         with pytest.raises(RowExistsError):
-            writer(table, api).insert(b"same", overwrite=False, id=1)
+            table.insert(b"same", overwrite=False, id=1)
         assert server.faults.injected["drop-before"] == 1 and len(attempts) == 2
 
 
@@ -368,26 +369,26 @@ def test_a_lost_answer_whose_write_was_replaced_since_is_still_ours(transport: s
         assert table.select(id=1) == b"1+++"
 
 
-@WAYS
-def test_a_lost_answer_that_cannot_be_decided_is_reported_unknown_not_a_conflict(transport: str, api: str) -> None:
+@TRANSPORTS
+def test_a_lost_answer_that_cannot_be_decided_is_reported_unknown_not_a_conflict(transport: str) -> None:
     for server, db, table, current, attempts in a_read_row(transport, "drop-after"):
         plain = Table("t", Database("ambiguous", endpoint_url=server.endpoint_url), ["id"])
         # a write that records no history: nothing tells whether ours came before it
         before_the_retry(db, attempts, lambda: plain.insert(b"overwritten", id=1))
         with pytest.raises(WriteOutcomeUnknownError, match="may or may not have landed") as raised:
-            writer(table, api).update(b"1", current.etag, id=1)
+            table.update(b"1", current.etag, id=1)
         assert not isinstance(raised.value, RowChangedError)
         assert raised.value.key == "t/1" and raised.value.etag == table.select_with_etag(id=1).etag
 
 
-@WAYS
-def test_a_lost_request_that_another_writer_beat_on_the_same_version_is_a_conflict(transport: str, api: str) -> None:
+@TRANSPORTS
+def test_a_lost_request_that_another_writer_beat_on_the_same_version_is_a_conflict(transport: str) -> None:
     # our update never reaches S3; another writer replaces the version we read first (written
     # conditionally, so its version has a write id)
     for server, db, table, current, attempts in a_read_row(transport, "drop-before", conditional=True):
         before_the_retry(db, attempts, other_writer(server))
         with pytest.raises(RowChangedError):
-            writer(table, api).update(b"1", current.etag, id=1)
+            table.update(b"1", current.etag, id=1)
         assert server.faults.injected["drop-before"] == 1 and table.select(id=1) == b"0+"
 
 

@@ -19,6 +19,7 @@ from s3aads_pandas import (
     configure,
 )
 from s3aads_pandas.local import LocalS3
+from s3aads_pandas.storage.connect import _shared_loader
 from s3aads_pandas.storage.retry import RetryPolicy
 
 
@@ -97,6 +98,24 @@ def test_ready_session_and_client_are_used() -> None:
     other.create()
     Table("t", other, ["id"]).insert(b"x", id=1)
     assert client.get_object(Bucket="with-client", Key="t/1")["Body"].read() == b"x"
+
+
+def test_databases_share_the_service_models_and_keep_their_own_settings(monkeypatch, tmp_path) -> None:
+    from botocore.loaders import JSONFileLoader
+
+    Database("first", endpoint_url="http://127.0.0.1:9", region_name="eu-west-1").store.boto3_client
+    files: list[str] = []
+    real_load = JSONFileLoader.load_file
+    monkeypatch.setattr(JSONFileLoader, "load_file", lambda self, path: files.append(path) or real_load(self, path))
+    second = Database("second", endpoint_url="http://127.0.0.1:9", region_name="ap-south-1",
+                      aws_access_key_id="second-key", aws_secret_access_key="s")
+    assert second.store.boto3_client.meta.region_name == "ap-south-1"
+    assert files == []  # S3's model, its endpoints and its rules were parsed for the first Database
+    paths = _shared_loader(None).search_paths
+    assert len(paths) == len(set(paths))  # every boto3 Session adds its data folder: kept once
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))  # another data path: another loader, as botocore's
+    Database("third", endpoint_url="http://127.0.0.1:9").store.boto3_client
+    assert files and str(tmp_path) in _shared_loader(str(tmp_path)).search_paths
 
 
 def test_one_retry_layer_timeouts_and_a_pool_as_large_as_the_workers() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from s3aads_pandas.errors import TableEmptyError
+from s3aads_pandas.storage.connect import new_session
 from s3aads_pandas.storage.transport import Listed
 from s3aads_pandas.tables.keys import KeyCodec, has_methods
 
@@ -40,10 +41,8 @@ class DatabaseCompat:
     @functools.cached_property
     def _s3_resource(self) -> Any:
         """boto3's S3 service resource over this database's boto3 client (made on first use)."""
-        import boto3
-
         client = self.store.boto3_client
-        resource = boto3.session.Session().resource("s3", region_name=client.meta.region_name or "us-east-1")
+        resource = new_session().resource("s3", region_name=client.meta.region_name or "us-east-1")
         resource.meta.client = client
         return resource
 

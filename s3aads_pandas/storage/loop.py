@@ -253,10 +253,8 @@ def iterate(items: AsyncGenerator[T, None], *,
         while True:
             package.call_soon_threadsafe(wanted.release)
             item = _taken(channel, stop)
-            if item is _END:
+            if _ends(item):
                 return
-            if isinstance(item, _Raised):
-                raise item.error
             yield cast(T, item)
     except Stopped:
         unwind = False
@@ -280,15 +278,20 @@ async def iterate_async(items: AsyncGenerator[T, None]) -> AsyncGenerator[T, Non
         while True:
             package.call_soon_threadsafe(wanted.release)
             item = await channel.get()
-            if item is _END:
+            if _ends(item):
                 return
-            if isinstance(item, _Raised):
-                raise item.error
             yield cast(T, item)
     finally:
         running.cancel()
         while await channel.get() is not _UNWOUND:
             continue
+
+
+def _ends(delivered: object) -> bool:
+    """Whether what :func:`_pump` delivered ends the iteration; raises what the iterator raised."""
+    if isinstance(delivered, _Raised):
+        raise delivered.error
+    return delivered is _END
 
 
 async def _pump(items: AsyncGenerator[T, None], deliver: Callable[[object], None],

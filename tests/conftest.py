@@ -21,6 +21,7 @@ from s3aads_pandas.config import default_settings
 from s3aads_pandas.local import LOCAL_CREDENTIALS, FaultPlan, LocalS3
 from s3aads_pandas.storage import memory
 from s3aads_pandas.storage.connect import make_transport
+from s3aads_pandas.storage.s3_transport import forget_regions
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,6 +49,12 @@ def main_module_kept() -> Iterator[None]:
 def no_endpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The notebooks' endpoint is in the environment (for their kernels); tests choose their own."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def regions_learned_afresh() -> None:
+    """Every test's databases learn their buckets' regions, as a new process's do."""
+    forget_regions()
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from s3aads_pandas.local import FaultPlan, LocalS3
 from s3aads_pandas.local.aws import AwsAnswers
 from s3aads_pandas.storage.boto3_transport import Boto3Transport
 from s3aads_pandas.storage.integrity import CHECKSUMS
+from s3aads_pandas.storage.s3_transport import forget_regions
 
 DIRECTORY = "tests--use1-az4--x-s3"
 COLUMNS = ["id", "year", "month"]
@@ -122,6 +123,7 @@ def test_a_directory_bucket_answers_as_s3_express_does(server: LocalS3) -> None:
 def test_a_bucket_in_another_region_costs_one_request_more(transport: str, answer: str, count_requests) -> None:
     with started(LocalS3(wrong_region=answer)) as server:
         Database("eub", endpoint_url=server.endpoint_url, region_name="eu-west-1").create()
+        forget_regions()  # as in a process that did not make the bucket
         server.answered.clear()
         db = Database("eub", endpoint_url=server.endpoint_url, region_name="us-east-1", transport=transport)
         counter = count_requests(db)
@@ -132,6 +134,21 @@ def test_a_bucket_in_another_region_costs_one_request_more(transport: str, answe
         assert sum(server.answered.values()) == sent + 1  # one request learns the region, once
         wrong = sum(n for answer_, n in server.answered.items() if answer_.split()[1] in {"301", "400"})
         assert wrong == 1
+
+
+def test_a_process_learns_a_buckets_region_once() -> None:
+    with started(LocalS3(wrong_region="PermanentRedirect")) as server:
+        client(server, "eu-west-1").create_bucket(Bucket="eub", CreateBucketConfiguration={
+            "LocationConstraint": "eu-west-1"})  # made by another tool
+        for made in range(3):  # as pd.read_s3aads("eub/t") makes a Database each call
+            server.answered.clear()
+            table = Table("t", Database("eub", endpoint_url=server.endpoint_url, region_name="us-east-1"), ["id"])
+            table.insert(b"one", id=made)
+            assert table.select(id=made) == b"one"
+            # the first learns the region from HeadBucket's redirect; the others send no HeadBucket
+            heads = {answer: n for answer, n in server.answered.items() if answer.startswith("HEAD")}
+            assert heads == ({"HEAD 301": 1} if made == 0 else {})
+            assert not [answer for answer in server.answered if answer != "HEAD 301" and " 301" in answer]
 
 
 def test_a_bucket_that_moves_region_is_learned_again_once(server: LocalS3, count_requests) -> None:
@@ -153,6 +170,7 @@ def test_a_bucket_that_moves_region_is_learned_again_once(server: LocalS3, count
 def test_a_region_that_cannot_be_learned_is_a_clear_error_sent_once(server: LocalS3, count_requests,
                                                                     monkeypatch) -> None:
     Database("eub", endpoint_url=server.endpoint_url, region_name="eu-west-1").create()
+    forget_regions()  # as in a process that did not make the bucket
     db = Database("eub", endpoint_url=server.endpoint_url, region_name="us-east-1", transport="obstore")
     monkeypatch.setattr(Boto3Transport, "bucket_region", lambda self, bucket: None)  # a store that does not say
     counter = count_requests(db)

@@ -17,8 +17,9 @@ and parameter keeps working:
   refuse), and every request of a directory bucket behind an endpoint URL (obstore's S3 Express
   sessions reach AWS's own zonal endpoints only).
 
-Each bucket's store is made for the bucket's region, learned with one HeadBucket on first use;
-a redirect or a refusal of the signing region met later learns it again once and resends.
+Each bucket's store is made for the bucket's region, learned with one HeadBucket the first time
+the process uses the bucket at that endpoint; a redirect or a refusal of the signing region met
+later learns it again once and resends.
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ def expressible(key: str) -> bool:
     return all(segment not in {"", ".", ".."} for segment in key.split("/"))
 
 
+#: The region of each bucket, by endpoint, as this process last learned it: a Database made later
+#: (``pd.read_s3aads("bucket/table")`` makes one a call) signs for it with no HeadBucket first. A
+#: region out of date is learned again, as when a bucket moves.
+_named_regions: dict[tuple[str, str], str] = {}
+
+
+def forget_regions() -> None:
+    """Forget the buckets' regions learned so far: the next use of each asks S3 again."""
+    _named_regions.clear()
+
+
 class S3Transport(ObstoreTransport[Store]):
     """S3's buckets, each through one obstore ``S3Store`` made on first use for its region.
 
@@ -133,20 +145,30 @@ class S3Transport(ObstoreTransport[Store]):
         return self._serves_directory_buckets or not is_directory_bucket(bucket)
 
     def _store(self, bucket: str, key: str | None = None) -> Store:
-        """The bucket's store; the first use asks S3 for the bucket's region (one HeadBucket)."""
+        """The bucket's store, for the region S3 named for it in this process, or asked now (one
+        HeadBucket)."""
         with self._lock:
             if bucket not in self._stores:
-                try:
-                    region = self.fallback.bucket_region(bucket) or self.fallback.region
-                except S3RequestError as error:  # the request itself was not sent
-                    raise S3RequestError(f"{error}, learning the region of the bucket of {where(bucket, key)}",
-                                         error.code, retryable=error.retryable, throttled=error.throttled) from None
-                self._remember(bucket, region)
+                region = _named_regions.get((self.endpoint, bucket))
+                if region is None:
+                    try:
+                        named = self.fallback.bucket_region(bucket)
+                    except S3RequestError as error:  # the request itself was not sent
+                        raise S3RequestError(
+                            f"{error}, learning the region of the bucket of {where(bucket, key)}", error.code,
+                            retryable=error.retryable, throttled=error.throttled) from None
+                    region = named or self.fallback.region
+                    self._remember(bucket, region, named=named is not None)
+                else:
+                    self._remember(bucket, region, named=False)
             return self._stores[bucket][0]
 
-    def _remember(self, bucket: str, region: str | None) -> None:
-        """Make the bucket's store for ``region`` (under the lock)."""
+    def _remember(self, bucket: str, region: str | None, *, named: bool) -> None:
+        """Make the bucket's store for ``region`` (under the lock); a region S3 ``named`` is kept
+        for the process's other databases of this endpoint."""
         self._stores[bucket] = (self._make_store(bucket, region), region)
+        if named and region is not None:
+            _named_regions[(self.endpoint, bucket)] = region
 
     def _relearned(self, bucket: str, wrong: _WrongRegion) -> Store:
         """A store for the region S3 now gives the bucket; raise when it is the one in use."""
@@ -156,7 +178,7 @@ class S3Transport(ObstoreTransport[Store]):
             if region is None or region == used:
                 raise wrong_region(bucket, region, used) if wrong.certain else wrong.error
             logger.info("s3://%s is in region %s, not %s: its requests are now signed for it", bucket, region, used)
-            self._remember(bucket, region)
+            self._remember(bucket, region, named=True)
             return self._stores[bucket][0]
 
     def _call(self, operation: str, bucket: str, key: str | None, params: Mapping[str, Any],
@@ -416,7 +438,7 @@ class S3Transport(ObstoreTransport[Store]):
         """Create the bucket (boto3), which is then in the configured region: nothing to learn."""
         self.fallback.create_bucket(bucket)
         with self._lock:
-            self._remember(bucket, self.fallback.region)
+            self._remember(bucket, self.fallback.region, named=True)
 
     def put_parameters(self) -> frozenset[str]:
         return self.fallback.put_parameters()

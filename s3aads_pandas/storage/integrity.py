@@ -29,14 +29,16 @@ def check_body(body: bytes, etag: str, where: str, sent: Mapping[str, str] | Non
     its MD5 as ETag (``etag_is_md5``), which catches what the checksums (when S3 sends any) do
     not; the ETags of the others are opaque. Multipart checksums (``...-3``) are of the parts.
     """
-    corrupted = S3RequestError(
-        f"the body of {where} arrived corrupted (it differs from the checksum S3 sent)", retryable=True
-    )
     for field, expected in (sent or {}).items():
         if expected and "-" not in expected and base64.b64encode(CHECKSUMS[field](body)).decode() != expected:
-            raise corrupted
+            raise _corrupted(where)
     plain = etag.strip('"')
     if len(plain) != 32 or "-" in plain or not etag_is_md5:
         return
     if hashlib.md5(body, usedforsecurity=False).hexdigest() != plain:
-        raise corrupted
+        raise _corrupted(where)
+
+
+def _corrupted(where: str) -> S3RequestError:
+    return S3RequestError(f"the body of {where} arrived corrupted (it differs from the checksum S3 sent)",
+                          retryable=True)

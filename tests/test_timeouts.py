@@ -240,3 +240,56 @@ def test_a_second_ctrl_c_stops_waiting_for_the_attempts_in_flight(silent: Stalli
         child.kill()
     assert out == "interrupted\n", err
     assert "abandoned" in err
+
+
+@pytest.fixture
+def heads_only() -> Iterator[StallingServer]:
+    """Answers every HEAD (the bucket's region, an object's version) and never a GET."""
+
+    def respond(connection: socket.socket, stop: threading.Event, head: bytes) -> None:
+        if not head.startswith(b"HEAD "):
+            stop.wait()
+            return
+        connection.sendall(b'HTTP/1.1 200 OK\r\nx-amz-bucket-region: us-east-1\r\nContent-Length: 1\r\nETag: "x"\r\n'
+                           b"Last-Modified: Tue, 08 Dec 2026 00:00:00 GMT\r\n\r\n")
+
+    yield from serve(respond)
+
+
+_EXIT_WITH_A_GET_IN_FLIGHT = """
+import asyncio
+import sys
+from s3aads_pandas import Database
+from s3aads_pandas.storage import loop
+store = Database("stalled", endpoint_url=sys.argv[1], read_timeout=600).store
+store.head("stalled", "t/0")  # the bucket's region is learned: the GET goes out on the loop
+
+
+async def get():
+    try:
+        await store.get_async("stalled", "t/1")
+    finally:
+        print("unwound", flush=True)
+
+
+loop.spawn(get())
+print("ready", flush=True)
+sys.stdin.readline()  # the GET is out: exit with it in flight
+"""
+
+
+def test_a_process_exits_with_its_requests_in_flight_cancelled(heads_only: StallingServer) -> None:
+    child = subprocess.Popen([sys.executable, "-c", _EXIT_WITH_A_GET_IN_FLIGHT, heads_only.url],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **LOCAL_CREDENTIALS})
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n", child.stderr
+        waited = time.monotonic() + 60
+        while heads_only.connections < 3 and time.monotonic() < waited:  # HeadBucket, HeadObject, the GET
+            time.sleep(0.05)
+        out, err = child.communicate("\n", timeout=60)
+    finally:
+        child.kill()
+    # the request was cancelled before the interpreter shut down: obstore's runtime drops it, and
+    # never answers into a finalizing interpreter (which aborted a process now and then)
+    assert (child.returncode, out) == (0, "unwound\n"), err

@@ -57,11 +57,24 @@ def event_loop() -> asyncio.AbstractEventLoop:
 
 
 def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
-    """At exit, stop the loop and wait for its thread: no Python code of it may run while the
-    interpreter shuts down (a process killed by Ctrl-C mid-transfer aborted there)."""
+    """At exit, cancel the loop's tasks, then stop the loop and wait for its thread: no Python
+    code of it may run while the interpreter shuts down. A request still in flight would
+    answer into it from obstore's runtime, and abort the process (SIGABRT after a transfer
+    left by a second Ctrl-C); a cancelled one is dropped there."""
     if thread.is_alive():
+        with contextlib.suppress(futures.TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(EXIT_WAIT)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(EXIT_WAIT)
+
+
+async def _cancel_tasks() -> None:
+    """Cancel every other task of the running loop, and wait for them to unwind."""
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
 
 
 def available() -> bool:

@@ -179,8 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def exit_with(code: int) -> NoReturn:
     """Leave the process with ``code``; after a Ctrl-C (130) at once, as Unix tools do: the
-    output is flushed and every row written is whole, and an interpreter shutting down while
-    obstore's runtime threads still run can abort (SIGABRT) instead of exiting 130."""
+    output is flushed and every row written is whole, and the attempts still in flight (a
+    second Ctrl-C leaves them) are not waited for."""
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -281,9 +281,7 @@ class AsyncTable:
 
     async def query(self, **filters: Any) -> list[dict[str, str]]:
         """:meth:`Table.query <s3aads_pandas.Table.query>`."""
-        rows = self.sync.database.in_key_order([row async for row in self.iter_rows(**filters)])
-        codec = self.sync.codec
-        return [codec.decode(row.segments) for row in rows]
+        return self.sync.decoded([row async for row in self.iter_rows(**filters)])
 
     async def count(self, **filters: Any) -> int:
         """:meth:`Table.count <s3aads_pandas.Table.count>`: rows counted as listed, not held."""
@@ -296,12 +294,9 @@ class AsyncTable:
 
     async def keys(self) -> list[str]:
         """Keys (without the table name) of every row (a property of the synchronous Table)."""
-        start = len(self.name) + 1
         if await self._without_columns():
-            objects = [obj async for page in self._table_pages() for obj in page]
-            return [obj.key[start:] for obj in self.sync.database.in_key_order(objects)]
-        rows = self.sync.database.in_key_order([row async for row in self.iter_rows()])
-        return [row.key[start:] for row in rows]
+            return self.sync.keys_of([obj async for page in self._table_pages() for obj in page])
+        return self.sync.keys_of([row async for row in self.iter_rows()])
 
 
 def _table(table: AsyncTable | Table | str) -> Table | str:

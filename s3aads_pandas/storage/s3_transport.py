@@ -149,19 +149,17 @@ class S3Transport(ObstoreTransport[Store]):
         HeadBucket)."""
         with self._lock:
             if bucket not in self._stores:
-                region = _named_regions.get((self.endpoint, bucket))
-                if region is None:
-                    try:
-                        named = self.fallback.bucket_region(bucket)
-                    except S3RequestError as error:  # the request itself was not sent
-                        raise S3RequestError(
-                            f"{error}, learning the region of the bucket of {where(bucket, key)}", error.code,
-                            retryable=error.retryable, throttled=error.throttled) from None
-                    region = named or self.fallback.region
-                    self._remember(bucket, region, named=named is not None)
-                else:
-                    self._remember(bucket, region, named=False)
+                named = _named_regions.get((self.endpoint, bucket)) or self._asked_region(bucket, key)
+                self._remember(bucket, named or self.fallback.region, named=named is not None)
             return self._stores[bucket][0]
+
+    def _asked_region(self, bucket: str, key: str | None) -> str | None:
+        """The region S3 names for the bucket (one HeadBucket), or None when it does not say."""
+        try:
+            return self.fallback.bucket_region(bucket)
+        except S3RequestError as error:  # the request itself was not sent
+            raise S3RequestError(f"{error}, learning the region of the bucket of {where(bucket, key)}",
+                                 error.code, retryable=error.retryable, throttled=error.throttled) from None
 
     def _remember(self, bucket: str, region: str | None, *, named: bool) -> None:
         """Make the bucket's store for ``region`` (under the lock); a region S3 ``named`` is kept

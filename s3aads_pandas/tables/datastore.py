@@ -386,8 +386,12 @@ class Table(TableCompat):
 
         Filters on leading columns narrow the S3 listing to their prefix.
         """
+        return self.decoded(self.iter_rows(**filters))
+
+    def decoded(self, rows: Iterable[Row]) -> list[dict[str, str]]:
+        """Listed rows as :meth:`query` returns them: their columns, in key order."""
         codec = self.codec
-        return [codec.decode(row.segments) for row in self.list_rows(**filters)]
+        return [codec.decode(row.segments) for row in self.database.in_key_order(rows)]
 
     # -- rows by key ------------------------------------------------------------------------------
 
@@ -432,11 +436,15 @@ class Table(TableCompat):
     def keys(self) -> list[str]:
         """Keys (without the table name) of every row; of every object under the table when its
         columns are unknown (a table of s3aads 2.x), as s3aads 2.x lists them."""
-        start = len(self.name) + 1
         if not self.columns:  # every object under the table, whatever its depth
-            objects = self.database.lister().objects(f"{self.name}/")
-            return [obj.key[start:] for obj in self.database.in_key_order(objects)]
-        return [row.key[start:] for row in self.list_rows()]
+            return self.keys_of(self.database.lister().objects(f"{self.name}/"))
+        return self.keys_of(self.iter_rows())
+
+    def keys_of(self, listed: Iterable[T]) -> list[str]:
+        """The keys of listed rows or objects as :attr:`keys` gives them: without the table's
+        name, in key order."""
+        start = len(self.name) + 1
+        return [item.key[start:] for item in self.database.in_key_order(listed)]
 
     def count(self, **filters: Any) -> int:
         """Number of rows (matching the filters, if any); of objects, for a table without columns."""
